@@ -1,0 +1,460 @@
+"""`moebius …`: the command line the Snakemake rules call.
+
+Each command parses its options, loads the config, and calls one package function. Output paths are
+explicit arguments. A user error (bad config, corrupt image, wrong checksum, missing weights, …) is
+printed as one line `moebius: error: …` with exit status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from moebius.config import Config, ConfigError, config_hash, dump_yaml, json_schema, load_config
+
+DEFAULT_CONFIG = "config/smoke.yaml"
+
+# Exceptions that mean "the input is wrong", by import path, resolved lazily so that `--help` stays fast.
+USER_ERRORS = (
+    "moebius.config:ConfigError",
+    "moebius.records:RecordError",
+    "moebius.data.errors:DataError",
+    "moebius.masks:MaskError",
+    "moebius.models.checkpoint:CheckpointError",
+    "moebius.weights:MissingWeightError",
+    "moebius.train:TrainError",
+    "moebius.eval.errors:EvalError",
+    "moebius.report:ReportError",
+)
+
+PathArg = click.Path(path_type=Path)
+ExistingPath = click.Path(path_type=Path, exists=True)
+
+
+def _user_error_types() -> tuple[type, ...]:
+    types_: list[type] = []
+    for spec in USER_ERRORS:
+        module, name = spec.split(":")
+        try:
+            types_.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(types_)
+
+
+def _cfg(ctx: click.Context) -> Config:
+    return ctx.obj["config"]
+
+
+def _call(target: str) -> Callable[..., Any]:
+    """Import `module:function` only when the command runs (torch imports are slow)."""
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"YAML config file(s), merged in order (later wins). Default: {DEFAULT_CONFIG}.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_files: tuple[Path, ...]) -> None:
+    """Reproduce the Moebius paper's tables (see README.md)."""
+    ctx.ensure_object(dict)
+    files = config_files or (Path(DEFAULT_CONFIG),)
+    ctx.obj["config_files"] = files
+    ctx.obj["config"] = load_config(*files)
+
+
+# ------------------------------------------------------------------------------------------ config
+@cli.group()
+def config() -> None:
+    """Inspect and validate the configuration."""
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the resolved config as YAML."""
+    click.echo(dump_yaml(_cfg(ctx)), nl=False)
+
+
+@config.command("hash")
+@click.pass_context
+def config_hash_cmd(ctx: click.Context) -> None:
+    """Print the config hash recorded in every result."""
+    click.echo(config_hash(_cfg(ctx)))
+
+
+@config.command("schema")
+@click.option("--out", type=PathArg, default=None, help="Write the schema here instead of stdout.")
+def config_schema(out: Path | None) -> None:
+    """Print (or write) the JSON schema generated from moebius/config.py."""
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        from moebius.atomic import write_text
+
+        write_text(out, text)
+
+
+@config.command("validate")
+@click.pass_context
+def config_validate(ctx: click.Context) -> None:
+    """Validate the config files (strict dataclasses); prints OK and the hash."""
+    click.echo(f"OK {config_hash(_cfg(ctx))}")
+
+
+# -------------------------------------------------------------------------------------------- data
+@cli.group()
+def data() -> None:
+    """Datasets and benchmark image sets."""
+
+
+@data.command("smoke")
+@click.option("--dataset", required=True, help="smoke_natural | smoke_portrait | smoke_ood_natural | smoke_ood_portrait")
+@click.option("--out-root", type=PathArg, required=True, help="Parent folder; writes <out-root>/<dataset>/<split>/.")
+@click.pass_context
+def data_smoke(ctx: click.Context, dataset: str, out_root: Path) -> None:
+    """Make a smoke dataset from photographs shipped in installed packages."""
+    cfg = _cfg(ctx)
+    _call("moebius.data.smoke:make_smoke_dataset")(
+        dataset, out_root, n_train=cfg.data.n_train, n_test=cfg.data.n_test, size=cfg.data.image_size, seed=cfg.seed
+    )
+
+
+@data.command("fetch")
+@click.option("--dataset", required=True, help="places365 | celebahq | ffhq | lvis | deepfakeface")
+@click.option("--split", required=True)
+@click.option("--raw-dir", type=PathArg, required=True, help="Where archives are downloaded (resumable).")
+@click.option("--out-root", type=PathArg, required=True, help="Writes <out-root>/<dataset>/<split>/.")
+@click.pass_context
+def data_fetch(ctx: click.Context, dataset: str, split: str, raw_dir: Path, out_root: Path) -> None:
+    """Download, verify and extract a real dataset split (full scale)."""
+    cfg = _cfg(ctx)
+    _call("moebius.data.registry:fetch_dataset")(
+        dataset, raw_dir=raw_dir, out_dir=out_root / dataset / split, split=split, seed=cfg.seed,
+        ffhq_validation=cfg.data.ffhq_validation,
+    )
+
+
+@data.command("benchmark")
+@click.option("--benchmark", required=True)
+@click.option("--dataset-dir", type=ExistingPath, required=True, help="<data>/datasets/<dataset>/<split>")
+@click.option("--out", type=PathArg, required=True)
+@click.pass_context
+def data_benchmark(ctx: click.Context, benchmark: str, dataset_dir: Path, out: Path) -> None:
+    """Select and preprocess a benchmark's images (MAT crop / MI-GAN resize)."""
+    cfg = _cfg(ctx)
+    bench = _benchmark(cfg, benchmark)
+    _call("moebius.data.benchmarks:prepare_benchmark")(
+        dataset_dir, out, n_images=bench.n_images, size=bench.size, preprocess=bench.preprocess, seed=cfg.seed,
+        rule=bench.selection,
+    )
+
+
+def _benchmark(cfg: Config, name: str):
+    if name not in cfg.benchmarks:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(cfg.benchmarks), n=1)
+        raise ConfigError(f"unknown benchmark {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return cfg.benchmarks[name]
+
+
+# ------------------------------------------------------------------------------------------- masks
+@cli.group()
+def masks() -> None:
+    """Mask protocols: stored, seeded sets and their statistics."""
+
+
+@masks.command("generate")
+@click.option("--benchmark", required=True)
+@click.option("--images", type=ExistingPath, required=True, help="The benchmark's image folder (manifest.csv).")
+@click.option("--out", type=PathArg, required=True)
+@click.pass_context
+def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) -> None:
+    """Write the benchmark's mask set (255 = hole) and its manifest."""
+    import pandas as pd
+
+    cfg = _cfg(ctx)
+    bench = _benchmark(cfg, benchmark)
+    ids = pd.read_csv(images / "manifest.csv", dtype={"id": str})["id"].tolist()
+    _call("moebius.masks:write_mask_set")(
+        bench.mask_protocol, ids, out, seed=cfg.masks.seed, size=bench.size, workers=cfg.masks.workers
+    )
+
+
+@masks.command("stats")
+@click.option("--set", "mask_dirs", multiple=True, type=ExistingPath, help="Stored mask sets to summarise.")
+@click.option("--out-csv", type=PathArg, required=True, help="Per-protocol statistics of fresh draws.")
+@click.option("--sets-csv", type=PathArg, required=True, help="Statistics of the stored sets.")
+@click.option("--plot", type=PathArg, required=True, help="Hole-ratio histogram (PNG).")
+@click.pass_context
+def masks_stats(ctx: click.Context, mask_dirs: tuple[Path, ...], out_csv: Path, sets_csv: Path, plot: Path) -> None:
+    """Hole-ratio statistics per protocol (mean, quartiles, 10% bins, share in [0.4, 0.5])."""
+    _call("moebius.masks.stats:write_stats")(_cfg(ctx), list(mask_dirs), out_csv, sets_csv, plot)
+
+
+# ---------------------------------------------------------------------------------------- training
+@cli.group()
+def train() -> None:
+    """Train the VAE / teacher (smoke scale), or prepare official weights (full scale)."""
+
+
+@train.command("vae")
+@click.option("--out", type=PathArg, required=True)
+@click.option("--resume/--no-resume", default=True, help="Continue from the last checkpoint in --out.")
+@click.pass_context
+def train_vae(ctx: click.Context, out: Path, resume: bool) -> None:
+    """Train the tiny VAE (smoke) or install the official SDXL VAE (full)."""
+    cfg = _cfg(ctx)
+    if cfg.model.vae_source == "official":
+        _call("moebius.train.loop:prepare_official")(cfg, "vae", "pretrained", out)
+    else:
+        _call("moebius.train.loop:train_vae")(cfg, out, resume=resume)
+
+
+@train.command("teacher")
+@click.option("--vae", "vae_dir", type=ExistingPath, required=True)
+@click.option("--out", type=PathArg, required=True)
+@click.option("--resume/--no-resume", default=True)
+@click.pass_context
+def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool) -> None:
+    """Train the teacher from scratch (smoke) or install the official PixelHacker (full)."""
+    cfg = _cfg(ctx)
+    if cfg.model.teacher_source == "official":
+        _call("moebius.train.loop:prepare_official")(cfg, "teacher", "pretrained", out)
+    else:
+        _call("moebius.train.loop:train_teacher")(cfg, vae_dir, out, resume=resume)
+
+
+@train.command("official")
+@click.option("--kind", type=click.Choice(["vae", "teacher", "student"]), required=True)
+@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]), required=True)
+@click.option("--out", type=PathArg, required=True)
+@click.pass_context
+def train_official(ctx: click.Context, kind: str, variant: str, out: Path) -> None:
+    """Install an official checkpoint (HF hustvl/*) from the weights directory as a run directory."""
+    _call("moebius.train.loop:prepare_official")(_cfg(ctx), kind, variant, out)
+
+
+@train.command("distill")
+@click.option("--student", default="student", help="student | exp1 … exp15")
+@click.option("--teacher", "teacher_dir", type=PathArg, default=None, help="Teacher run dir (needed with --kd).")
+@click.option("--vae", "vae_dir", type=ExistingPath, required=True)
+@click.option("--out", type=PathArg, required=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override distill.train.steps.")
+@click.option("--losses", default=None, help="Comma-separated subset of c_kd,f_kd,task,perceptual.")
+@click.option("--kd/--no-kd", default=True, help="--no-kd trains with L_task only (Table 2 KD-off rows).")
+@click.option("--resume/--no-resume", default=True)
+@click.pass_context
+def train_distill(
+    ctx: click.Context, student: str, teacher_dir: Path | None, vae_dir: Path, out: Path, steps: int | None,
+    losses: str | None, kd: bool, resume: bool,
+) -> None:
+    """Adaptive multi-granularity distillation (Sec. 3.3) of a student from the teacher."""
+    loss_tuple = tuple(s.strip() for s in losses.split(",")) if losses else None
+    if kd and teacher_dir is None:
+        raise click.UsageError("--teacher is required unless --no-kd")
+    _call("moebius.train.loop:distill")(
+        _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd, resume=resume
+    )
+
+
+@train.command("finetune")
+@click.option("--model", type=click.Choice(["student", "teacher"]), required=True)
+@click.option("--init", "init_dir", type=ExistingPath, required=True)
+@click.option("--vae", "vae_dir", type=ExistingPath, required=True)
+@click.option("--target", required=True, help="A key of finetune.targets (places2 | celebahq | ffhq).")
+@click.option("--out", type=PathArg, required=True)
+@click.option("--resume/--no-resume", default=True)
+@click.pass_context
+def train_finetune(ctx: click.Context, model: str, init_dir: Path, vae_dir: Path, target: str, out: Path, resume: bool) -> None:
+    """Fine-tune a model on one benchmark family (Sec. 4.1)."""
+    _call("moebius.train.loop:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume)
+
+
+@train.command("compare-kd")
+@click.option("--run", "runs", multiple=True, required=True, help="NAME=RUN_DIR, e.g. exp9=checkpoints/ablation/exp9")
+@click.option("--vae", "vae_dir", type=ExistingPath, required=True)
+@click.option("--out", type=PathArg, required=True)
+@click.pass_context
+def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, out: Path) -> None:
+    """Validation loss of runs trained with and without KD for the same steps (CSV)."""
+    parsed = {}
+    for item in runs:
+        name, _, path = item.partition("=")
+        if not path:
+            raise click.UsageError(f"--run expects NAME=RUN_DIR, got {item!r}")
+        parsed[name] = Path(path)
+    _call("moebius.train.loop:compare_kd")(_cfg(ctx), parsed, vae_dir, out)
+
+
+# -------------------------------------------------------------------------------------- evaluation
+@cli.command("sample")
+@click.option("--model", "model_key", required=True, help="moebius | pixelhacker | flux_fill | sd35_inpaint | telea | …")
+@click.option("--run", "run_dir", type=PathArg, default=None, help="Run dir of a trained/official model.")
+@click.option("--vae", "vae_dir", type=PathArg, default=None)
+@click.option("--benchmark", required=True)
+@click.option("--images", type=ExistingPath, required=True)
+@click.option("--masks", "masks_dir", type=ExistingPath, required=True)
+@click.option("--out", type=PathArg, required=True)
+@click.option("--guidance", type=click.FloatRange(min=0.0), default=None, help="CFG scale (default: by domain).")
+@click.pass_context
+def sample(
+    ctx: click.Context, model_key: str, run_dir: Path | None, vae_dir: Path | None, benchmark: str, images: Path,
+    masks_dir: Path, out: Path, guidance: float | None,
+) -> None:
+    """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
+    _call("moebius.eval.inpaint:inpaint_benchmark")(
+        _cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance
+    )
+
+
+@cli.command("evaluate")
+@click.option("--samples", type=ExistingPath, required=True)
+@click.option("--images", type=ExistingPath, required=True, help="Ground truth (the benchmark's images).")
+@click.option("--masks", "masks_dir", type=ExistingPath, required=True)
+@click.option("--model", "model_key", required=True)
+@click.option("--benchmark", required=True)
+@click.option("--experiment", type=click.Choice(["main", "cfg_sweep", "ablation_arch", "ablation_loss", "ood"]), required=True)
+@click.option("--setting", "settings", multiple=True, help="KEY=VALUE recorded in the record's settings.")
+@click.option("--out", type=PathArg, required=True, help="Records JSON.")
+@click.pass_context
+def evaluate(
+    ctx: click.Context, samples: Path, images: Path, masks_dir: Path, model_key: str, benchmark: str,
+    experiment: str, settings: tuple[str, ...], out: Path,
+) -> None:
+    """FID / LPIPS (+ per-hole-ratio bins, bootstrap CIs) of a sample folder, as result records."""
+    from moebius.records import write_records
+
+    extra: dict[str, Any] = {"experiment": experiment}
+    for item in settings:
+        key, _, value = item.partition("=")
+        extra[key] = _parse_scalar(value)
+    records = _call("moebius.eval.metrics:evaluate_samples")(
+        _cfg(ctx), samples, images, masks_dir, model=model_key, benchmark=benchmark, settings=extra
+    )
+    write_records(out, records)
+
+
+def _parse_scalar(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+@cli.command("profile")
+@click.option("--model", "model_key", required=True, help="moebius | pixelhacker | exp1 … exp15")
+@click.option("--latency/--no-latency", default=True, help="Also time ms per step (params and MACs always).")
+@click.option("--out", type=PathArg, required=True, help="Records JSON (params, GMACs, ms/step, total).")
+@click.pass_context
+def profile(ctx: click.Context, model_key: str, latency: bool, out: Path) -> None:
+    """Params, compute (thop MACs and torch FLOPs) and ms per denoising step at batch 1."""
+    from moebius.records import write_records
+
+    cfg = _cfg(ctx)
+    records = _call("moebius.eval.profile:profile_model")(cfg, model_key, cfg.profile.preset, latency=latency)
+    write_records(out, records)
+
+
+# ------------------------------------------------------------------------------------------ report
+@cli.command("report")
+@click.option("--records", "record_files", multiple=True, type=ExistingPath, required=True)
+@click.option("--reference", type=ExistingPath, default=Path("results/reference"))
+@click.option("--train-metrics", multiple=True, help="NAME=PATH to a train_metrics.csv, for training curves.")
+@click.option("--mask-stats", type=PathArg, default=None)
+@click.option("--tables-dir", type=PathArg, required=True)
+@click.option("--plots-dir", type=PathArg, required=True)
+@click.option("--report", "report_md", type=PathArg, required=True)
+@click.option("--metrics-json", type=PathArg, required=True)
+def report(
+    record_files: tuple[Path, ...], reference: Path, train_metrics: tuple[str, ...], mask_stats: Path | None,
+    tables_dir: Path, plots_dir: Path, report_md: Path, metrics_json: Path,
+) -> None:
+    """Tables 1-7 + efficiency (CSV), plots, results/report.md and metrics.json, from records only."""
+    from moebius.records import read_records
+
+    records = read_records(record_files)
+    tables = _call("moebius.report.tables:build_tables")(records, reference, tables_dir)
+    curves = {}
+    for item in train_metrics:
+        name, _, path = item.partition("=")
+        curves[name] = Path(path)
+    plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats)
+    _call("moebius.report.page:write_report")(tables, plots, records, report_md, metrics_json)
+
+
+@cli.command("trace")
+@click.argument("table_csv", type=ExistingPath)
+@click.argument("row", type=click.IntRange(min=0))
+def trace(table_csv: Path, row: int) -> None:
+    """Show the record (value, config hash, data version, commit, file) behind one table row."""
+    info = _call("moebius.report.page:trace")(table_csv, row)
+    click.echo(json.dumps(info, indent=2, default=str))
+
+
+# ----------------------------------------------------------------------------------------- weights
+@cli.group()
+def weights() -> None:
+    """External weight files: where each comes from and whether it is present."""
+
+
+@weights.command("list")
+@click.pass_context
+def weights_list(ctx: click.Context) -> None:
+    """List every external weight file, its source, licence and local status."""
+    from moebius import weights as registry
+
+    for entry in registry.list_weights():
+        try:
+            path = registry.resolve_weight(entry.key, _cfg(ctx).weights.dir)
+            status = f"present  {path}"
+        except registry.MissingWeightError:
+            status = "missing"
+        click.echo(f"{entry.key:32s} {status}")
+
+
+@weights.command("check")
+@click.argument("key")
+@click.pass_context
+def weights_check(ctx: click.Context, key: str) -> None:
+    """Resolve one weight file; a missing file is a one-line error saying how to get it."""
+    from moebius.weights import resolve_weight
+
+    click.echo(resolve_weight(key, _cfg(ctx).weights.dir))
+
+
+def main() -> None:
+    """Entry point: user errors become one line and exit status 2."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("moebius: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - filtered right below
+        if isinstance(exc, _user_error_types()):
+            click.echo(f"moebius: error: {exc}", err=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

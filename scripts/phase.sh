@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Run one phase of the Snakemake DAG (called by the stages of dvc.yaml).
+# The scale comes from $MOEBIUS_CONFIG (default config/smoke.yaml), e.g.
+#   MOEBIUS_CONFIG=config/full.yaml dvc repro
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+target=${1:?usage: scripts/phase.sh data_all|masks_all|models_all|all}
+exec snakemake "$target" --configfile "${MOEBIUS_CONFIG:-config/smoke.yaml}" --cores "${MOEBIUS_CORES:-2}"

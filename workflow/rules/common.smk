@@ -1,0 +1,201 @@
+# Config validation and the input functions shared by the rule files.
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from moebius.config import config_from_dict, config_hash, dump_yaml
+from moebius.masks import get_protocol
+
+
+# Fail before anything runs: the JSON schema first (generated from moebius/config.py), then the
+# strict dataclasses (which also reject unknown keys inside free-form mappings).
+validate(config, "../schemas/config.schema.json")
+CFG = config_from_dict(config)
+
+P = CFG.paths
+BENCHMARKS = sorted(CFG.benchmarks)
+MAIN_BENCHMARKS = [b for b in BENCHMARKS if not CFG.benchmarks[b].ood]
+OOD_BENCHMARKS = [b for b in BENCHMARKS if CFG.benchmarks[b].ood]
+EXPERIMENTS = [f"exp{i}" for i in CFG.ablation.experiments]
+LOSS_COMBOS = sorted(CFG.ablation.loss_combinations)
+FINETUNE_TARGETS = sorted(CFG.finetune.targets)
+# Models scored on every benchmark of Tables 1, 3, 4 and 7 (ours, the teacher, the industrial
+# baselines through diffusers, and the classical OpenCV methods).
+EVAL_MODELS = list(CFG.eval.models)
+DIFFUSION_OURS = ("moebius", "pixelhacker")
+
+
+# The CLI reads the same resolved config the schema just validated. Content-addressed, so two
+# configs never overwrite each other's file.
+RESOLVED_CONFIG = f"{P.logs}/config/{config_hash(CFG)}.yaml"
+Path(RESOLVED_CONFIG).parent.mkdir(parents=True, exist_ok=True)
+if not Path(RESOLVED_CONFIG).exists():
+    Path(RESOLVED_CONFIG).write_text(dump_yaml(CFG))
+MOEBIUS = f"moebius --config {RESOLVED_CONFIG}"
+
+
+def section(*names):
+    """A hash of the config sections one job reads, used as a `params` entry, so that Snakemake
+    re-runs a job when (and only when) one of its own settings changes."""
+    return config_hash({n: getattr(CFG, n) for n in names})
+
+
+def dataset_manifest(dataset, split):
+    return f"{P.data}/datasets/{dataset}/{split}/manifest.csv"
+
+
+def benchmark_dir(benchmark):
+    return f"{P.data}/benchmarks/{benchmark}"
+
+
+def mask_dir(benchmark):
+    protocol = get_protocol(CFG.benchmarks[benchmark].mask_protocol)
+    return f"{P.masks}/{protocol.name}/v{protocol.version}/{benchmark}"
+
+
+def vae_run():
+    return f"{P.checkpoints}/vae"
+
+
+def finetuned_run_for_target(model, target):
+    return f"{P.checkpoints}/finetune/{model}_{target}"
+
+
+def finetuned_run(model, benchmark):
+    """The run that scores `benchmark` for one of our models (Tab. 1, 3, 4, 6, 7)."""
+    return finetuned_run_for_target(model, CFG.benchmarks[benchmark].finetune)
+
+
+def sample_run(experiment, model, benchmark):
+    """Run directory of the model behind a sample folder, or None for models without one."""
+    if experiment in ("main", "ood", "cfg_sweep") and model in DIFFUSION_OURS:
+        return finetuned_run(model, benchmark)
+    if experiment == "ablation_arch":
+        return f"{P.checkpoints}/ablation_arch/{model}"
+    if experiment == "ablation_loss":
+        return f"{P.checkpoints}/ablation_loss/{model.removeprefix('loss_')}"
+    return None
+
+
+def sample_inputs_for(experiment, model, benchmark):
+    inputs = {
+        "images": f"{benchmark_dir(benchmark)}/manifest.csv",
+        "masks": f"{mask_dir(benchmark)}/manifest.csv",
+    }
+    run = sample_run(experiment, model, benchmark)
+    if run is not None:
+        inputs["run"] = f"{run}/run.json"
+        inputs["vae"] = f"{vae_run()}/run.json"
+    return inputs
+
+
+def sample_inputs(wildcards):
+    return sample_inputs_for(wildcards.experiment, wildcards.model, wildcards.benchmark)
+
+
+def run_options(wildcards):
+    run = sample_run(wildcards.experiment, wildcards.model, wildcards.benchmark)
+    return "" if run is None else f"--run {run} --vae {vae_run()}"
+
+
+def experiment_of(benchmark):
+    return "ood" if CFG.benchmarks[benchmark].ood else "main"
+
+
+def main_records():
+    return [
+        f"{P.results}/records/{experiment_of(b)}/{m}/{b}.json" for m in EVAL_MODELS for b in BENCHMARKS
+    ]
+
+
+def ablation_records():
+    arch = [f"{P.results}/records/ablation_arch/{e}/{CFG.ablation.benchmark}.json" for e in EXPERIMENTS]
+    loss = [f"{P.results}/records/ablation_loss/loss_{c}/{CFG.ablation.benchmark}.json" for c in LOSS_COMBOS]
+    return arch + loss
+
+
+def sweep_records():
+    return [
+        f"{P.results}/records/cfg_sweep/moebius/{b}_g{g}.json"
+        for b, scales in sorted(CFG.eval.cfg_sweep.items())
+        for g in scales
+    ]
+
+
+def efficiency_records():
+    return [f"{P.results}/records/efficiency/{m}/efficiency.json" for m in ["moebius", "pixelhacker", *EXPERIMENTS]]
+
+
+ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()
+SOURCES = {"moebius": CFG.model.student_source, "pixelhacker": CFG.model.teacher_source}
+# Training runs whose curves the report plots (official weights have none).
+TRAIN_RUNS = {f"{e}": f"{P.checkpoints}/ablation_arch/{e}" for e in EXPERIMENTS}
+if CFG.model.vae_source == "train":
+    TRAIN_RUNS["vae"] = vae_run()
+if CFG.model.teacher_source == "train":
+    TRAIN_RUNS["teacher"] = f"{P.checkpoints}/teacher"
+TRAIN_RUNS["distill"] = f"{P.checkpoints}/distill"  # Exp 9 is trained at every scale
+for _model, _source in SOURCES.items():
+    if _source == "train":
+        TRAIN_RUNS.update({f"{_model}_{t}": finetuned_run_for_target(_model, t) for t in FINETUNE_TARGETS})
+
+
+# ---------------------------------------------------------------------------------- job helpers
+ENV = "../envs/moebius.yaml"
+
+
+def launcher(gpus):
+    """The CLI, through torchrun when a run asks for more than one GPU (DDP; world size 1 is plain)."""
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node={gpus} -m moebius.cli --config {RESOLVED_CONFIG}"
+    return MOEBIUS
+
+
+def train_resources(gpus):
+    return {"gpu": gpus if CFG.scale == "full" else 0, "mem_mb": 64000 if CFG.scale == "full" else 4000}
+
+
+def gpu_if_full(wildcards=None):
+    return 1 if CFG.scale == "full" else 0
+
+
+def train_data(train_cfg):
+    return [dataset_manifest(d, "train") for d in train_cfg.datasets]
+
+
+def benchmark_source(wildcards):
+    bench = CFG.benchmarks[wildcards.benchmark]
+    return dataset_manifest(bench.dataset, bench.split)
+
+
+def kd_flag(wildcards):
+    from moebius.models.variants import EXPERIMENTS as TABLE2
+
+    return "--kd" if TABLE2[int(wildcards.exp.removeprefix("exp"))].kd else "--no-kd"
+
+
+def finetune_inputs(wildcards):
+    inputs = {"vae": f"{vae_run()}/run.json"}
+    if SOURCES[wildcards.model] == "train":
+        inputs["init"] = f"{P.checkpoints}/{'distill' if wildcards.model == 'moebius' else 'teacher'}/run.json"
+        inputs["data"] = [dataset_manifest(d, "train") for d in CFG.finetune.targets[wildcards.target].datasets]
+    return inputs
+
+
+def finetune_command(wildcards, input, output):
+    kind = "student" if wildcards.model == "moebius" else "teacher"
+    out = Path(output[0]).parent
+    if SOURCES[wildcards.model] == "official":
+        return f"train official --kind {kind} --variant ft_{wildcards.target} --out {out}"
+    init = Path(input.init).parent
+    vae = Path(input.vae).parent
+    return f"train finetune --model {kind} --init {init} --vae {vae} --target {wildcards.target} --out {out}"
+
+
+def eval_gpu(wildcards):
+    return 1 if CFG.scale == "full" and wildcards.model not in ("telea", "navier_stokes") else 0
+
+
+def parent(path):
+    return str(Path(path).parent)

@@ -1,0 +1,179 @@
+# VAE and teacher (trained at smoke scale, official at full), distillation, ablation runs, fine-tuning.
+# Training rules start torchrun when a run asks for more than one GPU (see `launcher` in common.smk).
+
+
+rule vae:
+    """The VAE: trained here (smoke) or the official SDXL f8d4 VAE installed as a run (full)."""
+    input:
+        data=train_data(CFG.vae_train) if CFG.model.vae_source == "train" else [],
+    output:
+        f"{P.checkpoints}/vae/run.json",
+    params:
+        cfg=section("model", "vae_train", "seed"),
+        moebius=MOEBIUS,
+        out=lambda w, output: parent(output[0]),
+    resources:
+        **train_resources(1),
+    log:
+        f"{P.logs}/train/vae.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} train vae --out {params.out} > {log} 2>&1"
+
+
+rule teacher:
+    """PixelHacker: trained from scratch with the diffusion loss (smoke) or the official checkpoint (full)."""
+    input:
+        vae=rules.vae.output[0],
+        data=train_data(CFG.teacher_train) if CFG.model.teacher_source == "train" else [],
+    output:
+        f"{P.checkpoints}/teacher/run.json",
+    params:
+        cfg=section("model", "teacher_train", "masks", "seed"),
+        launch=launcher(CFG.teacher_train.gpus),
+        vae=lambda w, input: parent(input.vae),
+        out=lambda w, output: parent(output[0]),
+    resources:
+        **train_resources(CFG.teacher_train.gpus),
+    log:
+        f"{P.logs}/train/teacher.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} train teacher --vae {params.vae} --out {params.out} > {log} 2>&1"
+
+
+rule distill:
+    """Exp 9: adaptive multi-granularity distillation of Moebius from the teacher (Sec. 3.3)."""
+    input:
+        vae=rules.vae.output[0],
+        teacher=rules.teacher.output[0],
+        data=train_data(CFG.distill.train),
+    output:
+        f"{P.checkpoints}/distill/run.json",
+    params:
+        cfg=section("model", "distill", "masks", "seed"),
+        launch=launcher(CFG.distill.train.gpus),
+        vae=lambda w, input: parent(input.vae),
+        teacher=lambda w, input: parent(input.teacher),
+        out=lambda w, output: parent(output[0]),
+    resources:
+        **train_resources(CFG.distill.train.gpus),
+    log:
+        f"{P.logs}/train/distill.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} train distill --student student --teacher {params.teacher} --vae {params.vae}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule ablation_arch:
+    """Table 2: one architecture variant x KD on/off, the 18K-iteration checkpoint at full scale."""
+    input:
+        vae=rules.vae.output[0],
+        teacher=rules.teacher.output[0],
+        data=train_data(CFG.distill.train),
+    output:
+        f"{P.checkpoints}/ablation_arch/{{exp}}/run.json",
+    params:
+        cfg=section("model", "distill", "ablation", "masks", "seed"),
+        launch=launcher(CFG.distill.train.gpus),
+        kd=kd_flag,
+        steps=CFG.ablation.steps,
+        vae=lambda w, input: parent(input.vae),
+        teacher=lambda w, input: parent(input.teacher),
+        out=lambda w, output: parent(output[0]),
+    wildcard_constraints:
+        exp="exp[0-9]+",
+    resources:
+        **train_resources(CFG.distill.train.gpus),
+    log:
+        f"{P.logs}/train/ablation_arch_{{exp}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} train distill --student {wildcards.exp} {params.kd} --teacher {params.teacher}"
+        " --vae {params.vae} --steps {params.steps} --out {params.out} > {log} 2>&1"
+
+
+rule ablation_loss:
+    """Table 5: the student distilled with a cumulative subset of the four losses."""
+    input:
+        vae=rules.vae.output[0],
+        teacher=rules.teacher.output[0],
+        data=train_data(CFG.distill.train),
+    output:
+        f"{P.checkpoints}/ablation_loss/{{combo}}/run.json",
+    params:
+        cfg=section("model", "distill", "ablation", "masks", "seed"),
+        launch=launcher(CFG.distill.train.gpus),
+        losses=lambda w: ",".join(CFG.ablation.loss_combinations[w.combo]),
+        steps=CFG.ablation.steps,
+        vae=lambda w, input: parent(input.vae),
+        teacher=lambda w, input: parent(input.teacher),
+        out=lambda w, output: parent(output[0]),
+    resources:
+        **train_resources(CFG.distill.train.gpus),
+    log:
+        f"{P.logs}/train/ablation_loss_{{combo}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} train distill --student student --losses {params.losses} --teacher {params.teacher}"
+        " --vae {params.vae} --steps {params.steps} --out {params.out} > {log} 2>&1"
+
+
+rule finetune:
+    """Per-benchmark weights (Sec. 4.1): fine-tuned here, or the official ft_* checkpoints."""
+    input:
+        unpack(finetune_inputs),
+    output:
+        f"{P.checkpoints}/finetune/{{model}}_{{target}}/run.json",
+    params:
+        cfg=section("model", "finetune", "masks", "seed"),
+        command=finetune_command,
+        launch=lambda w: launcher(CFG.finetune.targets[w.target].gpus),
+    wildcard_constraints:
+        model="moebius|pixelhacker",
+    resources:
+        gpu=lambda w: CFG.finetune.targets[w.target].gpus if CFG.scale == "full" else 0,
+        mem_mb=64000 if CFG.scale == "full" else 4000,
+    log:
+        f"{P.logs}/train/finetune_{{model}}_{{target}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} {params.command} > {log} 2>&1"
+
+
+rule compare_kd:
+    """Exp 9 vs Exp 10: the distilled student against the same student trained without KD."""
+    input:
+        kd=f"{P.checkpoints}/ablation_arch/exp9/run.json",
+        nokd=f"{P.checkpoints}/ablation_arch/exp10/run.json",
+        vae=rules.vae.output[0],
+    output:
+        f"{P.results}/training/kd_vs_nokd.csv",
+    params:
+        cfg=section("distill", "ablation"),
+        moebius=MOEBIUS,
+        kd=lambda w, input: parent(input.kd),
+        nokd=lambda w, input: parent(input.nokd),
+        vae=lambda w, input: parent(input.vae),
+    log:
+        f"{P.logs}/train/compare_kd.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} train compare-kd --run exp9={params.kd} --run exp10={params.nokd} --vae {params.vae}"
+        " --out {output} > {log} 2>&1"
+
+
+rule models_all:
+    """Phase target for `dvc repro models`."""
+    input:
+        [f"{run}/run.json" for run in TRAIN_RUNS.values()],
+        [f"{P.checkpoints}/ablation_loss/{c}/run.json" for c in LOSS_COMBOS],
+        [f"{finetuned_run_for_target(m, t)}/run.json" for m in DIFFUSION_OURS for t in FINETUNE_TARGETS],
