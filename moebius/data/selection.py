@@ -1,0 +1,53 @@
+"""Deterministic choice of which images of a split a benchmark or sample uses.
+
+Rules:
+* ``all``    every id, in the given order (``n`` must be None or equal to the count);
+* ``first``  the first ``n`` ids in the given order (MI-GAN / CoModGAN's FFHQ "first 10K");
+* ``last``   the last ``n`` ids (FFHQ's official validation = images 60000-69999);
+* ``seeded`` the ``n`` ids whose sha256(f"{seed}:{id}") is smallest, returned in the given order.
+
+``seeded`` hashes ids instead of drawing from a NumPy generator so that the sample depends only on
+the seed and the set of ids: not on list order, not on the NumPy version's sampling algorithm,
+and growing ``n`` keeps every previously chosen id (samples are nested).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Sequence
+
+from moebius.data.errors import DataError, UnknownNameError
+
+RULES = ("all", "first", "last", "seeded")
+
+
+def _seeded_key(seed: int, image_id: str) -> bytes:
+    return hashlib.sha256(f"{seed}:{image_id}".encode("utf-8")).digest()
+
+
+def select_ids(all_ids: Sequence[str], n: int | None, seed: int, rule: str) -> list[str]:
+    """The ids that ``rule`` picks from ``all_ids`` (``n`` None means all of them)."""
+    if rule not in RULES:
+        close = difflib.get_close_matches(rule, RULES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownNameError(f"unknown selection rule {rule!r}{hint} (known: {', '.join(RULES)})")
+    ids = list(all_ids)
+    if len(set(ids)) != len(ids):
+        raise DataError("cannot select from a list with duplicate ids")
+    if n is None:
+        return ids
+    if not isinstance(n, int) or n < 0:
+        raise DataError(f"number of images must be a non-negative integer, got {n!r}")
+    if n > len(ids):
+        raise DataError(f"asked for {n} images but the split has only {len(ids)}")
+    if rule == "all":
+        if n != len(ids):
+            raise DataError(f"rule 'all' takes every one of the {len(ids)} images, not {n}")
+        return ids
+    if rule == "first":
+        return ids[:n]
+    if rule == "last":
+        return ids[len(ids) - n :]
+    chosen = set(sorted(ids, key=lambda i: _seeded_key(seed, i))[:n])
+    return [i for i in ids if i in chosen]

@@ -1,0 +1,271 @@
+"""Registry of every external weight file the project uses, and where to find it locally.
+
+Each entry records the source (URL or Hugging Face hub id + path), the file name, the sha256
+where it is known (``None`` otherwise: a checksum is never guessed), and the licence. Files live
+in one local weights directory: the ``weights_dir`` argument, else ``$MOEBIUS_WEIGHTS_DIR``, else
+``./weights``. A missing file raises ``MissingWeightError`` with one line naming the file, where
+to get it and the exact path to put it at; a file whose bytes contradict a known checksum raises
+``WeightChecksumError``.
+
+Checks: a full sha256 where the file is pinned (the lpips heads, measured from the installed
+lpips 0.1.4 package); otherwise the hash prefix that torchvision's file names embed and torch.hub
+verifies (``alexnet-owt-7be5be79.pth`` -> its sha256 starts with ``7be5be79``).
+
+Weights kinds recorded in results: ``official`` (the published file), ``trained`` (a checkpoint
+trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHT_KINDS = ("official", "trained", "standin")
+ENV_VAR = "MOEBIUS_WEIGHTS_DIR"
+DEFAULT_DIR = "weights"
+
+
+class WeightError(Exception):
+    """A weight file that cannot be used."""
+
+
+class MissingWeightError(WeightError):
+    """A weight file that is not in the weights directory."""
+
+
+class WeightChecksumError(WeightError):
+    """A weight file whose bytes contradict its known checksum."""
+
+
+class UnknownWeightError(WeightError, KeyError):
+    """A registry key that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One external file (or, for a diffusers pipeline, one directory)."""
+
+    key: str
+    path: str  # where it lives under the weights directory
+    source: str  # a URL, or "hf:<repo>/<file>" / "hf:<repo>" for Hugging Face
+    licence: str
+    used_by: str
+    sha256: str | None = None  # full digest, only where known
+    sha256_prefix: str | None = None  # torch.hub convention: the hash prefix in the file name
+    url: str | None = None  # direct download URL, where one exists
+    hub_id: str | None = None
+    packaged: str | None = None  # "<package>:<path>" when an installed package ships the file
+    directory: bool = False  # a diffusers pipeline folder: present when model_index.json is
+
+    def where_to_get(self) -> str:
+        """A direct URL, else the hub repository (a whole pipeline), else the source's description."""
+        if self.url:
+            return self.url
+        if self.hub_id:
+            return f"huggingface.co/{self.hub_id} (the whole repository)"
+        return self.source
+
+
+_HF = "https://huggingface.co"
+_TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet (its terms apply)"
+_MOEBIUS_LICENCE = "Apache-2.0 per github.com/hustvl/Moebius README; MIT per the HF model card"
+_PIXELHACKER_LICENCE = "MIT (HF model card hustvl/PixelHacker)"
+
+
+def _hf(key: str, repo: str, file: str, path: str, licence: str, used_by: str) -> WeightFile:
+    return WeightFile(
+        key=key, path=path, source=f"hf:{repo}/{file}", licence=licence, used_by=used_by,
+        url=f"{_HF}/{repo}/resolve/main/{file}", hub_id=repo,
+    )
+
+
+_ENTRIES: list[WeightFile] = [
+    WeightFile(
+        key="inception_fid",
+        path="torch-fidelity/weights-inception-2015-12-05-6726825d.pth",
+        source="torch-fidelity v0.2.0 release",
+        url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+        "weights-inception-2015-12-05-6726825d.pth",
+        licence="Apache-2.0 (TensorFlow models; ported by pytorch-fid / torch-fidelity)",
+        used_by="FID (torch-fidelity InceptionV3 2015-12-05)",
+        # "6726825d" looks like a torch.hub hash prefix, but torch-fidelity never checks it and no
+        # digest is published, so none is asserted here.
+    ),
+    WeightFile(
+        key="lpips_alexnet_backbone",
+        path="torchvision/alexnet-owt-7be5be79.pth",
+        source="torchvision AlexNet_Weights.IMAGENET1K_V1",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        licence=_TORCHVISION_LICENCE,
+        used_by="LPIPS (alex) backbone",
+        sha256_prefix="7be5be79",
+    ),
+    WeightFile(
+        key="lpips_vgg16_backbone",
+        path="torchvision/vgg16-397923af.pth",
+        source="torchvision VGG16_Weights.IMAGENET1K_V1",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        licence=_TORCHVISION_LICENCE,
+        used_by="LPIPS (vgg) backbone",
+        sha256_prefix="397923af",
+    ),
+    # The linear heads ship inside the lpips package; digests measured from lpips 0.1.4's files.
+    WeightFile(
+        key="lpips_alex_head", path="lpips/v0.1/alex.pth", source="pip package lpips (weights/v0.1/alex.pth)",
+        licence="BSD-2-Clause (lpips)", used_by="LPIPS (alex) linear heads",
+        sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        packaged="lpips:weights/v0.1/alex.pth",
+    ),
+    WeightFile(
+        key="lpips_vgg_head", path="lpips/v0.1/vgg.pth", source="pip package lpips (weights/v0.1/vgg.pth)",
+        licence="BSD-2-Clause (lpips)", used_by="LPIPS (vgg) linear heads",
+        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+        packaged="lpips:weights/v0.1/vgg.pth",
+    ),
+    _hf("sdxl_vae", "hustvl/PixelHacker", "vae/diffusion_pytorch_model.bin",
+        "pixelhacker/vae/diffusion_pytorch_model.bin", _PIXELHACKER_LICENCE,
+        "SDXL f8d4 VAE (latent space of teacher and student)"),
+    _hf("sdxl_vae_config", "hustvl/PixelHacker", "vae/config.json", "pixelhacker/vae/config.json",
+        _PIXELHACKER_LICENCE, "SDXL f8d4 VAE config (scaling_factor 0.13025)"),
+    *[
+        _hf(f"pixelhacker_{v}", "hustvl/PixelHacker", f"{v}/diffusion_pytorch_model.bin",
+            f"pixelhacker/{v}/diffusion_pytorch_model.bin", _PIXELHACKER_LICENCE,
+            f"PixelHacker teacher ({v})")
+        for v in ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
+    ],
+    *[
+        _hf(f"moebius_{v}", "hustvl/Moebius", f"{v}/diffusion_pytorch_model.bin",
+            f"moebius/{v}/diffusion_pytorch_model.bin", _MOEBIUS_LICENCE, f"Moebius student, official ({v})")
+        for v in ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
+    ],
+    _hf("elatentlpips_sdxl_vgg16", "Mingguksky/elatentlpips", "elatentlpips_ckpt/sdxl_latent_vgg16.pth.tar",
+        "elatentlpips/sdxl_latent_vgg16.pth.tar", "CC-BY-NC-4.0 (elatentlpips)",
+        "E-LatentLPIPS latent VGG16-BN trunk (SDXL latents)"),
+    _hf("elatentlpips_sdxl_vgg16_tuned", "Mingguksky/elatentlpips",
+        "elatentlpips_ckpt/sdxl_latest_vgg16_tuned.pth", "elatentlpips/sdxl_latest_vgg16_tuned.pth",
+        "CC-BY-NC-4.0 (elatentlpips)", "E-LatentLPIPS calibrated heads (SDXL latents)"),
+    WeightFile(
+        key="flux_fill_dev", path="pipelines/FLUX.1-Fill-dev", source="hf:black-forest-labs/FLUX.1-Fill-dev",
+        hub_id="black-forest-labs/FLUX.1-Fill-dev", directory=True,
+        licence="FLUX.1 [dev] Non-Commercial License (gated: accept it on the model page)",
+        used_by="baseline FLUX.1-Fill-Dev (diffusers FluxFillPipeline, 50 steps)",
+    ),
+    WeightFile(
+        key="sd35_large_inpainting", path="pipelines/stable-diffusion-3.5-large",
+        source="hf:stabilityai/stable-diffusion-3.5-large", hub_id="stabilityai/stable-diffusion-3.5-large",
+        directory=True, licence="Stability AI Community License (gated: accept it on the model page)",
+        used_by="baseline SD3.5 Large-Inpainting (diffusers StableDiffusion3InpaintPipeline, 28 steps)",
+    ),
+]
+
+WEIGHTS: dict[str, WeightFile] = {w.key: w for w in _ENTRIES}
+
+
+def list_weights() -> list[WeightFile]:
+    """Every registered weight file, sorted by key."""
+    return [WEIGHTS[k] for k in sorted(WEIGHTS)]
+
+
+def get_weight(key: str) -> WeightFile:
+    """The registry entry ``key``; ``UnknownWeightError`` with a "did you mean" hint otherwise."""
+    if key not in WEIGHTS:
+        close = difflib.get_close_matches(key, list(WEIGHTS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownWeightError(f"unknown weight {key!r}{hint} (known: {', '.join(sorted(WEIGHTS))})")
+    return WEIGHTS[key]
+
+
+def weights_root(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The weights directory: ``$MOEBIUS_WEIGHTS_DIR``, else the argument (config ``weights.dir``), else
+    ``./weights``. The environment wins because it is the machine's answer; the config is the project's."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return Path(weights_dir if weights_dir is not None else DEFAULT_DIR)
+
+
+def _packaged_path(spec: str) -> Path | None:
+    """A file shipped inside an installed package, found without importing it (lpips imports torch)."""
+    package, rel = spec.split(":", 1)
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if found is None or found.origin is None:
+        return None
+    path = Path(found.origin).parent / rel
+    return path if path.is_file() else None
+
+
+# Hashing a 900 MB checkpoint takes seconds: remember verified files by (path, size, mtime).
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    cache_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if cache_key not in _VERIFIED:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        _VERIFIED[cache_key] = h.hexdigest()
+    return _VERIFIED[cache_key]
+
+
+def _check(w: WeightFile, path: Path) -> None:
+    if w.directory or (w.sha256 is None and w.sha256_prefix is None):
+        return
+    digest = _sha256(path)
+    if w.sha256 is not None and digest != w.sha256:
+        raise WeightChecksumError(
+            f"{path}: sha256 {digest[:16]}... does not match the known {w.sha256[:16]}... of {w.key}; "
+            f"replace it with the file from {w.where_to_get()}"
+        )
+    if w.sha256_prefix is not None and not digest.startswith(w.sha256_prefix):
+        raise WeightChecksumError(
+            f"{path}: sha256 {digest[:16]}... does not start with {w.sha256_prefix} as its name promises; "
+            f"replace it with the file from {w.where_to_get()}"
+        )
+
+
+def resolve_weight(key: str, weights_dir: str | os.PathLike | None = None, verify: bool = True) -> Path:
+    """The local path of weight ``key``; ``MissingWeightError`` (one line: what, where from, where to)."""
+    w = get_weight(key)
+    path = weights_root(weights_dir) / w.path
+    present = (path / "model_index.json").is_file() if w.directory else path.is_file()
+    if not present and w.packaged is not None:
+        shipped = _packaged_path(w.packaged)
+        if shipped is not None:
+            path, present = shipped, True
+    if not present:
+        what = "pipeline folder (with model_index.json)" if w.directory else "file"
+        raise MissingWeightError(
+            f"missing weight {w.key}: {what} {Path(w.path).name} not found; get it from {w.where_to_get()} "
+            f"and put it at {path.resolve()}"
+        )
+    if verify:
+        _check(w, path)
+    return path
+
+
+def resolve_or_standin(
+    key: str, allow_standin: bool, weights_dir: str | os.PathLike | None = None
+) -> tuple[Path | None, str]:
+    """``(path, "official")`` if the file is there; ``(None, "standin")`` if missing and allowed.
+
+    A file that is present but fails its checksum always raises: a corrupt download must not be
+    quietly replaced by a stand-in.
+    """
+    try:
+        return resolve_weight(key, weights_dir), "official"
+    except MissingWeightError:
+        if allow_standin:
+            return None, "standin"
+        raise
