@@ -20,32 +20,27 @@ from moebius.config import Config, ConfigError, config_hash, dump_yaml, json_sch
 
 DEFAULT_CONFIG = "config/smoke.yaml"
 
-# Exceptions that mean "the input is wrong", by import path, resolved lazily so that `--help` stays fast.
+# Exceptions that mean "the input is wrong" (and their subclasses), by qualified name.
 USER_ERRORS = (
     "moebius.config:ConfigError",
     "moebius.records:RecordError",
     "moebius.data.errors:DataError",
-    "moebius.masks:MaskError",
-    "moebius.models.checkpoint:CheckpointError",
-    "moebius.weights:MissingWeightError",
-    "moebius.train:TrainError",
+    "moebius.masks.errors:MaskError",
+    "moebius.models.errors:ModelError",
+    "moebius.weights:WeightError",
+    "moebius.train.errors:TrainError",
+    "moebius.diffusion.errors:SamplerError",
     "moebius.eval.errors:EvalError",
-    "moebius.report:ReportError",
+    "moebius.report.errors:ReportError",
 )
 
 PathArg = click.Path(path_type=Path)
 ExistingPath = click.Path(path_type=Path, exists=True)
 
 
-def _user_error_types() -> tuple[type, ...]:
-    types_: list[type] = []
-    for spec in USER_ERRORS:
-        module, name = spec.split(":")
-        try:
-            types_.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(types_)
+def _is_user_error(exc: BaseException) -> bool:
+    """Match by qualified name along the MRO, so that no package is imported just to check."""
+    return any(f"{cls.__module__}:{cls.__name__}" in USER_ERRORS for cls in type(exc).__mro__)
 
 
 def _cfg(ctx: click.Context) -> Config:
@@ -146,6 +141,23 @@ def data_fetch(ctx: click.Context, dataset: str, split: str, raw_dir: Path, out_
         dataset, raw_dir=raw_dir, out_dir=out_root / dataset / split, split=split, seed=cfg.seed,
         ffhq_validation=cfg.data.ffhq_validation,
     )
+
+
+@data.command("download")
+@click.argument("url")
+@click.option("--dest", type=PathArg, required=True, help="Final file; a partial download waits in DEST.part.")
+@click.option("--sha256", default=None, help="Expected sha256; a mismatch deletes the bytes and fails.")
+def data_download(url: str, dest: Path, sha256: str | None) -> None:
+    """Download one file: resumable, checksummed, atomic."""
+    _call("moebius.data.download:download")(url, dest, sha256=sha256)
+
+
+@data.command("extract")
+@click.argument("archive", type=ExistingPath)
+@click.option("--dest", type=PathArg, required=True)
+def data_extract(archive: Path, dest: Path) -> None:
+    """Extract a .tar/.zip safely (no absolute paths, no `..`, no links out of DEST)."""
+    _call("moebius.data.download:extract")(archive, dest)
 
 
 @data.command("benchmark")
@@ -450,7 +462,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - filtered right below
-        if isinstance(exc, _user_error_types()):
+        if _is_user_error(exc):
             click.echo(f"moebius: error: {exc}", err=True)
             sys.exit(2)
         raise
