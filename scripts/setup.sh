@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null 2>&1 || python=python3
-if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    echo "setup: Python 3.11 is required (torch 2.14.1 / torchvision 0.29.1 wheels); found $("$python" --version)" >&2
+if ! "$python" -c 'import sys; sys.exit(not ((3, 11, 4) <= sys.version_info[:3] < (3, 12)))'; then
+    echo "setup: Python 3.11 (>= 3.11.4) is required (torch 2.14.1 / torchvision 0.29.1 wheels); found $("$python" --version)" >&2
     exit 2
 fi
 
