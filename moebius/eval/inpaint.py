@@ -1,0 +1,256 @@
+"""Inpaint one benchmark with one method: composited samples named by image id, plus meta.json.
+
+DESIGN.md (samples contract) and MASKS.md (evaluation conventions): images and masks are paired by
+id through the benchmark manifest, never by sorted file order (MAT #86/#131); every output is
+composited with the known region (output·hole + input·known) before it is written, since FID and
+LPIPS are computed on composites; ``meta.json`` records how the samples were made. Our models run
+through ``moebius.diffusion.inpaint_batch``; every other method through ``baselines.run_baseline``.
+
+Resumable and atomic: each PNG is written under its final name only when complete, ids whose PNG
+already exists and reads back at the right size are skipped, and ``meta.json`` is written last, so
+its presence marks a complete folder. A hidden ``.settings.json`` written first pins the settings
+of a partial run, so a resume with different settings fails instead of mixing samples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from moebius.atomic import atomic_path, write_json
+from moebius.config import BenchmarkConfig, Config, config_hash
+from moebius.diffusion.composite import composite
+from moebius.diffusion.sampler import inpaint_batch, vae_factor
+from moebius.diffusion.seeding import image_seed
+from moebius.eval.baselines import get_baseline, load_baseline, run_baseline, steps_for, weights_kind
+from moebius.eval.errors import EvalError
+
+MANIFEST = "manifest.csv"
+META = "meta.json"
+SETTINGS = ".settings.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def benchmark_config(cfg: Config, benchmark: str) -> BenchmarkConfig:
+    """``cfg.benchmarks[benchmark]``, or ``EvalError`` with a "did you mean" hint."""
+    if benchmark not in cfg.benchmarks:
+        close = difflib.get_close_matches(benchmark, list(cfg.benchmarks), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise EvalError(f"unknown benchmark {benchmark!r}{hint}; configured: {', '.join(cfg.benchmarks)}")
+    return cfg.benchmarks[benchmark]
+
+
+def manifest_ids(folder: Path) -> list[str]:
+    """Ids of a folder's ``manifest.csv``, in manifest order (ids stay strings: "007" is not 7)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise EvalError(f"no manifest at {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "id" not in table.columns:
+        raise EvalError(f"{path}: no 'id' column")
+    ids = list(table["id"])
+    if len(set(ids)) != len(ids):
+        raise EvalError(f"{path}: duplicate ids")
+    return ids
+
+
+def read_image(path: Path, size: int) -> torch.Tensor:
+    """(3,size,size) in [-1,1] from an RGB PNG; wrong size or missing file → EvalError."""
+    if not path.is_file():
+        raise EvalError(f"benchmark image not found: {path}")
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    if rgb.shape[:2] != (size, size):
+        raise EvalError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, benchmark size is {size}")
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def read_masks(masks_dir: Path, ids: list[str], size: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Masks of ``ids`` (bool, True = hole) and what the mask set says about itself."""
+    missing = sorted(set(ids) - set(manifest_ids(masks_dir)))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise EvalError(f"mask set {masks_dir}: no mask for image id {missing[0]!r}{more}")
+    from moebius.masks import MaskError, read_mask_set
+
+    try:
+        masks, info = read_mask_set(Path(masks_dir), ids, size)
+    except MaskError as exc:
+        raise EvalError(str(exc)) from exc
+    return masks, {"protocol": info.protocol, "version": info.version, "polarity": info.polarity,
+                   "converted": info.converted, "dir": str(masks_dir)}
+
+
+def is_valid_png(path: Path, size: int) -> bool:
+    """True when ``path`` is a complete RGB PNG of ``size``² (a resumed run keeps it)."""
+    if not path.is_file():
+        return False
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.format == "PNG" and im.size == (size, size) and im.mode == "RGB"
+    except (OSError, SyntaxError):
+        return False
+
+
+def write_png(path: Path, image: torch.Tensor) -> None:
+    """(3,H,W) in [-1,1] → 8-bit RGB PNG, atomically."""
+    pixels = ((image.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resizing to the model's resolution
+# ---------------------------------------------------------------------------------------------
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bicubic resize of (B,3,H,W) [-1,1] images (antialiased when shrinking), clamped to [-1,1]."""
+    if images.shape[-1] == size:
+        return images
+    shrink = size < images.shape[-1]
+    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=shrink)
+    return out.clamp(-1.0, 1.0)
+
+
+def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """Nearest resize of (B,1,H,W) binary masks (stays binary)."""
+    if masks.shape[-1] == size:
+        return masks
+    return F.interpolate(masks, size=(size, size), mode="nearest")
+
+
+# ---------------------------------------------------------------------------------------------
+# The job
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
+    """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``)."""
+    if run_dir is None or vae_dir is None:
+        raise EvalError(f"{model_key}: needs a run folder and a VAE folder (run_dir, vae_dir)")
+    try:
+        from moebius.train import load_run, load_vae
+        from moebius.train.errors import TrainError
+    except ImportError as exc:
+        raise EvalError(f"{model_key}: moebius.train is unavailable ({exc})") from exc
+    try:
+        model, meta = load_run(Path(run_dir))
+        vae = load_vae(Path(vae_dir))
+    except TrainError as exc:
+        raise EvalError(f"{model_key}: {exc}") from exc
+    return model, vae, meta
+
+
+def inpaint_benchmark(
+    cfg: Config,
+    model_key: str,
+    run_dir: Path | None,
+    vae_dir: Path | None,
+    benchmark: str,
+    images_dir: Path,
+    masks_dir: Path,
+    out_dir: Path,
+    guidance: float | None = None,
+) -> dict:
+    """Write ``<out_dir>/<id>.png`` (composited) for every benchmark image, then ``meta.json``; return meta.
+
+    ``model_key`` is a baseline name (``moebius`` / ``pixelhacker`` load ``run_dir`` and ``vae_dir``).
+    ``guidance`` None → 2.5 / 2.0 by benchmark domain for ours, the method's default otherwise.
+    """
+    bench = benchmark_config(cfg, benchmark)
+    spec = get_baseline(model_key)
+    images_dir, masks_dir, out_dir = Path(images_dir), Path(masks_dir), Path(out_dir)
+    ids = manifest_ids(images_dir)
+    masks, mask_info = read_masks(masks_dir, ids, bench.size)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = vae = None
+    if spec.family == "ours":
+        model, vae, run_meta = _load_ours(run_dir, vae_dir, model_key)
+        model, vae = model.to(device).eval(), vae.to(device).eval()
+        kind = str(run_meta.get("weights_kind", "trained"))
+        model_size: int | None = model.latent_size * vae_factor(vae)
+        if guidance is None:
+            guidance = cfg.sample.cfg_natural if bench.domain == "natural" else cfg.sample.cfg_portrait
+        sampler = {"start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
+                   "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur}
+    else:
+        load_baseline(cfg, model_key)  # build it once now: a method that cannot run fails before any work
+        kind = weights_kind(cfg, model_key)
+        model_size = None  # baselines run at the benchmark's own size
+        if guidance is None:
+            guidance = spec.default_guidance
+        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
+
+    work_size = model_size or bench.size
+    resized = None
+    if work_size != bench.size:
+        # DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px), so
+        # images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
+        # the model's size and the output back, masks nearest; scores then include this resampling.
+        resized = {"from": bench.size, "to": work_size, "images": "bicubic", "masks": "nearest"}
+
+    settings = {
+        "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,
+        "guidance": guidance, "steps": steps_for(cfg, model_key), "seed": cfg.sample.seed, "sampler": sampler,
+        "size": bench.size, "model_size": work_size, "resized": resized, "masks": mask_info,
+        "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
+    }
+    _check_resume(out_dir, settings)
+
+    pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", bench.size)]
+    batch_size = max(1, cfg.sample.batch_size)
+    started = time.perf_counter()
+    with tqdm(total=len(pending), desc=f"{model_key}/{benchmark}", unit="img") as bar:
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            images = torch.stack([read_image(images_dir / f"{i}.png", bench.size) for i in chunk])  # (B,3,S,S)
+            hole = torch.stack([torch.from_numpy(masks[i]) for i in chunk]).unsqueeze(1).float()  # (B,1,S,S)
+            seeds = [image_seed(cfg.sample.seed, i) for i in chunk]
+            x, m = resize_images(images, work_size), resize_masks(hole, work_size)
+            if spec.family == "ours":
+                out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
+            else:
+                out = run_baseline(cfg, model_key, x, m, seeds, guidance)
+            out = resize_images(out.float().cpu(), bench.size)
+            out = composite(out, images, hole)  # scored images keep the known pixels exactly
+            for image_id, image in zip(chunk, out):
+                write_png(out_dir / f"{image_id}.png", image)
+            bar.update(len(chunk))
+    elapsed = time.perf_counter() - started
+
+    meta = {**settings, "n_images": len(ids), "ids": ids, "n_generated_this_run": len(pending),
+            "seconds_this_run": round(elapsed, 3),
+            "seconds_per_image": round(elapsed / len(pending), 4) if pending else None}
+    write_json(out_dir / META, meta)
+    return meta
+
+
+def _check_resume(out_dir: Path, settings: dict) -> None:
+    """Refuse to add samples to a folder made with other settings; pin the settings of this run."""
+    for name in (META, SETTINGS):
+        path = out_dir / name
+        if path.is_file():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            old = {k: old.get(k) for k in settings}
+            new = json.loads(json.dumps(settings, default=str))  # the same JSON round trip
+            if old != new:
+                changed = sorted(k for k in settings if old.get(k) != new.get(k))
+                raise EvalError(f"{out_dir} holds samples made with other settings ({', '.join(changed)}); "
+                                f"delete it or choose another output folder")
+    write_json(out_dir / SETTINGS, settings)

@@ -1,0 +1,154 @@
+"""inpaint_batch: batch-size independence, LCG guidance, the ground-truth leak of `gt_noised`, paste-back."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from moebius.config import SampleConfig
+from moebius.diffusion import SamplerError, inpaint_batch, paste_back
+from moebius.diffusion.composite import gaussian_blur
+from moebius.diffusion.sampler import ddim_sample, guided_eps_fn, start_latents
+from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
+from moebius.diffusion.seeding import image_seed
+
+FAST = SampleConfig(steps=4, paste_back=False)
+
+
+def test_batch_size_does_not_change_results(model, vae, batch) -> None:
+    images, masks = batch
+    seeds = [image_seed(0, f"img{i}") for i in range(4)]
+    for start in ("noise", "gt_noised"):
+        cfg = dataclasses.replace(FAST, start=start)
+        together = inpaint_batch(model, vae, images, masks, seeds, 2.5, cfg)
+        alone = torch.cat([inpaint_batch(model, vae, images[i : i + 1], masks[i : i + 1], seeds[i : i + 1], 2.5, cfg)
+                           for i in range(4)])
+        torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
+    # ... while the seed does matter
+    other = inpaint_batch(model, vae, images, masks, [s + 1 for s in seeds], 2.5, FAST)
+    assert (other - together).abs().max() > 1e-3
+
+
+def test_image_seed_is_stable_and_distinct() -> None:
+    assert image_seed(0, "a") == image_seed(0, "a")
+    assert len({image_seed(0, "a"), image_seed(1, "a"), image_seed(0, "b")}) == 3
+    assert 0 <= image_seed(7, "x") < 2**63
+
+
+def test_guidance_batches_uncond_then_cond_and_combines() -> None:
+    class Constant(torch.nn.Module):
+        """ε = 1 on the foreground (uncond) ids 10..19, 3 on the background (cond) ids 0..9."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[torch.Tensor] = []
+
+        def forward(self, x, t, ids):
+            self.seen.append(ids)
+            value = torch.where(ids[:, 0] >= 10, 1.0, 3.0)[:, None, None, None]
+            return SimpleNamespace(sample=value.expand(x.shape[0], 4, *x.shape[2:]))
+
+    m = Constant()
+    cond = torch.zeros(2, 5, 4, 4)
+    eps = guided_eps_fn(m, cond, 2.5)(torch.zeros(2, 4, 4, 4), 500)
+    torch.testing.assert_close(eps, torch.full_like(eps, 1.0 + 2.5 * (3.0 - 1.0)))
+    ids = m.seen[-1]
+    assert ids.shape == (4, 10)
+    assert ids[:2].min() == 10 and ids[2:].max() == 9  # [uncond (foreground), cond (background)]
+
+    m.seen.clear()
+    eps1 = guided_eps_fn(m, cond, 1.0)(torch.zeros(2, 4, 4, 4), 500)
+    assert m.seen[-1].shape == (2, 10) and m.seen[-1].max() == 9  # g = 1: conditional pass only
+    torch.testing.assert_close(eps1, torch.full_like(eps1, 3.0))
+
+
+def test_number_of_model_calls_per_start(model, vae, batch) -> None:
+    images, masks = batch
+    cfg = SampleConfig(steps=20)
+    model.calls.clear()
+    inpaint_batch(model, vae, images[:1], masks[:1], [0], 1.0, dataclasses.replace(cfg, start="noise"))
+    assert len(model.calls) == 20  # the whole grid, 950 ... 0
+    model.calls.clear()
+    inpaint_batch(model, vae, images[:1], masks[:1], [0], 2.0, dataclasses.replace(cfg, start="gt_noised"))
+    assert len(model.calls) == 19 and model.calls[0][0] == 2  # strength 0.99 drops t = 950; CFG doubles
+
+
+def test_gt_noised_start_leaks_ground_truth() -> None:
+    """With ε ≡ 0, DDIM only rescales: how much of z_gt reaches the final latent?"""
+    schedule = scaled_linear_schedule()
+    grid = ddim_timesteps(20)
+    g = torch.Generator().manual_seed(0)
+    z_gt = torch.randn(8, 4, 64, 64, generator=g)
+    noise = torch.randn(8, 4, 64, 64, generator=g)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    results = {}
+    for start, steps in (("gt_noised", truncate_by_strength(grid, 0.99)), ("noise", grid)):
+        x = start_latents(start, z_gt, noise, steps[0], schedule)
+        z0 = ddim_sample(zero, x, steps, step_ratio(20), schedule)
+        coef = float((z0 * z_gt).sum() / (z_gt * z_gt).sum())  # regression of the output on z_gt
+        resid = float((z0 - coef * z_gt).std())
+        results[start] = (coef, coef / resid)
+    a = schedule.alpha_bar(900)
+    coef, snr = results["gt_noised"]
+    assert coef == pytest.approx(1.0, abs=0.05)  # the whole ground truth survives ...
+    assert snr == pytest.approx(math.sqrt(a / (1 - a)), rel=0.1)  # ... under noise at SNR ≈ 0.12
+    assert abs(results["noise"][0]) < 0.05 * math.sqrt(1 / a)  # nothing of it from pure noise
+
+
+def test_paste_back_keeps_known_pixels(batch) -> None:
+    images, masks = batch
+    out = torch.zeros_like(images)
+    hard = paste_back(out, images, masks, blur=0)
+    known = masks.expand_as(images) < 0.5
+    assert torch.equal(hard[known], images[known])
+    assert torch.equal(hard[~known], out[~known])
+    soft = paste_back(out, images, masks, blur=1.5)
+    soft_mask = gaussian_blur(masks, 1.5)
+    far = (soft_mask < 1e-6).expand_as(images)  # known pixels beyond the blur's reach
+    assert torch.allclose(soft[far], images[far])
+    seam = (known & (soft_mask > 0.05).expand_as(images))
+    assert seam.any() and not torch.allclose(soft[seam], images[seam])  # blur blends across the edge
+
+
+def test_paste_back_in_sampler(model, vae, batch) -> None:
+    images, masks = batch
+    out = inpaint_batch(model, vae, images, masks, [0, 1, 2, 3], 2.5, dataclasses.replace(FAST, paste_back=True))
+    known = masks.expand_as(images) < 0.5
+    torch.testing.assert_close(out[known], images[known])
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_bad_inputs_raise(model, vae, batch) -> None:
+    images, masks = batch
+    with pytest.raises(SamplerError, match="runs at 32 px"):
+        inpaint_batch(model, vae, torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64), [0], 2.5, FAST)
+    with pytest.raises(SamplerError, match="one seed per image"):
+        inpaint_batch(model, vae, images, masks, [0], 2.5, FAST)
+    with pytest.raises(SamplerError, match=r"\[-1, 1\]"):
+        inpaint_batch(model, vae, images * 3, masks, [0, 1, 2, 3], 2.5, FAST)
+    with pytest.raises(SamplerError, match="unknown sampler start"):
+        inpaint_batch(model, vae, images, masks, [0, 1, 2, 3], 2.5, dataclasses.replace(FAST, start="zeros"))
+
+
+def test_real_smoke_student_is_batch_independent() -> None:
+    """The package's smoke student and VAE (BatchNorm in eval mode, λ layers) through the sampler."""
+    registry = pytest.importorskip("moebius.models.registry")
+    vae_mod = pytest.importorskip("moebius.models.vae")
+    torch.manual_seed(0)
+    student = registry.build_model("student", "smoke").eval()
+    vae = vae_mod.build_vae("smoke").eval()
+    size = student.latent_size * 2 ** (len(vae.config.block_out_channels) - 1)
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(3, 3, size, size, generator=g) * 2 - 1
+    masks = torch.zeros(3, 1, size, size)
+    masks[:, :, size // 4 : size // 2, size // 4 :] = 1.0
+    cfg = SampleConfig(steps=2, paste_back=False)
+    together = inpaint_batch(student, vae, images, masks, [4, 5, 6], 2.5, cfg)
+    alone = torch.cat([inpaint_batch(student, vae, images[i : i + 1], masks[i : i + 1], [4 + i], 2.5, cfg)
+                       for i in range(3)])
+    assert together.shape == (3, 3, size, size)
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-4)
