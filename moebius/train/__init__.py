@@ -1,0 +1,23 @@
+"""Training and distillation (paper Sec. 3.3 and 4.1): losses, adaptive balancing, Muon, the loop.
+
+Public entry points (the CLI calls these): ``train_vae``, ``train_teacher``, ``distill``, ``finetune``,
+``prepare_official``, ``load_run``, ``load_vae``, ``validation_loss``, ``compare_kd``.
+"""
+
+from moebius.train.errors import TrainError
+from moebius.train.official import prepare_official
+from moebius.train.runs import distill, finetune, load_run, load_vae, train_teacher, train_vae
+from moebius.train.validate import compare_kd, validation_loss
+
+__all__ = [
+    "TrainError",
+    "compare_kd",
+    "distill",
+    "finetune",
+    "load_run",
+    "load_vae",
+    "prepare_official",
+    "train_teacher",
+    "train_vae",
+    "validation_loss",
+]

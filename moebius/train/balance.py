@@ -1,0 +1,156 @@
+"""Adaptive loss balancing for multi-granularity distillation (paper Sec. 3.3, Eq. 4-5).
+
+Paper form (``balance: paper``), with G(L, θ) = ∂L/∂θ and squared Frobenius norms:
+    W_F_KD  = ‖G(L_task, θ_F)‖² / ‖G(L_F_KD, θ_F)‖²
+    W_perc  = ‖G(L_task, θ_F)‖² / ‖G(L_perc, θ_F)‖²            θ_F: final output layer (conv_out)
+    L_out   = L_task + W_F_KD·L_F_KD + W_perc·L_perc
+    W_C_task = ‖G(L_C_KD, θ_C)‖² / ‖G(L_out, θ_C)‖²             θ_C: last layer before the coarse feature
+    L_total = L_C_KD + W_C_task·L_out
+Weights are constants (detached). A ratio whose denominator is zero or whose value is not finite
+falls back to 1.0: that loss then has no gradient at θ, so no weight balances anything there and the
+neutral (unweighted) sum is used; the number of fallbacks is reported as ``balance_fallbacks``.
+Loss subsets (Table 5: c, c+f, c+f+task, all four; Table 2 KD-off: task only) drop the missing terms
+and never compute their weights.
+
+Official form (``balance: official``, ``cal_adaptive_weights_type8`` of train_distillation.py), in the
+paper's names (the code calls the coarse loss "F" and the output loss "C", and its θ_F/θ_C are ours
+swapped): plain norms, epsilons, clamps and static multipliers λ,
+    w_f_kd = clamp(‖G(L_task, θ_F)‖ / (‖G(L_F_KD, θ_F)‖ + 1e-6), 0, 1e6)
+    w_perc = clamp(‖G(L_task, θ_F)‖ / (‖G(L_perc, θ_F)‖ + 1e-6), 0, 1e6)
+    w_out  = clamp(‖G(L_C_KD, θ_C)‖ / (‖G(L_task, θ_C)‖ + 1e-4), 0, 1e4)
+    L_total = λ_KD·L_C_KD + w_out·(λ_task·L_task + λ_KD·w_f_kd·L_F_KD + λ_P·w_perc·L_perc)
+It needs all four losses (the official code fails on a constant zero loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from moebius.train.errors import TrainError
+from moebius.train.losses import LOSS_NAMES
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # e.g. all-reduce mean of a weight across DDP ranks
+
+
+@dataclass
+class Balanced:
+    """The loss to back-propagate and the (detached) weights that built it."""
+
+    total: torch.Tensor
+    weights: dict[str, float] = field(default_factory=dict)
+    fallbacks: int = 0
+
+
+def grad_sq_norm(loss: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """‖∂loss/∂param‖² (at least fp32, detached); 0 when the loss does not depend on ``param``."""
+    if not loss.requires_grad:
+        return torch.zeros((), device=param.device)
+    (g,) = torch.autograd.grad(loss, param, retain_graph=True, allow_unused=True)
+    if g is None:
+        return torch.zeros((), device=param.device)
+    return g.detach().to(torch.promote_types(g.dtype, torch.float32)).pow(2).sum()  # bf16 grads upcast
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """num / den, or (1.0, True) when den is zero or the result is not finite."""
+    r = num / den
+    if bool(den > 0) and bool(torch.isfinite(r)):
+        return r, False
+    return torch.ones_like(r), True
+
+
+def paper_balance(
+    losses: Mapping[str, torch.Tensor], theta_f: torch.Tensor, theta_c: torch.Tensor, reduce: Reduce | None = None
+) -> Balanced:
+    """Eq. 4-5 on any subset of {c_kd, f_kd, task, perceptual}."""
+    _check_names(losses)
+    red = reduce or (lambda x: x)
+    weights: dict[str, float] = {}
+    fallbacks = 0
+    out_terms = [k for k in ("task", "f_kd", "perceptual") if k in losses]
+    l_out: torch.Tensor | None = None
+    if "task" in losses:
+        g_task = grad_sq_norm(losses["task"], theta_f)
+        l_out = losses["task"]
+        for name, wname in (("f_kd", "w_f_kd"), ("perceptual", "w_perc")):
+            if name in losses:
+                w, fb = _ratio(g_task, grad_sq_norm(losses[name], theta_f))
+                w = red(w.detach())
+                fallbacks += fb
+                weights[wname] = float(w)
+                l_out = l_out + w * losses[name]
+    elif out_terms:
+        # DEVIATION (paper §3.3 / Tab. 5 "c+f"): Eq. 4 normalises against L_task; without it the
+        # output-level losses enter L_out unweighted.
+        l_out = sum((losses[k] for k in out_terms[1:]), losses[out_terms[0]])
+    if "c_kd" in losses and l_out is not None:
+        w_c, fb = _ratio(grad_sq_norm(losses["c_kd"], theta_c), grad_sq_norm(l_out, theta_c))
+        w_c = red(w_c.detach())
+        fallbacks += fb
+        weights["w_c_task"] = float(w_c)
+        total = losses["c_kd"] + w_c * l_out
+    elif "c_kd" in losses:
+        total = losses["c_kd"]
+    else:
+        assert l_out is not None  # _check_names rejects an empty set
+        total = l_out
+    return Balanced(total, weights, fallbacks)
+
+
+def official_balance(
+    losses: Mapping[str, torch.Tensor],
+    theta_f: torch.Tensor,
+    theta_c: torch.Tensor,
+    lambda_kd: float,
+    lambda_task: float,
+    lambda_perceptual: float,
+    reduce: Reduce | None = None,
+) -> Balanced:
+    """``cal_adaptive_weights_type8`` of the official code (all four losses required)."""
+    _check_names(losses)
+    missing = [k for k in LOSS_NAMES if k not in losses]
+    if missing:
+        raise TrainError(f"balance 'official' needs all four losses; missing {', '.join(missing)} (use balance 'paper')")
+    red = reduce or (lambda x: x)
+
+    def norm(loss: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return grad_sq_norm(loss, p).sqrt()
+
+    def clamp(r: torch.Tensor, hi: float) -> torch.Tensor:
+        return torch.nan_to_num(r, nan=0.0, posinf=hi).clamp(0.0, hi).detach()  # never NaN
+
+    g_task_f = norm(losses["task"], theta_f)
+    w_f_kd = red(clamp(g_task_f / (norm(losses["f_kd"], theta_f) + 1e-6), 1e6))
+    w_perc = red(clamp(g_task_f / (norm(losses["perceptual"], theta_f) + 1e-6), 1e6))
+    w_out = red(clamp(norm(losses["c_kd"], theta_c) / (norm(losses["task"], theta_c) + 1e-4), 1e4))
+    inner = lambda_task * losses["task"] + lambda_kd * w_f_kd * losses["f_kd"] + lambda_perceptual * w_perc * losses["perceptual"]
+    total = lambda_kd * losses["c_kd"] + w_out * inner
+    return Balanced(total, {"w_f_kd": float(w_f_kd), "w_perc": float(w_perc), "w_out": float(w_out)})
+
+
+def balance(
+    form: str,
+    losses: Mapping[str, torch.Tensor],
+    theta_f: torch.Tensor,
+    theta_c: torch.Tensor,
+    *,
+    lambda_kd: float = 0.01,
+    lambda_task: float = 0.5,
+    lambda_perceptual: float = 0.5,
+    reduce: Reduce | None = None,
+) -> Balanced:
+    """Dispatch on ``cfg.distill.balance``."""
+    if form == "paper":
+        return paper_balance(losses, theta_f, theta_c, reduce)
+    if form == "official":
+        return official_balance(losses, theta_f, theta_c, lambda_kd, lambda_task, lambda_perceptual, reduce)
+    raise TrainError(f"unknown balance form {form!r} (paper | official)")
+
+
+def _check_names(losses: Mapping[str, torch.Tensor]) -> None:
+    bad = [k for k in losses if k not in LOSS_NAMES]
+    if bad or not losses:
+        raise TrainError(f"losses must be a non-empty subset of {LOSS_NAMES}, got {tuple(losses)}")

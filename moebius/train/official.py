@@ -1,0 +1,154 @@
+"""Official weights as run directories (DESIGN.md, "Official weights"): full scale starts from them.
+
+The official checkpoints (HF hustvl/Moebius and hustvl/PixelHacker: pretrained, ft_places2,
+ft_celebahq, ft_ffhq; PixelHacker's vae/) are plain ``torch.save`` state dicts with the keys
+``embedding_layer.weight`` and ``diff_model.*``; the VAE is a diffusers folder. ``prepare_official``
+resolves one through ``moebius.weights.resolve_weight``, loads it strict with ``weights_only=True``
+(never unpickling arbitrary objects) and writes the same run-directory layout as a trained run,
+labelled weights_kind "official".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from moebius.atomic import write_json, write_text
+from moebius.config import Config, config_hash, to_dict
+from moebius.train.errors import TrainError
+from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME, save_weights
+
+VARIANTS = ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
+_WEIGHT_NAMES = {"student": "moebius_{variant}", "teacher": "pixelhacker_{variant}", "vae": "sdxl_vae"}
+VAE_CONFIG_WEIGHT = "sdxl_vae_config"  # PixelHacker's vae/config.json (scaling_factor 0.13025)
+_MODEL_NAMES = {"student": "student", "teacher": "teacher"}
+
+
+def weight_name(kind: str, variant: str) -> str:
+    """The ``moebius.weights`` registry name of an official file."""
+    if kind not in _WEIGHT_NAMES:
+        raise TrainError(f"unknown official weights kind {kind!r} (vae | teacher | student)")
+    if kind != "vae" and variant not in VARIANTS:
+        raise TrainError(f"unknown official variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return _WEIGHT_NAMES[kind].format(variant=variant)
+
+
+def weights_dir(cfg: Config) -> str:
+    """$MOEBIUS_WEIGHTS_DIR if set, else ``cfg.weights.dir``."""
+    return os.environ.get("MOEBIUS_WEIGHTS_DIR") or cfg.weights.dir
+
+
+def _resolve(name: str, cfg: Config) -> Path:
+    try:
+        from moebius.weights import resolve_weight
+    except ImportError as exc:
+        raise TrainError(f"moebius.weights is not available: cannot resolve {name}") from exc
+    return Path(resolve_weight(name, weights_dir(cfg)))
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A plain state dict from .safetensors or a torch.save file (weights_only)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types; all mean "not a plain state dict"
+        raise TrainError(f"cannot read {path} as a plain state dict: {str(exc).splitlines()[0]}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise TrainError(f"{path} does not hold a state dict")
+    return state
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    result = module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        miss = ", ".join(result.missing_keys[:3])
+        extra = ", ".join(result.unexpected_keys[:3])
+        raise TrainError(
+            f"{source} does not match the model: {len(result.missing_keys)} missing ({miss}), "
+            f"{len(result.unexpected_keys)} unexpected ({extra})"
+        )
+
+
+def _vae_files(path: Path) -> tuple[dict[str, Any] | None, Path]:
+    """(config or None, weights file) of a diffusers VAE folder or a single weights file."""
+    if path.is_dir():
+        config = json.loads((path / "config.json").read_text(encoding="utf-8")) if (path / "config.json").is_file() else None
+        for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", WEIGHTS_NAME):
+            if (path / name).is_file():
+                return config, path / name
+        raise TrainError(f"no VAE weights in {path}")
+    return None, path
+
+
+def _vae_config(cfg: Config) -> dict[str, Any] | None:
+    """The official VAE config.json if the weights dir has it (else the preset's packaged config)."""
+    try:
+        path = _resolve(VAE_CONFIG_WEIGHT, cfg)
+    except Exception:  # missing or unknown: build_vae(preset) carries the same SDXL config
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Path:
+    """Install official weights (vae | teacher | student; pretrained | ft_places2 | ...) as a run dir."""
+    from moebius.train.runs import VAE_CONFIG, build_autoencoder, build_denoiser
+
+    out_dir = Path(out_dir)
+    name = weight_name(kind, variant)
+    source = _resolve(name, cfg)
+    if not source.exists():
+        raise TrainError(f"official weights {name} resolved to a missing path: {source}")
+    info: dict[str, Any] = {"preset": cfg.model.preset, "weights_kind": "official", "weights": name, "variant": variant}
+    try:
+        if kind == "vae":
+            from diffusers import AutoencoderKL
+
+            config, weights = _vae_files(source)
+            if config is None:
+                config = _vae_config(cfg)
+            module = (
+                AutoencoderKL.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+                if config is not None
+                else build_autoencoder(cfg.model.preset)
+            )
+            _load_strict(module, read_state_dict(weights), weights)
+            write_text(out_dir / VAE_CONFIG, module.to_json_string())
+            info.update(kind="vae", model="vae")
+        else:
+            module = build_denoiser(_MODEL_NAMES[kind], cfg.model.preset)
+            _load_strict(module, read_state_dict(source), source)
+            info.update(kind=kind if variant == "pretrained" else "finetune", model=_MODEL_NAMES[kind])
+            if variant != "pretrained":
+                info["target"] = variant.removeprefix("ft_")
+    except TrainError:
+        raise
+    except RuntimeError as exc:  # shape mismatches from load_state_dict
+        raise TrainError(f"{source} does not fit {kind}: {str(exc).splitlines()[0]}") from exc
+    save_weights(module, out_dir / WEIGHTS_NAME)
+    write_text(out_dir / METRICS_CSV, "step\n")
+    write_json(
+        out_dir / RUN_JSON,
+        {
+            **info,
+            "steps": 0,
+            "source_file": str(source),
+            "seed": cfg.seed,
+            "scale": cfg.scale,
+            "config_hash": config_hash(cfg),
+            "config": to_dict(cfg),
+            "data_versions": {},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return out_dir

@@ -1,0 +1,101 @@
+"""Optimiser and learning-rate schedule (paper Sec. 4.1: Muon, weight decay 0.1, lr 2e-4, x0.1 at 111K
+and 129K of 138K iterations).
+
+Grouping rule (Muon orthogonalises matrices; ``torch.optim.Muon`` accepts 2-D parameters only):
+- Muon: every parameter that is exactly 2-D (nn.Linear weights: attention/λ projections, the time
+  embedding MLP, encoder_hid_proj), except the LCG embedding table and the first / last layers;
+- AdamW: everything else: the embedding table, biases, norm gains, conv kernels (4-D, including 1x1
+  convs, which are not reshaped), and the first (conv_in) and last (conv_out) layers.
+Both use the same lr: Muon runs with ``adjust_lr_fn="match_rms_adamw"`` (Moonlight's 0.2·sqrt(max(A, B))
+scaling), which makes its update RMS match AdamW's so one lr serves both groups.
+``optimizer: adamw`` puts every parameter in AdamW.
+
+The schedule is a pure function of the step (lr · gamma^(milestones passed)), so nothing about it needs
+to be checkpointed and a resumed run continues on the same curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from moebius.config import TrainConfig
+from moebius.train.errors import TrainError
+
+EXCLUDED_FROM_MUON = ("embedding_layer", "conv_in", "conv_out")
+
+
+def uses_muon(name: str, param: torch.Tensor) -> bool:
+    """The grouping rule above, for one named parameter."""
+    parts = name.split(".")
+    return param.ndim == 2 and not any(p in EXCLUDED_FROM_MUON for p in parts)
+
+
+class Optimizers:
+    """Muon + AdamW driven as one optimiser (step, zero_grad, lr, state_dict)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer], base_lr: float) -> None:
+        self.optimizers = optimizers
+        self.base_lr = base_lr
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [opt.state_dict() for opt in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state.get("optimizers", [])
+        if len(saved) != len(self.optimizers):
+            raise TrainError(f"optimiser state has {len(saved)} optimisers, this run builds {len(self.optimizers)}")
+        for opt, s in zip(self.optimizers, saved):
+            opt.load_state_dict(s)
+
+
+def build_optimizer(named_params: Iterable[tuple[str, nn.Parameter]], train: TrainConfig) -> Optimizers:
+    """Muon for the 2-D hidden matrices and AdamW for the rest (or AdamW for all)."""
+    muon, adamw = [], []
+    for name, p in named_params:
+        if not p.requires_grad:
+            continue
+        (muon if train.optimizer == "muon" and uses_muon(name, p) else adamw).append(p)
+    if not muon and not adamw:
+        raise TrainError("no trainable parameters")
+    opts: list[torch.optim.Optimizer] = []
+    if muon:
+        opts.append(
+            torch.optim.Muon(muon, lr=train.lr, weight_decay=train.weight_decay, adjust_lr_fn="match_rms_adamw")
+        )
+    if adamw:
+        opts.append(torch.optim.AdamW(adamw, lr=train.lr, weight_decay=train.weight_decay))
+    return Optimizers(opts, train.lr)
+
+
+def milestone_steps(train: TrainConfig, steps: int | None = None) -> list[int]:
+    """The steps at which the lr is multiplied by gamma: round(fraction · steps)."""
+    total = train.steps if steps is None else steps
+    for f in train.lr_milestones:
+        if not 0.0 < f < 1.0:
+            raise TrainError(f"lr_milestones are fractions of steps in (0, 1), got {f}")
+    return [round(f * total) for f in train.lr_milestones]
+
+
+def lr_at(train: TrainConfig, step: int, steps: int | None = None) -> float:
+    """lr for 0-based ``step``: lr · gamma^(number of milestones <= step)."""
+    passed = sum(step >= m for m in milestone_steps(train, steps))
+    return train.lr * train.lr_gamma**passed

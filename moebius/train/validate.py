@@ -1,0 +1,82 @@
+"""Held-out ε-MSE and the KD-vs-no-KD comparison (paper Tab. 2: "KD" column, Exp 9 vs Exp 10).
+
+``validation_loss`` scores a finished run on a test split with noise, timesteps, masks and LCG ids
+fixed by the config seed (the same for every run, so two runs see exactly the same examples);
+``compare_kd`` writes one CSV row per run so the DAG records whether the distilled student's
+validation loss is below that of the same student trained without KD for the same number of steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import torch
+
+from moebius.atomic import write_text
+from moebius.config import Config
+from moebius.train.batches import TrainStream, derive_seed, diffusion_batch, list_images, torch_generator
+from moebius.train.errors import TrainError
+from moebius.train.losses import TaskLoss
+from moebius.train.runs import load_run, load_vae, schedule_of, vae_factor
+from moebius.train.state import METRICS_CSV, read_metrics
+
+VAL_TIMESTEPS = "uniform"  # every noise level weighted equally when comparing runs
+
+
+@torch.no_grad()
+def validation_loss(
+    cfg: Config,
+    run_dir: Path,
+    vae_dir: Path,
+    dataset: str,
+    split: str = "test",
+    n_batches: int = 4,
+    batch_size: int = 8,
+) -> float:
+    """Mean ε-MSE of a run over ``n_batches`` fixed batches of ``dataset``/``split`` (conditional ids)."""
+    if n_batches < 1 or batch_size < 1:
+        raise TrainError(f"n_batches and batch_size must be >= 1, got {n_batches}, {batch_size}")
+    model, _ = load_run(run_dir)
+    vae = load_vae(vae_dir)
+    seed = derive_seed(cfg.seed, "validation")
+    stream = TrainStream(
+        list_images(cfg.paths.data, (dataset,), split), model.latent_size * vae_factor(vae), seed, cfg.masks.train_protocols
+    )
+    schedule, task = schedule_of(cfg), TaskLoss()
+    total = 0.0
+    for i in range(n_batches):
+        pos = range(i * batch_size, (i + 1) * batch_size)
+        images, masks = (torch.stack(x) for x in zip(*(stream[p] for p in pos)))
+        b = diffusion_batch(vae, images, masks, torch_generator(seed, "batch", i), schedule, VAL_TIMESTEPS, 0.0, 0.0)
+        total += float(task(model(b.x, b.t, b.ids).sample, b.noise))
+    return total / n_batches
+
+
+def compare_kd(
+    cfg: Config,
+    runs: dict[str, Path],
+    vae_dir: Path,
+    out_csv: Path,
+    dataset: str | None = None,
+    n_batches: int = 4,
+) -> Path:
+    """CSV (run, model, kd, steps, val_loss, first_loss_total, final_loss_total), one row per run."""
+    from moebius.train.state import read_run
+
+    if dataset is None:
+        bench = cfg.benchmarks.get(cfg.ablation.benchmark)
+        dataset = bench.dataset if bench is not None else cfg.distill.train.datasets[0]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", "model", "kd", "steps", "dataset", "val_loss", "first_loss_total", "final_loss_total"])
+    for name, run_dir in runs.items():
+        info = read_run(run_dir)
+        rows = read_metrics(Path(run_dir) / METRICS_CSV)
+        first = rows[0]["loss_total"] if rows else float("nan")
+        final = rows[-1]["loss_total"] if rows else float("nan")
+        val = validation_loss(cfg, Path(run_dir), vae_dir, dataset, n_batches=n_batches)
+        writer.writerow([name, info["model"], bool(info.get("kd")), info["steps"], dataset, repr(val), repr(first), repr(final)])
+    write_text(out_csv, buf.getvalue())
+    return Path(out_csv)

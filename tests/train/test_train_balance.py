@@ -1,0 +1,140 @@
+"""Adaptive weights (Eq. 4-5 and the official form) against a hand computation on a linear network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from moebius.train.balance import balance, grad_sq_norm, official_balance, paper_balance
+from moebius.train.errors import TrainError
+
+
+def _setup(seed: int = 0):
+    """h = A x (θ_C = A), o = B h (θ_F = B); four MSE losses against different targets."""
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(5, 3))
+    A = g.normal(size=(4, 3))
+    B = g.normal(size=(2, 4))
+    tgt = {"h_T": g.normal(size=(5, 4)), "o_T": g.normal(size=(5, 2)), "eps": g.normal(size=(5, 2)), "x0": g.normal(size=(5, 2))}
+    return x, A, B, tgt
+
+
+def _torch_losses(x, A, B, tgt):
+    tA = torch.tensor(A, requires_grad=True)
+    tB = torch.tensor(B, requires_grad=True)
+    tx = torch.tensor(x)
+    h = tx @ tA.T
+    o = h @ tB.T
+    mse = lambda a, b: ((a - torch.tensor(b)) ** 2).mean()
+    losses = {"c_kd": mse(h, tgt["h_T"]), "f_kd": mse(o, tgt["o_T"]), "task": mse(o, tgt["eps"]), "perceptual": mse(o, tgt["x0"])}
+    return losses, tA, tB
+
+
+def _hand_grads(x, A, B, tgt):
+    """Closed-form gradients of every loss w.r.t. A and B (numpy)."""
+    h = x @ A.T
+    o = h @ B.T
+    gA, gB = {}, {}
+    for name, target in (("f_kd", tgt["o_T"]), ("task", tgt["eps"]), ("perceptual", tgt["x0"])):
+        r = 2.0 * (o - target) / o.size  # dL/do
+        gB[name] = r.T @ h
+        gA[name] = (r @ B).T @ x
+    r = 2.0 * (h - tgt["h_T"]) / h.size
+    gA["c_kd"], gB["c_kd"] = r.T @ x, np.zeros_like(B)
+    return gA, gB
+
+
+def test_paper_weights_match_hand_computation():
+    x, A, B, tgt = _setup()
+    gA, gB = _hand_grads(x, A, B, tgt)
+    sq = lambda m: float((m**2).sum())
+    w_f = sq(gB["task"]) / sq(gB["f_kd"])
+    w_p = sq(gB["task"]) / sq(gB["perceptual"])
+    g_out_A = gA["task"] + w_f * gA["f_kd"] + w_p * gA["perceptual"]
+    w_c = sq(gA["c_kd"]) / sq(g_out_A)
+
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    out = paper_balance(losses, theta_f=tB, theta_c=tA)
+    assert out.weights["w_f_kd"] == pytest.approx(w_f, rel=1e-9)
+    assert out.weights["w_perc"] == pytest.approx(w_p, rel=1e-9)
+    assert out.weights["w_c_task"] == pytest.approx(w_c, rel=1e-9)
+    expected = float((losses["c_kd"] + w_c * (losses["task"] + w_f * losses["f_kd"] + w_p * losses["perceptual"])).detach())
+    assert float(out.total.detach()) == pytest.approx(expected, rel=1e-9)
+
+    # the weights are constants: the gradient of L_total is the weighted sum of the loss gradients
+    out.total.backward()
+    expected_gB = w_c * (gB["task"] + w_f * gB["f_kd"] + w_p * gB["perceptual"])
+    np.testing.assert_allclose(tB.grad.numpy(), expected_gB, rtol=1e-9)
+    np.testing.assert_allclose(tA.grad.numpy(), gA["c_kd"] + w_c * g_out_A, rtol=1e-9)
+
+
+def test_official_weights_match_hand_computation():
+    x, A, B, tgt = _setup(seed=1)
+    gA, gB = _hand_grads(x, A, B, tgt)
+    n = lambda m: float(np.sqrt((m**2).sum()))
+    lam_kd, lam_task, lam_p = 0.01, 0.5, 0.5
+    w_f = min(max(n(gB["task"]) / (n(gB["f_kd"]) + 1e-6), 0), 1e6)
+    w_p = min(max(n(gB["task"]) / (n(gB["perceptual"]) + 1e-6), 0), 1e6)
+    w_out = min(max(n(gA["c_kd"]) / (n(gA["task"]) + 1e-4), 0), 1e4)
+
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    out = official_balance(losses, tB, tA, lam_kd, lam_task, lam_p)
+    assert out.weights["w_f_kd"] == pytest.approx(w_f, rel=1e-9)
+    assert out.weights["w_perc"] == pytest.approx(w_p, rel=1e-9)
+    assert out.weights["w_out"] == pytest.approx(w_out, rel=1e-9)
+    expected = lam_kd * losses["c_kd"] + w_out * (
+        lam_task * losses["task"] + lam_kd * w_f * losses["f_kd"] + lam_p * w_p * losses["perceptual"]
+    )
+    assert float(out.total.detach()) == pytest.approx(float(expected.detach()), rel=1e-9)
+
+
+def test_official_form_clamps_and_never_returns_nan():
+    x, A, B, tgt = _setup(seed=2)
+    tgt["o_T"] = (x @ A.T) @ B.T  # L_F_KD = 0 exactly: zero gradient, ratio hits the clamp
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    out = official_balance(losses, tB, tA, 0.01, 0.5, 0.5)
+    assert out.weights["w_f_kd"] == pytest.approx(min(float(grad_sq_norm(losses["task"], tB)) ** 0.5 / 1e-6, 1e6))
+    assert all(np.isfinite(v) for v in out.weights.values())
+
+
+@pytest.mark.parametrize("subset", [("c_kd",), ("c_kd", "f_kd"), ("c_kd", "f_kd", "task"), ("task",)])
+def test_paper_form_on_table5_subsets(subset):
+    x, A, B, tgt = _setup(seed=3)
+    gA, gB = _hand_grads(x, A, B, tgt)
+    sq = lambda m: float((m**2).sum())
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    out = paper_balance({k: losses[k] for k in subset}, tB, tA)
+    if subset == ("c_kd",):
+        assert out.weights == {} and float(out.total.detach()) == pytest.approx(float(losses["c_kd"].detach()))
+    elif subset == ("c_kd", "f_kd"):  # no L_task: L_out = L_F_KD unweighted
+        w_c = sq(gA["c_kd"]) / sq(gA["f_kd"])
+        assert set(out.weights) == {"w_c_task"}
+        assert out.weights["w_c_task"] == pytest.approx(w_c, rel=1e-9)
+    elif subset == ("c_kd", "f_kd", "task"):
+        w_f = sq(gB["task"]) / sq(gB["f_kd"])
+        w_c = sq(gA["c_kd"]) / sq(gA["task"] + w_f * gA["f_kd"])
+        assert set(out.weights) == {"w_f_kd", "w_c_task"}
+        assert out.weights["w_c_task"] == pytest.approx(w_c, rel=1e-9)
+    else:
+        assert out.weights == {} and float(out.total.detach()) == pytest.approx(float(losses["task"].detach()))
+
+
+def test_zero_gradient_falls_back_to_one_not_nan():
+    x, A, B, tgt = _setup(seed=4)
+    tgt["o_T"] = (x @ A.T) @ B.T  # L_F_KD == 0 -> zero denominator in W_F_KD
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    out = paper_balance(losses, tB, tA)
+    assert out.weights["w_f_kd"] == 1.0 and out.fallbacks == 1
+    assert torch.isfinite(out.total)
+
+
+def test_official_form_needs_all_four_losses_and_unknown_form_is_an_error():
+    x, A, B, tgt = _setup()
+    losses, tA, tB = _torch_losses(x, A, B, tgt)
+    with pytest.raises(TrainError, match="all four"):
+        balance("official", {k: losses[k] for k in ("c_kd", "f_kd")}, tB, tA)
+    with pytest.raises(TrainError, match="unknown balance"):
+        balance("adaptive", losses, tB, tA)
+    with pytest.raises(TrainError, match="subset"):
+        balance("paper", {"kd": losses["c_kd"]}, tB, tA)

@@ -1,0 +1,75 @@
+"""Official weights become run directories (with fake official files: the real ones are not here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import moebius.train.official as official
+from moebius.train import load_run, load_vae, prepare_official, train_teacher, train_vae
+from moebius.train.errors import TrainError
+
+from conftest import TinyRemoval, tiny_vae
+
+
+@pytest.fixture
+def fake_weights(tmp_path, monkeypatch) -> dict[str, Path]:
+    """A weights dir holding plain torch.save state dicts, and a resolver that finds them."""
+    root = tmp_path / "weights"
+    root.mkdir()
+    torch.manual_seed(11)
+    teacher = TinyRemoval("teacher", "smoke")
+    files = {"pixelhacker_pretrained": root / "pixelhacker_pretrained.pth", "pixelhacker_ft_places2": root / "ft.pth"}
+    torch.save(teacher.state_dict(), files["pixelhacker_pretrained"])
+    torch.save({"state_dict": teacher.state_dict()}, files["pixelhacker_ft_places2"])  # wrapped form
+    vae = tiny_vae()
+    torch.save(vae.state_dict(), root / "diffusion_pytorch_model.bin")
+    files["sdxl_vae"] = root / "diffusion_pytorch_model.bin"
+    (root / "config.json").write_text(vae.to_json_string())
+    files["sdxl_vae_config"] = root / "config.json"
+
+    def resolve(name, cfg):
+        if name not in files:
+            raise TrainError(f"no fake weight {name}")
+        return files[name]
+
+    monkeypatch.setattr(official, "_resolve", resolve)
+    files["_teacher"] = teacher  # type: ignore[assignment]
+    return files
+
+
+def test_official_teacher_installs_as_a_run(tiny_cfg, fake_weights, tmp_path):
+    cfg = dataclasses.replace(tiny_cfg, model=dataclasses.replace(tiny_cfg.model, teacher_source="official"))
+    out = train_teacher(cfg, tmp_path / "unused-vae", tmp_path / "teacher")
+    model, info = load_run(out)
+    assert info["weights_kind"] == "official" and info["weights"] == "pixelhacker_pretrained" and info["steps"] == 0
+    for k, v in fake_weights["_teacher"].state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    ft = prepare_official(cfg, "teacher", "ft_places2", tmp_path / "ft")
+    assert json.loads((ft / "run.json").read_text())["target"] == "places2"
+
+
+def test_official_vae_keeps_its_config(tiny_cfg, fake_weights, tmp_path):
+    cfg = dataclasses.replace(tiny_cfg, model=dataclasses.replace(tiny_cfg.model, vae_source="official"))
+    out = train_vae(cfg, tmp_path / "vae")
+    vae = load_vae(out)
+    assert vae.config.scaling_factor == pytest.approx(tiny_vae().config.scaling_factor)
+    assert json.loads((out / "run.json").read_text())["weights_kind"] == "official"
+
+
+def test_mismatched_or_unsafe_files_are_clear_errors(tiny_cfg, fake_weights, tmp_path):
+    state = torch.load(fake_weights["pixelhacker_pretrained"], weights_only=True)
+    state["diff_model.extra.weight"] = torch.zeros(1)
+    del state["embedding_layer.weight"]
+    torch.save(state, fake_weights["pixelhacker_pretrained"])
+    with pytest.raises(TrainError, match="1 missing \\(embedding_layer.weight\\), 1 unexpected"):
+        prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "a")
+    torch.save({"model": TinyRemoval("teacher", "smoke")}, fake_weights["pixelhacker_pretrained"])  # a pickled module
+    with pytest.raises(TrainError, match="plain state dict"):
+        prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "b")
+    with pytest.raises(TrainError, match="unknown official variant"):
+        prepare_official(tiny_cfg, "teacher", "ft_lvis", tmp_path / "c")

@@ -1,0 +1,114 @@
+"""The public runs on tiny stand-in models: VAE scaling, distillation, KD-off, Table 5 subsets,
+fine-tuning, loading and the KD comparison CSV."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from moebius.config import config_from_dict
+from moebius.train import compare_kd, distill, finetune, load_run, load_vae, validation_loss
+from moebius.train.batches import TrainStream, list_images
+from moebius.train.errors import TrainError
+from moebius.train.runs import latent_std
+from moebius.train.state import read_metrics
+
+from conftest import tiny_cfg_dict, tiny_train
+
+
+def test_vae_scaling_factor_gives_unit_std_latents(tiny_cfg, vae_dir, data_root):
+    vae = load_vae(vae_dir)
+    config = json.loads((vae_dir / "config.json").read_text())
+    assert vae.config.scaling_factor == pytest.approx(config["scaling_factor"])
+    stream = TrainStream(list_images(data_root, ["toy"], "train"), 64, 0, None)  # the smoke preset's image size
+    std = latent_std(vae, stream, seed=tiny_cfg.seed)
+    assert std * vae.config.scaling_factor == pytest.approx(1.0, rel=1e-5)
+    assert config["scaling_factor"] != 0.13025  # measured, not the SDXL literal
+    info = json.loads((vae_dir / "run.json").read_text())
+    assert info["kind"] == "vae" and info["weights_kind"] == "trained"
+    assert not any(p.requires_grad for p in vae.parameters())
+
+
+def test_distillation_lowers_total_loss(data_root, vae_dir, teacher_dir, tmp_path):
+    d = tiny_cfg_dict(data_root)
+    d["distill"]["train"] = tiny_train(steps=40, batch_size=4, global_batch=4, lr=3e-3, lr_milestones=[], checkpoint_every=40)
+    cfg = config_from_dict(d)
+    out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "kd")
+    rows = read_metrics(out / "train_metrics.csv")
+    assert len(rows) == 40
+    first = np.mean([r["loss_total"] for r in rows[:8]])
+    last = np.mean([r["loss_total"] for r in rows[-8:]])
+    assert last < 0.8 * first
+    assert {"c_kd", "f_kd", "task", "perceptual", "w_f_kd", "w_perc", "w_c_task"} <= rows[0].keys()
+    assert all(np.isfinite(r[k]) for r in rows for k in r)
+    info = json.loads((out / "run.json").read_text())
+    assert info["kd"] is True and info["losses"] == ["c_kd", "f_kd", "task", "perceptual"]
+    assert info["perceptual_weights_kind"] == "standin" and info["balance"] == "paper"
+
+
+def test_kd_off_trains_task_only_without_a_teacher(tiny_cfg, vae_dir, tmp_path):
+    out = distill(tiny_cfg, "exp10", tmp_path / "no-teacher-needed", vae_dir, tmp_path / "nokd", kd=False, steps=2)
+    rows = read_metrics(out / "train_metrics.csv")
+    assert len(rows) == 2 and "c_kd" not in rows[0] and rows[0]["loss_total"] == rows[0]["task"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["kd"] is False and info["teacher_dir"] is None and info["model"] == "exp10"
+    with pytest.raises(TrainError, match="kd=False"):
+        distill(tiny_cfg, "exp10", tmp_path, vae_dir, tmp_path / "x", kd=False, losses=("c_kd", "task"))
+
+
+@pytest.mark.parametrize("combo", [("c_kd",), ("c_kd", "f_kd"), ("c_kd", "f_kd", "task")])
+def test_table5_subsets_log_only_their_losses(tiny_cfg, vae_dir, teacher_dir, tmp_path, combo):
+    out = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "t5", steps=1, losses=combo)
+    row = read_metrics(out / "train_metrics.csv")[0]
+    assert {k for k in ("c_kd", "f_kd", "task", "perceptual") if k in row} == set(combo)
+    assert ("w_c_task" in row) == (len(combo) > 1)
+    assert ("w_perc" in row) is False
+
+
+def test_official_balance_runs_and_rejects_subsets(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+    cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, balance="official"))
+    out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "official", steps=2)
+    row = read_metrics(out / "train_metrics.csv")[0]
+    assert {"w_f_kd", "w_perc", "w_out"} <= row.keys() and 0.0 <= row["w_out"] <= 1e4
+    with pytest.raises(TrainError, match="all four"):
+        distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "bad", steps=1, losses=("c_kd",))
+
+
+def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+    out = finetune(tiny_cfg, "teacher", teacher_dir, vae_dir, "toy", tmp_path / "ft")
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "finetune" and info["target"] == "toy" and info["steps"] == 3
+    init, _ = load_run(teacher_dir)
+    tuned, _ = load_run(out)
+    changed = [not torch.equal(a, b) for a, b in zip(init.state_dict().values(), tuned.state_dict().values())]
+    assert any(changed)
+    with pytest.raises(TrainError, match="unknown fine-tuning target"):
+        finetune(tiny_cfg, "teacher", teacher_dir, vae_dir, "places9", tmp_path / "x")
+    with pytest.raises(TrainError, match="holds 'teacher'"):
+        finetune(tiny_cfg, "student", teacher_dir, vae_dir, "toy", tmp_path / "y")
+
+
+def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+    kd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "kd", steps=2)
+    nokd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "nokd", steps=2, kd=False)
+    v1 = validation_loss(tiny_cfg, kd, vae_dir, "toy", n_batches=2, batch_size=2)
+    v2 = validation_loss(tiny_cfg, kd, vae_dir, "toy", n_batches=2, batch_size=2)
+    assert v1 == v2 and v1 > 0  # same examples every call
+    assert validation_loss(tiny_cfg, nokd, vae_dir, "toy", n_batches=2, batch_size=2) != v1
+    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset="toy", n_batches=2)
+    rows = list(csv.DictReader(path.open()))
+    assert [r["run"] for r in rows] == ["exp9", "exp10"]
+    assert [r["kd"] for r in rows] == ["True", "False"]
+    assert all(float(r["val_loss"]) > 0 and r["steps"] == "2" for r in rows)
+
+
+def test_load_run_rejects_a_vae_dir_and_a_missing_dir(vae_dir, tmp_path):
+    with pytest.raises(TrainError, match="load_vae"):
+        load_run(vae_dir)
+    with pytest.raises(TrainError, match="not a finished run"):
+        load_run(tmp_path)
