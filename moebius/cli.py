@@ -321,21 +321,31 @@ def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, o
 @click.option("--benchmark", required=True)
 @click.option("--images", type=ExistingPath, required=True)
 @click.option("--masks", "masks_dir", type=ExistingPath, required=True)
-@click.option("--out", type=PathArg, required=True)
-@click.option("--guidance", type=click.FloatRange(min=0.0), default=None, help="CFG scale (default: by domain).")
+@click.option("--out", type=PathArg, required=True, help="Sample folder; with several --guidance, OUT/g<scale>/.")
+@click.option(
+    "--guidance", "guidances", type=click.FloatRange(min=0.0), multiple=True,
+    help="CFG scale(s) (default: by the benchmark's domain). Several values make a sweep (Table 6).",
+)
 @click.pass_context
 def sample(
     ctx: click.Context, model_key: str, run_dir: Path | None, vae_dir: Path | None, benchmark: str, images: Path,
-    masks_dir: Path, out: Path, guidance: float | None,
+    masks_dir: Path, out: Path, guidances: tuple[float, ...],
 ) -> None:
     """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
-    _call("moebius.eval.inpaint:inpaint_benchmark")(
-        _cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance
-    )
+    inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
+    if len(guidances) <= 1:
+        guidance = guidances[0] if guidances else None
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance)
+        return
+    for guidance in guidances:  # one process for the sweep: the model is loaded once
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}", guidance=guidance)
+    from moebius.atomic import write_json
+
+    write_json(out / "sweep.json", {"guidance": list(guidances), "folders": [f"g{g}" for g in guidances]})
 
 
 @cli.command("evaluate")
-@click.option("--samples", type=ExistingPath, required=True)
+@click.option("--samples", type=ExistingPath, required=True, help="Sample folder (for cfg_sweep: the folder holding sweep.json).")
 @click.option("--images", type=ExistingPath, required=True, help="Ground truth (the benchmark's images).")
 @click.option("--masks", "masks_dir", type=ExistingPath, required=True)
 @click.option("--model", "model_key", required=True)
@@ -355,9 +365,18 @@ def evaluate(
     for item in settings:
         key, _, value = item.partition("=")
         extra[key] = _parse_scalar(value)
-    records = _call("moebius.eval.metrics:evaluate_samples")(
-        _cfg(ctx), samples, images, masks_dir, model=model_key, benchmark=benchmark, settings=extra
-    )
+    score = _call("moebius.eval.metrics:evaluate_samples")
+    cfg = _cfg(ctx)
+    if experiment == "cfg_sweep":
+        records = []
+        sweep = json.loads((samples / "sweep.json").read_text())
+        for guidance, folder in zip(sweep["guidance"], sweep["folders"]):
+            records += score(
+                cfg, samples / folder, images, masks_dir, model=model_key, benchmark=benchmark,
+                settings={**extra, "cfg_scale": guidance},
+            )
+    else:
+        records = score(cfg, samples, images, masks_dir, model=model_key, benchmark=benchmark, settings=extra)
     write_records(out, records)
 
 
@@ -371,16 +390,17 @@ def _parse_scalar(text: str) -> Any:
 
 
 @cli.command("profile")
-@click.option("--model", "model_key", required=True, help="moebius | pixelhacker | exp1 … exp15")
+@click.option("--model", "model_keys", multiple=True, required=True, help="moebius | pixelhacker | exp1 … exp15 (repeatable)")
 @click.option("--latency/--no-latency", default=True, help="Also time ms per step (params and MACs always).")
 @click.option("--out", type=PathArg, required=True, help="Records JSON (params, GMACs, ms/step, total).")
 @click.pass_context
-def profile(ctx: click.Context, model_key: str, latency: bool, out: Path) -> None:
+def profile(ctx: click.Context, model_keys: tuple[str, ...], latency: bool, out: Path) -> None:
     """Params, compute (thop MACs and torch FLOPs) and ms per denoising step at batch 1."""
     from moebius.records import write_records
 
     cfg = _cfg(ctx)
-    records = _call("moebius.eval.profile:profile_model")(cfg, model_key, cfg.profile.preset, latency=latency)
+    profile_model = _call("moebius.eval.profile:profile_model")
+    records = [rec for key in model_keys for rec in profile_model(cfg, key, cfg.profile.preset, latency=latency)]
     write_records(out, records)
 
 

@@ -42,7 +42,8 @@ def test_full_scale_dry_run_lists_the_whole_dag_with_gpu_resources() -> None:
     assert "smoke_dataset" not in counts
     assert counts["ablation_arch"] == 15 and counts["ablation_loss"] == 4
     assert counts["distill"] == 1 and counts["finetune"] == 6
-    assert counts["sample_cfg_sweep"] == 14
+    assert counts["sample_cfg_sweep"] == 2  # one process per benchmark, all 7 scales
+    assert counts["profile"] == 2 and counts["profile_variants"] == 1
     # the distillation asks for 8 GPUs and runs through torchrun
     assert re.search(r"rule distill:.*?resources:[^\n]*gpu=8", result.stdout, flags=re.S)
     assert "torchrun --standalone --nproc_per_node=8" in snakemake(

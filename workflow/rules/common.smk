@@ -116,15 +116,11 @@ def ablation_records():
 
 
 def sweep_records():
-    return [
-        f"{P.results}/records/cfg_sweep/moebius/{b}_g{g}.json"
-        for b, scales in sorted(CFG.eval.cfg_sweep.items())
-        for g in scales
-    ]
+    return [f"{P.results}/records/cfg_sweep/moebius/{b}.json" for b in sorted(CFG.eval.cfg_sweep)]
 
 
 def efficiency_records():
-    return [f"{P.results}/records/efficiency/{m}/efficiency.json" for m in ["moebius", "pixelhacker", *EXPERIMENTS]]
+    return [f"{P.results}/records/efficiency/{m}.json" for m in ["moebius", "pixelhacker", "variants"]]
 
 
 ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()

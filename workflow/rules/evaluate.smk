@@ -28,28 +28,28 @@ rule sample:
 
 
 rule sample_cfg_sweep:
-    """Table 6: Moebius at one classifier-free guidance scale."""
+    """Table 6: Moebius at every classifier-free guidance scale of the sweep (one process)."""
     input:
         unpack(lambda w: sample_inputs_for("cfg_sweep", "moebius", w.benchmark)),
     output:
-        f"{P.results}/samples/cfg_sweep/moebius/{{benchmark}}/g{{scale}}/meta.json",
+        f"{P.results}/samples/cfg_sweep/moebius/{{benchmark}}/sweep.json",
     params:
         cfg=section("sample", "eval", "weights", "seed"),
         moebius=MOEBIUS,
         run=lambda w, input: f"--run {parent(input.run)} --vae {parent(input.vae)}",
+        guidance=lambda w: " ".join(f"--guidance {g}" for g in CFG.eval.cfg_sweep[w.benchmark]),
         images=lambda w, input: parent(input.images),
         masks=lambda w, input: parent(input.masks),
         out=lambda w, output: parent(output[0]),
     resources:
         gpu=gpu_if_full,
     log:
-        f"{P.logs}/sample/cfg_sweep_{{benchmark}}_g{{scale}}.log",
+        f"{P.logs}/sample/cfg_sweep_{{benchmark}}.log",
     conda:
         ENV
     shell:
-        "{params.moebius} sample --model moebius {params.run} --benchmark {wildcards.benchmark}"
-        " --guidance {wildcards.scale} --images {params.images} --masks {params.masks} --out {params.out}"
-        " > {log} 2>&1"
+        "{params.moebius} sample --model moebius {params.run} --benchmark {wildcards.benchmark} {params.guidance}"
+        " --images {params.images} --masks {params.masks} --out {params.out} > {log} 2>&1"
 
 
 rule evaluate:
@@ -81,13 +81,13 @@ rule evaluate:
 
 
 rule evaluate_cfg_sweep:
-    """Table 6: scores of one guidance scale, recorded with settings.cfg_scale."""
+    """Table 6: scores of every guidance scale, recorded with settings.cfg_scale."""
     input:
-        samples=f"{P.results}/samples/cfg_sweep/moebius/{{benchmark}}/g{{scale}}/meta.json",
+        samples=f"{P.results}/samples/cfg_sweep/moebius/{{benchmark}}/sweep.json",
         images=lambda w: f"{benchmark_dir(w.benchmark)}/manifest.csv",
         masks=lambda w: f"{mask_dir(w.benchmark)}/manifest.csv",
     output:
-        f"{P.results}/records/cfg_sweep/moebius/{{benchmark}}_g{{scale}}.json",
+        f"{P.results}/records/cfg_sweep/moebius/{{benchmark}}.json",
     params:
         cfg=section("eval", "weights", "seed"),
         moebius=MOEBIUS,
@@ -97,23 +97,23 @@ rule evaluate_cfg_sweep:
     resources:
         gpu=gpu_if_full,
     log:
-        f"{P.logs}/evaluate/cfg_sweep_{{benchmark}}_g{{scale}}.log",
+        f"{P.logs}/evaluate/cfg_sweep_{{benchmark}}.log",
     conda:
         ENV
     shell:
         "{params.moebius} evaluate --samples {params.samples} --images {params.images} --masks {params.masks}"
-        " --model moebius --benchmark {wildcards.benchmark} --experiment cfg_sweep"
-        " --setting cfg_scale={wildcards.scale} --out {output} > {log} 2>&1"
+        " --model moebius --benchmark {wildcards.benchmark} --experiment cfg_sweep --out {output} > {log} 2>&1"
 
 
 rule profile:
-    """Params, thop-convention MACs and ms per denoising step at batch 1, 512x512 (Tab. 1-3)."""
+    """Latency (ms per denoising step, batch 1 and CFG batch 2, 512x512) with params and MACs (Tab. 1, 3)."""
     output:
-        f"{P.results}/records/efficiency/{{model}}/efficiency.json",
+        f"{P.results}/records/efficiency/{{model}}.json",
     params:
         cfg=section("profile", "sample"),
         moebius=MOEBIUS,
-        latency=lambda w: "--latency" if w.model in DIFFUSION_OURS else "--no-latency",
+    wildcard_constraints:
+        model="moebius|pixelhacker",
     resources:
         gpu=gpu_if_full,
     log:
@@ -121,7 +121,23 @@ rule profile:
     conda:
         ENV
     shell:
-        "{params.moebius} profile --model {wildcards.model} {params.latency} --out {output} > {log} 2>&1"
+        "{params.moebius} profile --model {wildcards.model} --latency --out {output} > {log} 2>&1"
+
+
+rule profile_variants:
+    """Table 2's params and GFLOPs (thop MAC convention) of every architecture variant."""
+    output:
+        f"{P.results}/records/efficiency/variants.json",
+    params:
+        cfg=section("profile"),
+        moebius=MOEBIUS,
+        models=" ".join(f"--model {e}" for e in EXPERIMENTS),
+    log:
+        f"{P.logs}/profile/variants.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} profile {params.models} --no-latency --out {output} > {log} 2>&1"
 
 
 rule results_all:
