@@ -400,7 +400,7 @@ def profile(ctx: click.Context, model_keys: tuple[str, ...], latency: bool, out:
 
     cfg = _cfg(ctx)
     profile_model = _call("moebius.eval.profile:profile_model")
-    records = [rec for key in model_keys for rec in profile_model(cfg, key, cfg.profile.preset, latency=latency)]
+    records = [rec for key in model_keys for rec in profile_model(cfg, key, cfg.profile.preset, timing=latency)]
     write_records(out, records)
 
 

@@ -1,0 +1,297 @@
+"""Tests of ``moebius.eval.metrics``: FID / LPIPS with stand-in weights, pairing, bins, bootstrap, records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from moebius.eval import metrics as M
+from moebius.eval.errors import EvalError
+
+N_IMAGES = 3  # Inception at 299 px costs ~1 s per image on two cores: keep the sets tiny
+SIZE = 32
+RATIOS = [0.42, 0.47, 0.93]  # bins 0.4-0.5 (x2, reported) and 0.9-1.0 (x1, below the 2-image minimum)
+
+
+def _write_set(root: Path, seed: int, noise: int = 0, base_seed: int | None = None) -> Path:
+    """N_IMAGES RGB PNGs; with ``noise``, a perturbed copy of the set drawn from ``base_seed``."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base_rng = np.random.default_rng(base_seed if base_seed is not None else seed)
+    for i in range(N_IMAGES):
+        img = base_rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.int64)
+        if noise:
+            img = np.clip(img + rng.integers(-noise, noise + 1, img.shape), 0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(root / f"img{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("metrics")
+    real = _write_set(root / "real", seed=1)
+    pd.DataFrame({"id": [f"img{i:02d}" for i in range(N_IMAGES)], "source": "x"}).to_csv(real / "manifest.csv",
+                                                                                        index=False)
+    fake = _write_set(root / "fake", seed=2, noise=60, base_seed=1)
+    (fake / "meta.json").write_text(json.dumps({"weights_kind": "trained", "model": "moebius", "benchmark": "b"}))
+    masks = root / "masks"
+    masks.mkdir()
+    pd.DataFrame({"id": [f"img{i:02d}" for i in range(N_IMAGES)], "seed": 0, "hole_ratio": RATIOS}).to_csv(
+        masks / "manifest.csv", index=False)
+    return {"root": root, "real": real, "fake": fake, "masks": masks}
+
+
+@pytest.fixture(scope="module")
+def features(sets) -> dict[str, torch.Tensor]:
+    with pytest.MonkeyPatch.context() as mp:  # module scope: isolate from any real hub cache here too
+        mp.setenv("TORCH_HOME", str(sets["root"] / "torch_home"))
+        extractor, kind = M.build_inception(allow_standin=True, weights_dir=sets["root"] / "no_weights",
+                                            standin_seed=0, device="cpu")
+    assert kind == "standin"
+    real = M.inception_features(sorted(sets["real"].glob("*.png")), extractor)
+    fake = M.inception_features(sorted(sets["fake"].glob("*.png")), extractor)
+    return {"real": real, "fake": fake}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """No test may download: an empty torch hub and weights dir, and a download that fails loudly."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("MOEBIUS_WEIGHTS_DIR", str(tmp_path / "weights"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", refuse)
+
+
+# ---------------------------------------------------------------------------------------------
+# FID
+# ---------------------------------------------------------------------------------------------
+
+
+# torch-fidelity's eigvals route is the less accurate one when covariances are rank-deficient (~1e-8).
+@pytest.mark.parametrize("n1,n2,dim", [(10, 10, 16), (40, 40, 16), (12, 30, 16)])
+def test_fid_formula_equals_torch_fidelity(n1, n2, dim):
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    gen = torch.Generator().manual_seed(n1 + n2)
+    a = torch.randn(n1, dim, generator=gen, dtype=torch.float64)
+    b = 0.5 * torch.randn(n2, dim, generator=gen, dtype=torch.float64) + 0.3
+    theirs = fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), False)
+    assert M.fid_from_features(a, b) == pytest.approx(theirs[KEY_METRIC_FID], rel=1e-6, abs=1e-9)
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_of_different_sets_positive(features):
+    assert abs(M.fid_from_features(features["real"], features["real"])) < 1e-3
+    assert M.fid_from_features(features["real"], features["fake"]) > 1e-3
+    # the stand-in must not collapse features to ~0 (PyTorch's default init does: ENVIRONMENT.md)
+    assert features["real"].std() > 1e-3
+
+
+def test_fid_needs_two_images_and_equal_dims():
+    with pytest.raises(EvalError, match="at least 2"):
+        M.fid_from_features(torch.zeros(1, 8), torch.zeros(5, 8))
+    with pytest.raises(EvalError, match="same D"):
+        M.fid_from_features(torch.zeros(3, 8), torch.zeros(3, 9))
+
+
+def test_standin_inception_is_deterministic_across_processes_and_seeded(sets, features, tmp_path):
+    out = tmp_path / "feats.pt"
+    paths = [str(p) for p in sorted(sets["real"].glob("*.png"))[:2]]
+    code = (
+        "import sys, torch\n"
+        "from moebius.eval import metrics as M\n"
+        "f = [M.inception_features(sys.argv[3:], M.build_inception(True, sys.argv[1], s, 'cpu')[0]) for s in (0, 1)]\n"
+        "torch.save(f, sys.argv[2])\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "none"), str(out), *paths], check=True, cwd=repo,
+                   env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path / "th")})
+    seed0, seed1 = torch.load(out)
+    assert torch.equal(seed0, features["real"][:2])  # same seed, another process: the same features
+    assert not torch.allclose(seed1, seed0)  # the seed matters
+
+
+def test_missing_inception_without_standin_fails_fast_naming_the_fix():
+    from moebius.weights import MissingWeightError
+
+    with pytest.raises(MissingWeightError, match="inception"):
+        M.build_inception(allow_standin=False)
+
+
+def test_official_inception_file_in_torch_hub_cache_is_used_without_download(sets, features, tmp_path):
+    # A file of the official name (here: the stand-in's weights) in $TORCH_HOME/hub/checkpoints is
+    # picked up, read with weights_only=True, and labelled official.
+    standin, _ = M.build_inception(True, tmp_path / "none", 0, "cpu")
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(standin.state_dict(), hub / M.INCEPTION_FILE)
+    official, kind = M.build_inception(False, tmp_path / "none", device="cpu")
+    assert kind == "official"
+    feats = M.inception_features(sorted(sets["real"].glob("*.png"))[:1], official)
+    assert torch.equal(feats, features["real"][:1])
+
+
+def test_registered_torch_fidelity_extractor_is_ours():
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    cls = M.inception_class()
+    assert FEATURE_EXTRACTORS_REGISTRY[M.TORCH_FIDELITY_NAME] is cls
+
+
+# ---------------------------------------------------------------------------------------------
+# LPIPS
+# ---------------------------------------------------------------------------------------------
+
+
+def _pairs(sets, a="fake", b="real"):
+    return list(zip(sorted(sets[a].glob("*.png")), sorted(sets[b].glob("*.png"))))
+
+
+def test_lpips_identical_images_is_zero_and_different_positive(sets):
+    same = M.compute_lpips(_pairs(sets, "real", "real"), allow_standin=True, device="cpu")
+    assert same.weights_kind == "standin"
+    assert np.all(same.per_image == 0)
+    diff = M.compute_lpips(_pairs(sets), allow_standin=True, device="cpu")
+    assert np.all(diff.per_image > 0) and diff.value == pytest.approx(diff.per_image.mean())
+
+
+def test_lpips_ranges_are_the_same_metric_and_bad_range_is_an_error(sets):
+    mat = M.compute_lpips(_pairs(sets), "alex", "minus_one_one", allow_standin=True, device="cpu")
+    migan = M.compute_lpips(_pairs(sets), "alex", "zero_one", allow_standin=True, device="cpu")
+    np.testing.assert_allclose(mat.per_image, migan.per_image, rtol=1e-5)
+    with pytest.raises(EvalError, match="lpips_range"):
+        M.compute_lpips(_pairs(sets), "alex", "zero_255", allow_standin=True)
+
+
+def test_lpips_official_backbone_is_loaded_into_lpips_slices(sets):
+    import torchvision
+
+    features = torchvision.models.alexnet(weights=None).features
+    for p in features.parameters():
+        torch.nn.init.constant_(p, 0.01)
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, hub / "alexnet-owt-7be5be79.pth")
+    model, kind = M.build_lpips("alex", allow_standin=False, device="cpu")
+    assert kind == "official"
+    assert all(torch.all(p == 0.01) for p in model.net.parameters())
+    assert not any(torch.all(p == 0.01) for p in model.lins.parameters())  # heads stay the shipped ones
+
+
+def test_lpips_without_backbone_and_without_standin_fails():
+    from moebius.weights import MissingWeightError
+
+    with pytest.raises(MissingWeightError, match="alexnet"):
+        M.build_lpips("alex", allow_standin=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairing, bins, bootstrap
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pairing_names_the_mismatched_ids(sets, tmp_path):
+    fake = _write_set(tmp_path / "fake", seed=3)
+    (fake / "img01.png").rename(fake / "extra_zz.png")
+    with pytest.raises(EvalError) as err:
+        M.pair_by_stem(fake, sets["real"])
+    assert "extra_zz" in str(err.value) and "img01" in str(err.value)
+    (fake / "extra_zz.png").unlink()
+    with pytest.raises(EvalError, match="only in ground truth .*img01"):
+        M.pair_by_stem(fake, sets["real"])
+
+
+def test_pairs_of_different_sizes_are_an_error(sets, tmp_path):
+    fake = _write_set(tmp_path / "fake", seed=3)
+    Image.new("RGB", (SIZE + 1, SIZE)).save(fake / "img02.png")
+    with pytest.raises(EvalError, match="img02"):
+        M.compute_lpips(list(zip(sorted(fake.glob("*.png")), sorted(sets["real"].glob("*.png")))),
+                        allow_standin=True)
+
+
+def test_hole_bin_labels():
+    assert M.hole_bin_labels([0.0, 0.45, 0.4, 0.5, 0.999, 1.0]) == [
+        "0.0-0.1", "0.4-0.5", "0.4-0.5", "0.5-0.6", "0.9-1.0", "0.9-1.0"]
+    with pytest.raises(EvalError):
+        M.hole_bin_labels([1.2])
+
+
+def test_bootstrap_is_seeded_and_brackets_the_statistic(features):
+    scores = np.random.default_rng(0).random(50)
+    ci = M.bootstrap_mean_ci(scores, 300, seed=7)
+    assert ci == M.bootstrap_mean_ci(scores, 300, seed=7)
+    assert ci != M.bootstrap_mean_ci(scores, 300, seed=8)
+    assert ci[0] < scores.mean() < ci[1]
+    assert M.bootstrap_mean_ci(scores, 0, seed=7) is None
+    lo, hi = M.bootstrap_fid_ci(features["real"], features["fake"], 50, seed=0)
+    assert 0 <= lo <= hi
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate_samples: the records
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluate_samples_records(sets, features):
+    from moebius.config import load_config
+
+    cfg = load_config("config/smoke.yaml")
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, bootstrap=50))
+    records = M.evaluate_samples(cfg, sets["fake"], sets["real"], sets["masks"], model="moebius", benchmark="b",
+                                 settings={"cfg_scale": 2.5}, device="cpu")
+    by = {(r["metric"], r["settings"].get("hole_bin")): r for r in records}
+    assert set(by) == {("fid", None), ("lpips", None), ("fid_bin", "0.4-0.5"), ("lpips_bin", "0.4-0.5")}
+    fid = by[("fid", None)]
+    # a fresh extractor built from the same seed reproduces the number exactly (re-running is stable)
+    assert fid["value"] == M.fid_from_features(features["real"], features["fake"])
+    assert fid["n_images"] == N_IMAGES and by[("fid_bin", "0.4-0.5")]["n_images"] == 2
+    assert fid["ci_low"] <= fid["ci_high"]
+    assert all(r["weights_kind"] == "standin" for r in records)  # stand-in extractors override "trained"
+    assert all(r["settings"]["cfg_scale"] == 2.5 and r["benchmark"] == "b" for r in records)
+    lp_bin = by[("lpips_bin", "0.4-0.5")]["value"]
+    lp = by[("lpips", None)]
+    assert lp["n_images"] == N_IMAGES and lp["ci_low"] <= lp["ci_high"]
+    per_image = M.compute_lpips(_pairs(sets), allow_standin=True, device="cpu").per_image
+    assert lp["value"] == pytest.approx(per_image.mean())
+    assert lp_bin == pytest.approx(per_image[:2].mean())  # img00 and img01 form the 0.4-0.5 bin
+
+
+def test_evaluate_samples_requires_meta_and_mask_rows(sets, tmp_path):
+    from moebius.config import load_config
+
+    cfg = load_config("config/smoke.yaml")
+    fake = _write_set(tmp_path / "fake", seed=3)
+    with pytest.raises(EvalError, match="meta.json"):
+        M.evaluate_samples(cfg, fake, sets["real"], sets["masks"], model="m", benchmark="b")
+    (fake / "meta.json").write_text(json.dumps({"weights_kind": "trained"}))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    pd.DataFrame({"id": ["img00"], "hole_ratio": [0.1]}).to_csv(masks / "manifest.csv", index=False)
+    with pytest.raises(EvalError, match="no mask"):
+        M.evaluate_samples(cfg, fake, sets["real"], masks, model="m", benchmark="b")
+
+
+@pytest.mark.slow
+def test_compute_fid_equals_torch_fidelity_calculate_metrics(sets):
+    """The whole torch-fidelity pipeline (its loader, its FID) with our registered stand-in extractor."""
+    import torch_fidelity
+
+    ours = M.compute_fid(sorted(sets["real"].glob("*.png")), sorted(sets["fake"].glob("*.png")),
+                         allow_standin=True, device="cpu")
+    weights, _ = M.inception_weights_file(True)
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(sets["real"]), input2=str(sets["fake"]), fid=True, feature_extractor=M.TORCH_FIDELITY_NAME,
+        feature_extractor_weights_path=weights, cuda=False, save_cpu_ram=True, cache=False, verbose=False)
+    assert ours.value == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4, abs=1e-6)
