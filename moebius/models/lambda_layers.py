@@ -1,0 +1,105 @@
+"""Local-λ and Interactive-λ (paper Sec. 3.2, Eq. 1 and Eq. 2; after LambdaNetworks, Bello 2021).
+
+Both summarise a context into fixed-size linear maps ("lambdas") instead of an N×N attention map:
+
+    λc = softmax(K)ᵀ V          (content lambda; softmax over the context positions)
+    Y  = Q λc + Q λp            (no output projection)
+
+- Local-λ (Eq. 1, self-attention equivalent): Q, K, V are 1×1 convolutions of the latent; BN on Q and V;
+  the positional lambda λp is a (1, r, r) Conv3d over V, i.e. a learned r×r window per query.
+- Interactive-λ (Eq. 2, cross-attention equivalent): Q from the latent, K and V from the 10 projected
+  LCG tokens (BatchNorm1d on V); λp = E_pos V with a learned table ``rel_pos_emb`` [n², m, d_k, 1] that
+  ties every latent position to every token, so a layer only runs at the grid size n it was built for.
+
+Multi-query: 8 heads share one key/value (d_u = 1); d_k = C/8 and d_v = C/8, so heads · d_v = C.
+Both modules take and return feature maps (B, C, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moebius.models.errors import ModelConfigError, ModelInputError
+
+
+def _head_dims(dim: int, heads: int) -> int:
+    if dim % heads:
+        raise ModelConfigError(f"λ layer: channels {dim} must be divisible by {heads} heads")
+    return dim // heads
+
+
+class LocalLambda(nn.Module):
+    """Local-λ (Eq. 1): multi-query lambda layer with a local r×r positional lambda."""
+
+    def __init__(self, dim: int, heads: int = 8, r: int = 15) -> None:
+        super().__init__()
+        if r < 1 or r % 2 == 0:
+            raise ModelConfigError(f"Local-λ window r must be a positive odd number, got {r}")
+        self.heads = heads
+        self.dim_k = self.dim_v = _head_dims(dim, heads)
+        self.to_q = nn.Conv2d(dim, self.dim_k * heads, 1, bias=False)
+        self.to_k = nn.Conv2d(dim, self.dim_k, 1, bias=False)
+        self.to_v = nn.Conv2d(dim, self.dim_v, 1, bias=False)
+        self.norm_q = nn.BatchNorm2d(self.dim_k * heads)
+        self.norm_v = nn.BatchNorm2d(self.dim_v)
+        # Conv3d over (depth = value channel, H, W) with one input channel (d_u = 1): the official layout
+        self.pos_conv = nn.Conv3d(1, self.dim_k, (1, r, r), padding=(0, r // 2, r // 2))
+
+    def positional_lambda(self, v: torch.Tensor) -> torch.Tensor:
+        """λp = Conv3D_{1×r×r}(V): v (B, Dv, H, W) -> (B, Dk, Dv, H·W)."""
+        b, dv, hh, ww = v.shape
+        # A (1, r, r) Conv3d with one input channel is the same r×r Conv2d applied to every value
+        # channel; the 2-D form is several times faster on CPU and gives the same numbers.
+        weight = self.pos_conv.weight.squeeze(2)  # (Dk, 1, r, r)
+        lam = F.conv2d(v.reshape(b * dv, 1, hh, ww), weight, self.pos_conv.bias, padding=self.pos_conv.padding[1:])
+        return lam.view(b, dv, self.dim_k, hh * ww).transpose(1, 2)  # (B, Dk, Dv, N)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, hh, ww = x.shape  # (B, C, H, W)
+        q = self.norm_q(self.to_q(x)).view(b, self.heads, self.dim_k, hh * ww)  # (B, h, Dk, N)
+        k = self.to_k(x).view(b, self.dim_k, hh * ww).softmax(dim=-1)  # (B, Dk, N), softmax over positions
+        v = self.norm_v(self.to_v(x))  # (B, Dv, H, W)
+        v_flat = v.view(b, self.dim_v, hh * ww)  # (B, Dv, N)
+        lam_c = torch.einsum("bkn,bvn->bkv", k, v_flat)  # (B, Dk, Dv)
+        y_c = torch.einsum("bhkn,bkv->bhvn", q, lam_c)  # (B, h, Dv, N)
+        lam_p = self.positional_lambda(v)  # (B, Dk, Dv, N)
+        y_p = torch.einsum("bhkn,bkvn->bhvn", q, lam_p)  # (B, h, Dv, N)
+        return (y_c + y_p).reshape(b, self.heads * self.dim_v, hh, ww)  # (B, C, H, W)
+
+
+class InteractiveLambda(nn.Module):
+    """Interactive-λ (Eq. 2): lambda layer whose context is the m LCG tokens."""
+
+    def __init__(self, dim: int, context_dim: int, num_tokens: int, grid_size: int, heads: int = 8) -> None:
+        super().__init__()
+        if grid_size < 1 or num_tokens < 1:
+            raise ModelConfigError(f"Interactive-λ needs grid_size, num_tokens >= 1, got {grid_size}, {num_tokens}")
+        self.heads = heads
+        self.dim_k = self.dim_v = _head_dims(dim, heads)
+        self.grid_size, self.num_tokens = grid_size, num_tokens
+        # E_pos: one (m × d_k) table per latent position; the official init (LambdaNetworks) is N(0, 1)
+        self.rel_pos_emb = nn.Parameter(torch.randn(grid_size * grid_size, num_tokens, self.dim_k, 1))
+        self.to_q = nn.Conv2d(dim, self.dim_k * heads, 1, bias=False)
+        self.to_k = nn.Linear(context_dim, self.dim_k, bias=False)
+        self.to_v = nn.Linear(context_dim, self.dim_v, bias=False)
+        self.norm_q = nn.BatchNorm2d(self.dim_k * heads)
+        self.norm_v = nn.BatchNorm1d(self.dim_v)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, _, hh, ww = x.shape  # (B, C, H, W); context (B, m, Dc)
+        if hh != self.grid_size or ww != self.grid_size:
+            raise ModelInputError(
+                f"Interactive-λ was built for a {self.grid_size}x{self.grid_size} grid, got {hh}x{ww}"
+            )
+        if context.shape[1] != self.num_tokens:
+            raise ModelInputError(f"Interactive-λ needs exactly {self.num_tokens} tokens, got {context.shape[1]}")
+        q = self.norm_q(self.to_q(x)).view(b, self.heads, self.dim_k, hh * ww)  # (B, h, Dk, N)
+        k = self.to_k(context).softmax(dim=1)  # (B, m, Dk), softmax over the tokens
+        v = self.norm_v(self.to_v(context).transpose(1, 2))  # (B, Dv, m)
+        lam_c = torch.einsum("bmk,bvm->bkv", k, v)  # (B, Dk, Dv)
+        y_c = torch.einsum("bhkn,bkv->bhvn", q, lam_c)  # (B, h, Dv, N)
+        lam_p = torch.einsum("nmk,bvm->bnkv", self.rel_pos_emb.squeeze(-1), v)  # (B, N, Dk, Dv)
+        y_p = torch.einsum("bhkn,bnkv->bhvn", q, lam_p)  # (B, h, Dv, N)
+        return (y_c + y_p).reshape(b, self.heads * self.dim_v, hh, ww)  # (B, C, H, W)

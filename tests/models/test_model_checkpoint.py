@@ -1,0 +1,89 @@
+"""Weight files: round trips in both formats, strict-load errors that name the offending keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from moebius.models.checkpoint import CheckpointError, load_state_dict_file, load_weights, read_metadata, save_weights
+from moebius.models.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def student() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model("student", "smoke")
+    model(torch.randn(2, 9, 16, 16), 5, torch.zeros(2, 10, dtype=torch.long))  # move BN running stats
+    return model
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_safetensors_round_trip(student, tmp_path: Path) -> None:
+    path = tmp_path / "w" / "student.safetensors"
+    save_weights(student, path, metadata={"config_hash": "abc"})
+    assert [p.name for p in path.parent.iterdir()] == ["student.safetensors"]  # no temp file left
+    meta = read_metadata(path)
+    assert (meta["moebius.name"], meta["moebius.preset"], meta["config_hash"]) == ("student", "smoke", "abc")
+    fresh = build_model("student", "smoke")
+    assert not _same(fresh, student)
+    load_weights(fresh, path)
+    assert _same(fresh, student)
+    assert int(fresh.diff_model.conv_in.bn1.num_batches_tracked) == 1
+
+
+def test_torch_bin_round_trip(student, tmp_path: Path) -> None:
+    path = tmp_path / "official.bin"
+    torch.save(student.state_dict(), path)  # the official checkpoints are torch.save'd state dicts
+    fresh = load_weights(build_model("student", "smoke"), path)
+    assert _same(fresh, student)
+
+
+def test_mismatches_are_listed(student, tmp_path: Path) -> None:
+    state = dict(student.state_dict())
+    del state["embedding_layer.weight"]
+    state["diff_model.extra.weight"] = torch.zeros(1)
+    state["diff_model.conv_out.conv_pw.weight"] = torch.zeros(3, 32, 1, 1)
+    path = tmp_path / "bad.bin"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as err:
+        load_weights(build_model("student", "smoke"), path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "1 missing: embedding_layer.weight" in msg
+    assert "1 unexpected: diff_model.extra.weight" in msg
+    assert "diff_model.conv_out.conv_pw.weight (3, 32, 1, 1) vs model (4, 32, 1, 1)" in msg
+
+
+def test_non_strict_ignores_missing_but_not_shapes(student, tmp_path: Path) -> None:
+    state = {k: v for k, v in student.state_dict().items() if k != "embedding_layer.weight"}
+    path = tmp_path / "partial.bin"
+    torch.save(state, path)
+    model = load_weights(build_model("student", "smoke"), path, strict=False)
+    assert torch.equal(model.diff_model.conv_out.conv_pw.weight, student.diff_model.conv_out.conv_pw.weight)
+    with pytest.raises(CheckpointError, match="shape-mismatched"):
+        load_weights(build_model("teacher", "smoke"), path, strict=False)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_state_dict_file(tmp_path / "none.bin")
+    (tmp_path / "w.npz").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="unknown checkpoint format"):
+        load_state_dict_file(tmp_path / "w.npz")
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_state_dict_file(tmp_path / "broken.safetensors")
+    torch.save({"a": 1}, tmp_path / "notensors.pt")
+    with pytest.raises(CheckpointError, match="flat state dict"):
+        load_state_dict_file(tmp_path / "notensors.pt")
+
+
+def test_save_needs_safetensors_suffix(student, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="safetensors"):
+        save_weights(student, tmp_path / "w.bin")

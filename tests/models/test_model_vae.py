@@ -1,0 +1,28 @@
+
+import pytest
+import torch
+
+from moebius.models.errors import UnknownModelError
+from moebius.models.vae import build_vae, downsampling_factor, sdxl_vae_config
+
+
+def test_paper_config_is_the_shipped_sdxl_json() -> None:
+    config = sdxl_vae_config()
+    assert config["block_out_channels"] == [128, 256, 512, 512]
+    assert config["scaling_factor"] == pytest.approx(0.13025)
+    assert not any(k.startswith("_") for k in config)
+
+
+def test_smoke_vae_is_factor_four() -> None:
+    torch.manual_seed(0)
+    vae = build_vae("smoke")
+    assert downsampling_factor(vae) == 4 and vae.config.latent_channels == 4
+    with torch.no_grad():
+        z = vae.encode(torch.randn(2, 3, 64, 64)).latent_dist.sample() * vae.config.scaling_factor
+        assert z.shape == (2, 4, 16, 16)
+        assert vae.decode(z / vae.config.scaling_factor).sample.shape == (2, 3, 64, 64)
+
+
+def test_unknown_vae_preset() -> None:
+    with pytest.raises(UnknownModelError, match="did you mean 'paper'"):
+        build_vae("papr")
