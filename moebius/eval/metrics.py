@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from moebius.atomic import atomic_path
 from moebius.config import Config
 from moebius.eval.errors import EvalError
 from moebius.records import make_record
@@ -304,14 +305,38 @@ def compute_fid(
     batch_size: int = 32,
     standin_seed: int = 0,
     device: str = "auto",
+    real_cache_dir: str | Path | None = None,
 ) -> FidResult:
-    """FID between two image lists (uint8 files) with torch-fidelity's InceptionV3 "2048" features."""
+    """FID between two image lists (uint8 files) with torch-fidelity's InceptionV3 "2048" features.
+
+    With ``real_cache_dir``, the real set's features are kept there, keyed by the real files' bytes
+    and the extractor: every model scored on a benchmark shares them (Inception is the cost on CPU).
+    """
     if len(real_paths) < 2 or len(fake_paths) < 2:
         raise EvalError(f"FID needs at least 2 images per set, got {len(real_paths)} and {len(fake_paths)}")
     extractor, kind = build_inception(allow_standin, weights_dir, standin_seed, device)
-    real = inception_features([Path(p) for p in real_paths], extractor, batch_size)
+    real = _cached_features([Path(p) for p in real_paths], extractor, batch_size, kind, standin_seed, real_cache_dir)
     fake = inception_features([Path(p) for p in fake_paths], extractor, batch_size)
     return FidResult(fid_from_features(real, fake), len(fake_paths), kind, real, fake)
+
+
+def _cached_features(
+    paths: list[Path], extractor: nn.Module, batch_size: int, kind: str, seed: int, cache_dir: str | Path | None
+) -> torch.Tensor:
+    if cache_dir is None:
+        return inception_features(paths, extractor, batch_size)
+    digest = hashlib.sha256(f"{kind}:{seed if kind == 'standin' else ''}".encode())
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    cache = Path(cache_dir) / f"inception_{digest.hexdigest()[:16]}.npy"
+    if cache.is_file():
+        return torch.from_numpy(np.load(cache))
+    features = inception_features(paths, extractor, batch_size)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, features.numpy())
+    return features
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,7 +562,8 @@ def evaluate_samples(
     allow, seed = cfg.weights.allow_standin, cfg.seed
     wdir = os.environ.get("MOEBIUS_WEIGHTS_DIR") or cfg.weights.dir  # the env var wins (config.py)
     fid = compute_fid([r for _, _, r in pairs], [s for _, s, _ in pairs], allow_standin=allow, weights_dir=wdir,
-                      batch_size=cfg.eval.batch_size, standin_seed=seed, device=device)
+                      batch_size=cfg.eval.batch_size, standin_seed=seed, device=device,
+                      real_cache_dir=Path(cfg.paths.results) / "cache" / "fid_real")
     lp = compute_lpips([(s, r) for _, s, r in pairs], cfg.eval.lpips_net, cfg.eval.lpips_range,
                        allow_standin=allow, weights_dir=wdir, batch_size=cfg.eval.batch_size,
                        standin_seed=seed, device=device)

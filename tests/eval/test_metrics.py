@@ -295,3 +295,26 @@ def test_compute_fid_equals_torch_fidelity_calculate_metrics(sets):
         input1=str(sets["real"]), input2=str(sets["fake"]), fid=True, feature_extractor=M.TORCH_FIDELITY_NAME,
         feature_extractor_weights_path=weights, cuda=False, save_cpu_ram=True, cache=False, verbose=False)
     assert ours.value == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4, abs=1e-6)
+
+
+def test_real_feature_cache_gives_the_same_fid_and_is_reused(tmp_path):
+    from PIL import Image
+
+    from moebius.eval.metrics import compute_fid
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    real, fake = paths[:3], paths[3:]
+    plain = compute_fid(real, fake, allow_standin=True, batch_size=3)
+    cached = compute_fid(real, fake, allow_standin=True, batch_size=3, real_cache_dir=tmp_path / "cache")
+    (cache_file,) = (tmp_path / "cache").iterdir()
+    again = compute_fid(real, fake, allow_standin=True, batch_size=3, real_cache_dir=tmp_path / "cache")
+    assert plain.value == pytest.approx(cached.value, abs=1e-9) == pytest.approx(again.value, abs=1e-9)
+    # a changed real image is a different key, not a stale hit
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(real[0])
+    compute_fid(real, fake, allow_standin=True, batch_size=3, real_cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2 and cache_file.exists()
