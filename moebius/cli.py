@@ -232,9 +232,9 @@ def train_vae(ctx: click.Context, out: Path, resume: bool) -> None:
     """Train the tiny VAE (smoke) or install the official SDXL VAE (full)."""
     cfg = _cfg(ctx)
     if cfg.model.vae_source == "official":
-        _call("moebius.train.loop:prepare_official")(cfg, "vae", "pretrained", out)
+        _call("moebius.train:prepare_official")(cfg, "vae", "pretrained", out)
     else:
-        _call("moebius.train.loop:train_vae")(cfg, out, resume=resume)
+        _call("moebius.train:train_vae")(cfg, out, resume=resume)
 
 
 @train.command("teacher")
@@ -246,9 +246,9 @@ def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool) ->
     """Train the teacher from scratch (smoke) or install the official PixelHacker (full)."""
     cfg = _cfg(ctx)
     if cfg.model.teacher_source == "official":
-        _call("moebius.train.loop:prepare_official")(cfg, "teacher", "pretrained", out)
+        _call("moebius.train:prepare_official")(cfg, "teacher", "pretrained", out)
     else:
-        _call("moebius.train.loop:train_teacher")(cfg, vae_dir, out, resume=resume)
+        _call("moebius.train:train_teacher")(cfg, vae_dir, out, resume=resume)
 
 
 @train.command("official")
@@ -258,7 +258,7 @@ def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool) ->
 @click.pass_context
 def train_official(ctx: click.Context, kind: str, variant: str, out: Path) -> None:
     """Install an official checkpoint (HF hustvl/*) from the weights directory as a run directory."""
-    _call("moebius.train.loop:prepare_official")(_cfg(ctx), kind, variant, out)
+    _call("moebius.train:prepare_official")(_cfg(ctx), kind, variant, out)
 
 
 @train.command("distill")
@@ -279,7 +279,7 @@ def train_distill(
     loss_tuple = tuple(s.strip() for s in losses.split(",")) if losses else None
     if kd and teacher_dir is None:
         raise click.UsageError("--teacher is required unless --no-kd")
-    _call("moebius.train.loop:distill")(
+    _call("moebius.train:distill")(
         _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd, resume=resume
     )
 
@@ -294,7 +294,7 @@ def train_distill(
 @click.pass_context
 def train_finetune(ctx: click.Context, model: str, init_dir: Path, vae_dir: Path, target: str, out: Path, resume: bool) -> None:
     """Fine-tune a model on one benchmark family (Sec. 4.1)."""
-    _call("moebius.train.loop:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume)
+    _call("moebius.train:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume)
 
 
 @train.command("compare-kd")
@@ -310,7 +310,7 @@ def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, o
         if not path:
             raise click.UsageError(f"--run expects NAME=RUN_DIR, got {item!r}")
         parsed[name] = Path(path)
-    _call("moebius.train.loop:compare_kd")(_cfg(ctx), parsed, vae_dir, out)
+    _call("moebius.train:compare_kd")(_cfg(ctx), parsed, vae_dir, out)
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -436,7 +436,7 @@ def report(
 @click.argument("row", type=click.IntRange(min=0))
 def trace(table_csv: Path, row: int) -> None:
     """Show the record (value, config hash, data version, commit, file) behind one table row."""
-    info = _call("moebius.report.page:trace")(table_csv, row)
+    info = _call("moebius.report.trace:trace")(table_csv, row)
     click.echo(json.dumps(info, indent=2, default=str))
 
 
