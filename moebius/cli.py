@@ -215,7 +215,25 @@ def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) 
 @click.pass_context
 def masks_stats(ctx: click.Context, mask_dirs: tuple[Path, ...], out_csv: Path, sets_csv: Path, plot: Path) -> None:
     """Hole-ratio statistics per protocol (mean, quartiles, 10% bins, share in [0.4, 0.5])."""
-    _call("moebius.masks.stats:write_stats")(_cfg(ctx), list(mask_dirs), out_csv, sets_csv, plot)
+    import pandas as pd
+
+    from moebius import masks
+    from moebius.atomic import atomic_open
+
+    cfg = _cfg(ctx)
+    protocols = masks.list_protocols()
+    ratios = {name: masks.hole_ratios(name, cfg.masks.stats_n, cfg.masks.seed) for name in protocols}
+    fresh = pd.DataFrame(
+        [{"protocol": name, "version": masks.get_protocol(name).version, "size": masks.get_protocol(name).size,
+          "seed": cfg.masks.seed, **masks.summarise_ratios(r)} for name, r in ratios.items()]
+    )
+    for frame, path in ((fresh, out_csv), (masks.set_stats(list(mask_dirs)), sets_csv)):
+        with atomic_open(path, "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    versions = ", ".join(f"{n} v{masks.get_protocol(n).version}" for n in protocols)
+    masks.plot_hole_histograms(
+        ratios, plot, footnote=f"{cfg.masks.stats_n} masks per protocol at native size, seed {cfg.masks.seed}; {versions}"
+    )
 
 
 # ---------------------------------------------------------------------------------------- training
