@@ -17,7 +17,9 @@ Names are the ones ``EvalConfig.models`` uses; an unknown name gets a "did you m
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,8 +85,16 @@ def list_baselines() -> list[str]:
     return list(BASELINES)
 
 
+# Ablation runs (Table 2: exp1..exp15; Table 5: loss_c..loss_cftp) are our own trained models too:
+# sampled exactly like Moebius, from their run folder.
+_ABLATION_RUN = re.compile(r"exp([1-9]|1[0-5])|loss_(c|cf|cft|cftp)")
+
+
 def get_baseline(name: str) -> BaselineSpec:
     """The spec of ``name``; ``EvalError`` with a "did you mean" hint otherwise."""
+    if _ABLATION_RUN.fullmatch(name):
+        return dataclasses.replace(BASELINES["moebius"], name=name, display=f"Moebius ablation {name}",
+                                   weights_source="trained here (Tables 2 and 5)")
     if name not in BASELINES:
         close = difflib.get_close_matches(name, list(BASELINES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -85,3 +85,13 @@ def test_tiny_diffusers_pipelines_run(smoke_cfg, name: str) -> None:
     again = run_baseline(cfg, name, images[1:], _box_mask(1, 32), [6])
     torch.testing.assert_close(again, out[1:], atol=1e-4, rtol=0)  # per-image generators
     assert elapsed < 60
+
+
+def test_ablation_runs_are_sampled_like_moebius():
+    from moebius.eval.baselines import get_baseline
+
+    for name in ("exp1", "exp15", "loss_c", "loss_cftp"):
+        spec = get_baseline(name)
+        assert spec.family == "ours" and spec.name == name and spec.steps == get_baseline("moebius").steps
+    with pytest.raises(EvalError, match="unknown baseline"):
+        get_baseline("exp16")
