@@ -362,6 +362,63 @@ def sample(
     write_json(out / "sweep.json", {"guidance": list(guidances), "folders": [f"g{g}" for g in guidances]})
 
 
+def _tasks(specs: tuple[str, ...], required: tuple[str, ...]) -> list[dict[str, str]]:
+    """Parse repeated `--task key=value,key=value` options (one per benchmark)."""
+    tasks = []
+    for spec in specs:
+        task = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+        missing = [k for k in required if k not in task]
+        if missing:
+            raise click.UsageError(f"--task {spec!r} lacks {', '.join(missing)}")
+        tasks.append(task)
+    return tasks
+
+
+@cli.command("sample-suite")
+@click.option("--model", "model_key", required=True)
+@click.option("--vae", "vae_dir", type=PathArg, default=None)
+@click.option(
+    "--task", "task_specs", multiple=True, required=True,
+    help="benchmark=B,images=DIR,masks=DIR,out=DIR[,run=RUN_DIR] — one per benchmark.",
+)
+@click.option("--out", type=PathArg, required=True, help="suite.json listing the sample folders (written last).")
+@click.pass_context
+def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path) -> None:
+    """`sample` for several benchmarks of one model in one process (the imports are paid once)."""
+    from moebius.atomic import write_json
+
+    inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
+    tasks = _tasks(task_specs, ("benchmark", "images", "masks", "out"))
+    for task in tasks:
+        run = Path(task["run"]) if task.get("run") else None
+        inpaint(_cfg(ctx), model_key, run, vae_dir, task["benchmark"], Path(task["images"]), Path(task["masks"]),
+                Path(task["out"]))
+    write_json(out, {"model": model_key, "samples": {t["benchmark"]: t["out"] for t in tasks}})
+
+
+@cli.command("evaluate-suite")
+@click.option("--model", "model_key", required=True)
+@click.option("--experiment", type=click.Choice(["main", "ood"]), required=True)
+@click.option(
+    "--task", "task_specs", multiple=True, required=True,
+    help="benchmark=B,samples=DIR,images=DIR,masks=DIR — one per benchmark.",
+)
+@click.option("--out", type=PathArg, required=True, help="Records JSON (every benchmark).")
+@click.pass_context
+def evaluate_suite(ctx: click.Context, model_key: str, experiment: str, task_specs: tuple[str, ...], out: Path) -> None:
+    """`evaluate` for several benchmarks of one model in one process."""
+    from moebius.records import write_records
+
+    score = _call("moebius.eval.metrics:evaluate_samples")
+    records = []
+    for task in _tasks(task_specs, ("benchmark", "samples", "images", "masks")):
+        records += score(
+            _cfg(ctx), Path(task["samples"]), Path(task["images"]), Path(task["masks"]), model=model_key,
+            benchmark=task["benchmark"], settings={"experiment": experiment},
+        )
+    write_records(out, records)
+
+
 @cli.command("evaluate")
 @click.option("--samples", type=ExistingPath, required=True, help="Sample folder (for cfg_sweep: the folder holding sweep.json).")
 @click.option("--images", type=ExistingPath, required=True, help="Ground truth (the benchmark's images).")

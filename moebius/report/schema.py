@@ -133,7 +133,9 @@ def validate_table(df: pd.DataFrame, name: str) -> None:
     fail(has_rep & ~df["scale"].isin(SCALES), f"has a reproduced value but scale not in {SCALES}")
     fail(has_rep & (_blank(df["record_source"]) | _blank(df["record_key"])),
          "has a reproduced value but no record source/key")
-    fail(has_rep & (df["n_images"].isna() & df["benchmark"].ne("efficiency")), "has a reproduced value but no n_images")
+    # Quality metrics depend strongly on the image count (MAT #63); cost metrics have none.
+    fail(has_rep & df["n_images"].isna() & df["metric"].isin(("fid", "lpips")),
+         "has a reproduced FID/LPIPS but no n_images")
     fail(has_rep & df["reproduced"].apply(lambda v: isinstance(v, float) and math.isinf(v)), "has an infinite value")
     expected_delta = pd.Series([relative_delta(a, b) for a, b in zip(df["reproduced"], df["reported"])], index=df.index)
     bad_delta = ~(np.isclose(df["rel_delta"].astype(float), expected_delta, rtol=REL_TOL, atol=1e-9)

@@ -41,6 +41,11 @@ def section(*names):
     return config_hash({n: getattr(CFG, n) for n in names})
 
 
+# What a sample folder depends on: the sampler, the weights policy, the seed and the baselines' step
+# counts, but not the metric settings (so changing eval.bootstrap re-scores without re-sampling).
+SAMPLE_SETTINGS = section("sample", "weights", "seed") + config_hash([CFG.eval.flux_steps, CFG.eval.sd35_steps])
+
+
 def dataset_manifest(dataset, split):
     return f"{P.data}/datasets/{dataset}/{split}/manifest.csv"
 
@@ -103,10 +108,37 @@ def experiment_of(benchmark):
     return "ood" if CFG.benchmarks[benchmark].ood else "main"
 
 
-def main_records():
+SUITE_BENCHMARKS = {"main": MAIN_BENCHMARKS, "ood": OOD_BENCHMARKS}
+
+
+def suite_inputs(wildcards):
+    inputs = {}
+    for b in SUITE_BENCHMARKS[wildcards.experiment]:
+        inputs.update({f"{k}_{b}": v for k, v in sample_inputs_for(wildcards.experiment, wildcards.model, b).items() if k != "vae"})
+    if wildcards.model in DIFFUSION_OURS:
+        inputs["vae"] = f"{vae_run()}/run.json"
+    return inputs
+
+
+def suite_tasks(experiment, model):
+    """`--task` values of `moebius sample-suite`: one per benchmark (run dirs by fine-tuning target)."""
+    tasks = []
+    for b in SUITE_BENCHMARKS[experiment]:
+        run = sample_run(experiment, model, b)
+        task = f"benchmark={b},images={benchmark_dir(b)},masks={mask_dir(b)},out={P.results}/samples/{experiment}/{model}/{b}"
+        tasks.append(task + (f",run={run}" if run else ""))
+    return tasks
+
+
+def suite_score_tasks(experiment, model):
     return [
-        f"{P.results}/records/{experiment_of(b)}/{m}/{b}.json" for m in EVAL_MODELS for b in BENCHMARKS
+        f"benchmark={b},samples={P.results}/samples/{experiment}/{model}/{b},images={benchmark_dir(b)},masks={mask_dir(b)}"
+        for b in SUITE_BENCHMARKS[experiment]
     ]
+
+
+def main_records():
+    return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
 
 
 def ablation_records():

@@ -1,21 +1,71 @@
 # Sampling (20-step DDIM with LCG guidance) and scoring (FID / LPIPS) for every table, plus profiling.
+# Tables 1, 3, 4 and 7 run one process per model over all its benchmarks ("suites": Python and torch
+# start-up dominates at smoke scale); the ablations run one process per trained model.
+
+
+rule sample_suite:
+    """Inpaint every benchmark of an experiment (main | ood) with one model; PNGs named by image id."""
+    input:
+        unpack(suite_inputs),
+    output:
+        f"{P.results}/samples/{{experiment}}/{{model}}/suite.json",
+    params:
+        cfg=SAMPLE_SETTINGS,
+        moebius=MOEBIUS,
+        vae=lambda w, input: f"--vae {parent(input.vae)}" if "vae" in input.keys() else "",
+        tasks=lambda w: " ".join(f"--task {t}" for t in suite_tasks(w.experiment, w.model)),
+    wildcard_constraints:
+        experiment="main|ood",
+    resources:
+        gpu=eval_gpu,
+    log:
+        f"{P.logs}/sample/{{experiment}}_{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} sample-suite --model {wildcards.model} {params.vae} {params.tasks} --out {output} > {log} 2>&1"
+
+
+rule evaluate_suite:
+    """FID (torch-fidelity) and LPIPS of one model on every benchmark of an experiment, as records."""
+    input:
+        suite=f"{P.results}/samples/{{experiment}}/{{model}}/suite.json",
+        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+    output:
+        f"{P.results}/records/{{experiment}}/{{model}}.json",
+    params:
+        cfg=section("eval", "weights", "seed"),
+        moebius=MOEBIUS,
+        tasks=lambda w: " ".join(f"--task {t}" for t in suite_score_tasks(w.experiment, w.model)),
+    wildcard_constraints:
+        experiment="main|ood",
+    resources:
+        gpu=gpu_if_full,
+    log:
+        f"{P.logs}/evaluate/{{experiment}}_{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} evaluate-suite --model {wildcards.model} --experiment {wildcards.experiment}"
+        " {params.tasks} --out {output} > {log} 2>&1"
 
 
 rule sample:
-    """Inpaint one benchmark with one model; PNGs named by image id, composited with the known region."""
+    """Inpaint the ablation benchmark with one trained ablation model, composited with the known region."""
     input:
         unpack(sample_inputs),
     output:
         f"{P.results}/samples/{{experiment}}/{{model}}/{{benchmark}}/meta.json",
     params:
-        cfg=section("sample", "eval", "weights", "seed"),
+        cfg=SAMPLE_SETTINGS,
         moebius=MOEBIUS,
         run=run_options,
         images=lambda w, input: parent(input.images),
         masks=lambda w, input: parent(input.masks),
         out=lambda w, output: parent(output[0]),
     wildcard_constraints:
-        experiment="main|ood|ablation_arch|ablation_loss",
+        experiment="ablation_arch|ablation_loss",
     resources:
         gpu=eval_gpu,
     log:
@@ -34,7 +84,7 @@ rule sample_cfg_sweep:
     output:
         f"{P.results}/samples/cfg_sweep/moebius/{{benchmark}}/sweep.json",
     params:
-        cfg=section("sample", "eval", "weights", "seed"),
+        cfg=SAMPLE_SETTINGS,
         moebius=MOEBIUS,
         run=lambda w, input: f"--run {parent(input.run)} --vae {parent(input.vae)}",
         guidance=lambda w: " ".join(f"--guidance {g}" for g in CFG.eval.cfg_sweep[w.benchmark]),
@@ -53,7 +103,7 @@ rule sample_cfg_sweep:
 
 
 rule evaluate:
-    """FID (torch-fidelity) and LPIPS against the paired ground truth, as result records."""
+    """FID (torch-fidelity) and LPIPS of one ablation model against the paired ground truth, as records."""
     input:
         samples=f"{P.results}/samples/{{experiment}}/{{model}}/{{benchmark}}/meta.json",
         images=lambda w: f"{benchmark_dir(w.benchmark)}/manifest.csv",
@@ -67,7 +117,7 @@ rule evaluate:
         images=lambda w, input: parent(input.images),
         masks=lambda w, input: parent(input.masks),
     wildcard_constraints:
-        experiment="main|ood|ablation_arch|ablation_loss",
+        experiment="ablation_arch|ablation_loss",
     resources:
         gpu=gpu_if_full,
     log:
