@@ -263,7 +263,9 @@ def distill(
         if losses is not None and set(losses) & set(KD_LOSSES):
             raise TrainError(f"kd=False cannot train the KD losses {sorted(set(losses) & set(KD_LOSSES))}")
         chosen = check_losses(losses if losses is not None else ("task",))
-    if d.balance == "official" and len(chosen) != 4:
+    # Without KD there is nothing to balance: L_total = L_task under either form.
+    form = d.balance if kd else "paper"
+    if form == "official" and len(chosen) != 4:
         raise TrainError(f"balance 'official' needs all four losses, got {chosen} (use balance 'paper')")
     n_steps = d.train.steps if steps is None else steps
     train = dataclasses.replace(d.train, steps=n_steps)
@@ -305,7 +307,7 @@ def distill(
         if "perceptual" in chosen:
             parts["perceptual"] = perceptual(out.sample, b.z_t, b.t, b.z0)
         bal = balance(
-            d.balance, parts, theta_f, theta_c,
+            form, parts, theta_f, theta_c,
             lambda_kd=d.lambda_kd, lambda_task=d.lambda_task, lambda_perceptual=d.lambda_perceptual,
             reduce=mean_across_ranks,  # one set of weights for all ranks
         )
@@ -321,7 +323,7 @@ def distill(
         "weights_kind": "trained",
         "kd": bool(kd),
         "losses": list(chosen),
-        "balance": d.balance,
+        "balance": form,
         "perceptual": d.perceptual if perceptual is not None else None,
         "perceptual_weights_kind": perc_kind,
         "teacher_dir": str(teacher_dir) if teacher is not None else None,

@@ -61,6 +61,15 @@ def test_kd_off_trains_task_only_without_a_teacher(tiny_cfg, vae_dir, tmp_path):
         distill(tiny_cfg, "exp10", tmp_path, vae_dir, tmp_path / "x", kd=False, losses=("c_kd", "task"))
 
 
+def test_kd_off_trains_under_the_official_balance_config_too(tiny_cfg, vae_dir, tmp_path):
+    # Table 2's KD-off rows must run whichever balance form the distillation config names.
+    cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, balance="official"))
+    out = distill(cfg, "exp10", None, vae_dir, tmp_path / "nokd_official", kd=False, steps=1)
+    row = read_metrics(out / "train_metrics.csv")[0]
+    assert row["loss_total"] == row["task"]
+    assert json.loads((out / "run.json").read_text())["balance"] == "paper"
+
+
 @pytest.mark.parametrize("combo", [("c_kd",), ("c_kd", "f_kd"), ("c_kd", "f_kd", "task")])
 def test_table5_subsets_log_only_their_losses(tiny_cfg, vae_dir, teacher_dir, tmp_path, combo):
     out = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "t5", steps=1, losses=combo)
