@@ -9,25 +9,11 @@ from __future__ import annotations
 
 from moebius.models.presets import Preset
 from moebius.models.unet import UNetSpec
+from moebius.models.variants import EXPERIMENTS, variant_spec
 
 
 def student_spec(preset: Preset) -> UNetSpec:
-    """The student's architecture at the given preset's sizes."""
-    return UNetSpec(
-        block_out_channels=preset.student_widths,
-        down_attention=(True, True, True),
-        up_attention=(True, True, True),
-        mid_block=False,
-        self_attention="LocalLambda",
-        cross_attention="InteractiveLambda",
-        ffn="MixFFN",
-        conv="DWConv",
-        latent_size=preset.latent_size,
-        embed_dim=preset.embed_dim,
-        context_dim=preset.context_dim,
-        heads=preset.heads,
-        norm_groups=preset.norm_groups,
-        lambda_r=preset.lambda_r,
-        layers_per_block=preset.layers_per_block,
-        xavier_linear_init=True,  # the official student calls initialize_weights()
-    )
+    """The student's architecture at the given preset's sizes: Exp ① with all four of Table 2's switches
+    (Local-λ, Interactive-λ, Mix-FFN, DWConv), i.e. Exp ⑨; Xavier init as the official student's
+    ``initialize_weights()``."""
+    return variant_spec(EXPERIMENTS[9], preset)

@@ -119,7 +119,9 @@ def test_standin_inception_is_deterministic_across_processes_and_seeded(sets, fe
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "none"), str(out), *paths], check=True, cwd=repo,
                    env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "TORCH_HOME": str(tmp_path / "th")})
     seed0, seed1 = torch.load(out)
-    assert torch.equal(seed0, features["real"][:2])  # same seed, another process: the same features
+    # same seed, another process: the same weights, so the same features up to the float summation
+    # order (which depends on the thread count and the batch composition)
+    assert torch.allclose(seed0, features["real"][:2], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(seed1, seed0)  # the seed matters
 
 
