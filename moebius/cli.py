@@ -58,8 +58,9 @@ def _call(target: str) -> Callable[..., Any]:
     "--config",
     "config_files",
     multiple=True,
+    envvar="MOEBIUS_CONFIG",
     type=click.Path(dir_okay=False, path_type=Path),
-    help=f"YAML config file(s), merged in order (later wins). Default: {DEFAULT_CONFIG}.",
+    help=f"YAML config file(s), merged in order (later wins). Default: $MOEBIUS_CONFIG, else {DEFAULT_CONFIG}.",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_files: tuple[Path, ...]) -> None:

@@ -1,5 +1,6 @@
 # Config validation and the input functions shared by the rule files.
 import json
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -26,13 +27,16 @@ EVAL_MODELS = list(CFG.eval.models)
 DIFFUSION_OURS = ("moebius", "pixelhacker")
 
 
-# The CLI reads the same resolved config the schema just validated. Content-addressed, so two
+# The CLI reads the same resolved config the schema just validated, through $MOEBIUS_CONFIG (jobs
+# inherit it), so that the path, which names the config hash, is not a job parameter; a change of one
+# setting re-runs only the jobs whose `cfg` parameter (below) covers it. Content-addressed, so two
 # configs never overwrite each other's file.
 RESOLVED_CONFIG = f"{P.logs}/config/{config_hash(CFG)}.yaml"
 Path(RESOLVED_CONFIG).parent.mkdir(parents=True, exist_ok=True)
 if not Path(RESOLVED_CONFIG).exists():
     Path(RESOLVED_CONFIG).write_text(dump_yaml(CFG))
-MOEBIUS = f"moebius --config {RESOLVED_CONFIG}"
+os.environ.update({"MOEBIUS_CONFIG": RESOLVED_CONFIG})  # set here, so cluster jobs that re-parse set it too
+MOEBIUS = "moebius"
 
 
 def section(*names):
@@ -176,7 +180,7 @@ ENV = "../envs/moebius.yaml"
 def launcher(gpus):
     """The CLI, through torchrun when a run asks for more than one GPU (DDP; world size 1 is plain)."""
     if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node={gpus} -m moebius.cli --config {RESOLVED_CONFIG}"
+        return f"torchrun --standalone --nproc_per_node={gpus} -m moebius.cli"
     return MOEBIUS
 
 
