@@ -148,27 +148,52 @@ rule finetune:
         "{params.launch} {params.command} > {log} 2>&1"
 
 
-rule compare_kd:
-    """Exp 9 vs Exp 10: the distilled student against the same student trained without KD."""
+rule distill_nokd:
+    """The Exp 9 student trained for the same steps as `distill` with L_task only: the KD-off control."""
     input:
-        kd=f"{P.checkpoints}/ablation_arch/exp9/run.json",
-        nokd=f"{P.checkpoints}/ablation_arch/exp10/run.json",
+        vae=rules.vae.output[0],
+        data=train_data(CFG.distill.train),
+    output:
+        f"{P.checkpoints}/distill_nokd/run.json",
+    params:
+        cfg=section("model", "distill", "masks", "seed"),
+        launch=launcher(CFG.distill.train.gpus),
+        vae=lambda w, input: parent(input.vae),
+        out=lambda w, output: parent(output[0]),
+    resources:
+        **train_resources(CFG.distill.train.gpus),
+    log:
+        f"{P.logs}/train/distill_nokd.log",
+    conda:
+        ENV
+    shell:
+        "{params.launch} train distill --student student --no-kd --vae {params.vae} --out {params.out} > {log} 2>&1"
+
+
+rule compare_kd:
+    """Validation loss with and without KD for the same steps: the main recipe (distill vs distill_nokd)
+    and Table 2's Exp 9 vs Exp 10."""
+    input:
+        distill=rules.distill.output[0],
+        nokd=rules.distill_nokd.output[0],
+        exp9=f"{P.checkpoints}/ablation_arch/exp9/run.json",
+        exp10=f"{P.checkpoints}/ablation_arch/exp10/run.json",
         vae=rules.vae.output[0],
     output:
         f"{P.results}/training/kd_vs_nokd.csv",
     params:
         cfg=section("distill", "ablation"),
         moebius=MOEBIUS,
-        kd=lambda w, input: parent(input.kd),
-        nokd=lambda w, input: parent(input.nokd),
+        runs=lambda w, input: " ".join(
+            f"--run {name}={parent(input[name])}" for name in ("distill", "nokd", "exp9", "exp10")
+        ),
         vae=lambda w, input: parent(input.vae),
     log:
         f"{P.logs}/train/compare_kd.log",
     conda:
         ENV
     shell:
-        "{params.moebius} train compare-kd --run exp9={params.kd} --run exp10={params.nokd} --vae {params.vae}"
-        " --out {output} > {log} 2>&1"
+        "{params.moebius} train compare-kd {params.runs} --vae {params.vae} --out {output} > {log} 2>&1"
 
 
 rule models_all:
