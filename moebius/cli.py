@@ -198,11 +198,9 @@ def masks() -> None:
 @click.pass_context
 def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) -> None:
     """Write the benchmark's mask set (255 = hole) and its manifest."""
-    import pandas as pd
-
     cfg = _cfg(ctx)
     bench = _benchmark(cfg, benchmark)
-    ids = pd.read_csv(images / "manifest.csv", dtype={"id": str})["id"].tolist()
+    ids = _call("moebius.data.manifest:read_manifest")(images / "manifest.csv")["id"].tolist()  # validated ids
     _call("moebius.masks:write_mask_set")(
         bench.mask_protocol, ids, out, seed=cfg.masks.seed, size=bench.size, workers=cfg.masks.workers
     )
