@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from moebius.models.blocks import ConvKind, CrossAttn, FFNKind, SelfAttention
 from moebius.models.errors import UnknownModelError
 from moebius.models.presets import Preset, did_you_mean
+from moebius.models.teacher import teacher_spec
 from moebius.models.unet import UNetSpec
 
 
@@ -75,23 +76,11 @@ def get_experiment(name: str | int) -> Experiment:
 
 def three_level_base(preset: Preset) -> UNetSpec:
     """Exp ①: PixelHacker without its last down stage (3 CrossAttn levels, no mid block)."""
-    return UNetSpec(
+    return teacher_spec(preset).replace(
         block_out_channels=preset.student_widths,
         down_attention=(True, True, True),
         up_attention=(True, True, True),
         mid_block=False,
-        self_attention="GLA",
-        cross_attention="CA",
-        ffn="FFN",
-        conv="Conv",
-        latent_size=preset.latent_size,
-        embed_dim=preset.embed_dim,
-        context_dim=preset.context_dim,
-        heads=preset.heads,
-        norm_groups=preset.norm_groups,
-        lambda_r=preset.lambda_r,
-        layers_per_block=preset.layers_per_block,
-        xavier_linear_init=False,
     )
 
 
