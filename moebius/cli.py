@@ -528,11 +528,10 @@ def weights_list(ctx: click.Context) -> None:
 
     for entry in registry.list_weights():
         try:
-            path = registry.resolve_weight(entry.key, _cfg(ctx).weights.dir)
-            status = f"present  {path}"
+            status = f"present  {registry.resolve_weight(entry.key, _cfg(ctx).weights.dir)}"
         except registry.MissingWeightError:
-            status = "missing"
-        click.echo(f"{entry.key:32s} {status}")
+            status = f"missing  (put it at {registry.weights_root(_cfg(ctx).weights.dir) / entry.path})"
+        click.echo(f"{entry.key:32s} {status}\n{'':32s} source: {entry.source} · licence: {entry.licence}")
 
 
 @weights.command("check")

@@ -36,3 +36,13 @@ def test_config_show_round_trips(run_cli, tmp_path: Path) -> None:
     resolved = tmp_path / "resolved.yaml"
     resolved.write_text(shown.stdout)
     assert run_cli("--config", str(resolved), "config", "hash").stdout == run_cli("config", "hash").stdout
+
+
+def test_weights_list_names_source_licence_and_place(run_cli, tmp_path: Path) -> None:
+    from moebius.weights import list_weights
+
+    result = run_cli("weights", "list", env={"MOEBIUS_WEIGHTS_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    for entry in list_weights():
+        assert entry.key in result.stdout and entry.licence in result.stdout
+    assert f"put it at {tmp_path}" in result.stdout  # nothing is present in an empty weights dir
