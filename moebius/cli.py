@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-from moebius.config import Config, ConfigError, config_hash, dump_yaml, json_schema, load_config
+from moebius.config import Config, config_hash, dump_yaml, json_schema, load_config
 
 DEFAULT_CONFIG = "config/smoke.yaml"
 
@@ -169,20 +169,11 @@ def data_extract(archive: Path, dest: Path) -> None:
 def data_benchmark(ctx: click.Context, benchmark: str, dataset_dir: Path, out: Path) -> None:
     """Select and preprocess a benchmark's images (MAT crop / MI-GAN resize)."""
     cfg = _cfg(ctx)
-    bench = _benchmark(cfg, benchmark)
+    bench = cfg.benchmark(benchmark)
     _call("moebius.data.benchmarks:prepare_benchmark")(
         dataset_dir, out, n_images=bench.n_images, size=bench.size, preprocess=bench.preprocess, seed=cfg.seed,
         rule=bench.selection,
     )
-
-
-def _benchmark(cfg: Config, name: str):
-    if name not in cfg.benchmarks:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(cfg.benchmarks), n=1)
-        raise ConfigError(f"unknown benchmark {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return cfg.benchmarks[name]
 
 
 # ------------------------------------------------------------------------------------------- masks
@@ -199,7 +190,7 @@ def masks() -> None:
 def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) -> None:
     """Write the benchmark's mask set (255 = hole) and its manifest."""
     cfg = _cfg(ctx)
-    bench = _benchmark(cfg, benchmark)
+    bench = cfg.benchmark(benchmark)
     ids = _call("moebius.data.manifest:read_manifest")(images / "manifest.csv")["id"].tolist()  # validated ids
     _call("moebius.masks:write_mask_set")(
         bench.mask_protocol, ids, out, seed=cfg.masks.seed, size=bench.size, workers=cfg.masks.workers

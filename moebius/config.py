@@ -252,6 +252,16 @@ class Config:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
 
+    def benchmark(self, name: str) -> BenchmarkConfig:
+        """``benchmarks[name]``, or a ConfigError with a "did you mean" hint."""
+        if name not in self.benchmarks:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.benchmarks), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown benchmark {name!r}{hint}; configured: {', '.join(self.benchmarks)}")
+        return self.benchmarks[name]
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading

@@ -105,3 +105,10 @@ def test_schema_rejects_unknown_keys_and_wrong_types() -> None:
         jsonschema.validate({"sacle": "smoke"}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"sample": {"steps": "twenty"}}, schema)
+
+
+def test_benchmark_lookup_hints_the_closest_name() -> None:
+    cfg = load_config(ROOT / "config" / "smoke.yaml")
+    assert cfg.benchmark("places2_test") is cfg.benchmarks["places2_test"]
+    with pytest.raises(ConfigError, match=r"unknown benchmark 'places2_tset' \(did you mean 'places2_test'\?\)"):
+        cfg.benchmark("places2_tset")

@@ -14,7 +14,6 @@ of a partial run, so a resume with different settings fails instead of mixing sa
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from moebius.atomic import atomic_path, write_json
-from moebius.config import BenchmarkConfig, Config, config_hash
+from moebius.config import Config, ConfigError, config_hash
 from moebius.diffusion.composite import composite
 from moebius.diffusion.sampler import inpaint_batch, vae_factor
 from moebius.diffusion.seeding import image_seed
@@ -42,15 +41,6 @@ SETTINGS = ".settings.json"
 # ---------------------------------------------------------------------------------------------
 # Reading inputs
 # ---------------------------------------------------------------------------------------------
-
-
-def benchmark_config(cfg: Config, benchmark: str) -> BenchmarkConfig:
-    """``cfg.benchmarks[benchmark]``, or ``EvalError`` with a "did you mean" hint."""
-    if benchmark not in cfg.benchmarks:
-        close = difflib.get_close_matches(benchmark, list(cfg.benchmarks), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise EvalError(f"unknown benchmark {benchmark!r}{hint}; configured: {', '.join(cfg.benchmarks)}")
-    return cfg.benchmarks[benchmark]
 
 
 def manifest_ids(folder: Path) -> list[str]:
@@ -172,7 +162,10 @@ def inpaint_benchmark(
     ``model_key`` is a baseline name (``moebius`` / ``pixelhacker`` load ``run_dir`` and ``vae_dir``).
     ``guidance`` None → 2.5 / 2.0 by benchmark domain for ours, the method's default otherwise.
     """
-    bench = benchmark_config(cfg, benchmark)
+    try:
+        bench = cfg.benchmark(benchmark)
+    except ConfigError as exc:  # inpainting reports every bad input as its own error type
+        raise EvalError(str(exc)) from exc
     spec = get_baseline(model_key)
     images_dir, masks_dir, out_dir = Path(images_dir), Path(masks_dir), Path(out_dir)
     ids = manifest_ids(images_dir)

@@ -1,5 +1,4 @@
 # Config validation and the input functions shared by the rule files.
-import json
 import os
 from pathlib import Path
 
@@ -106,10 +105,6 @@ def sample_inputs(wildcards):
 def run_options(wildcards):
     run = sample_run(wildcards.experiment, wildcards.model, wildcards.benchmark)
     return "" if run is None else f"--run {run} --vae {vae_run()}"
-
-
-def experiment_of(benchmark):
-    return "ood" if CFG.benchmarks[benchmark].ood else "main"
 
 
 SUITE_BENCHMARKS = {"main": MAIN_BENCHMARKS, "ood": OOD_BENCHMARKS}
