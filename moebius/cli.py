@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import sys
@@ -17,30 +18,12 @@ from typing import Any, Callable
 import click
 
 from moebius.config import Config, config_hash, dump_yaml, json_schema, load_config
+from moebius.errors import MoebiusError
 
 DEFAULT_CONFIG = "config/smoke.yaml"
 
-# Exceptions that mean "the input is wrong" (and their subclasses), by qualified name.
-USER_ERRORS = (
-    "moebius.config:ConfigError",
-    "moebius.records:RecordError",
-    "moebius.data.errors:DataError",
-    "moebius.masks.errors:MaskError",
-    "moebius.models.errors:ModelError",
-    "moebius.weights:WeightError",
-    "moebius.train.errors:TrainError",
-    "moebius.diffusion.errors:SamplerError",
-    "moebius.eval.errors:EvalError",
-    "moebius.report.errors:ReportError",
-)
-
 PathArg = click.Path(path_type=Path)
 ExistingPath = click.Path(path_type=Path, exists=True)
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    """Match by qualified name along the MRO, so that no package is imported just to check."""
-    return any(f"{cls.__module__}:{cls.__name__}" in USER_ERRORS for cls in type(exc).__mro__)
 
 
 def _cfg(ctx: click.Context) -> Config:
@@ -535,8 +518,27 @@ def weights_check(ctx: click.Context, key: str) -> None:
     click.echo(resolve_weight(key, _cfg(ctx).weights.dir))
 
 
+# OS errors that mean "the machine or the path cannot take this", not a bug: one line, exit 2.
+_OS_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """``disk full: /path`` for an OS error a user can fix, or None for anything else."""
+    what = _OS_ERRORS.get(exc.errno or -1)
+    if what is None:
+        return None
+    where = exc.filename if exc.filename is not None else "(path not reported)"
+    return f"{what}: {where}"
+
+
 def main() -> None:
-    """Entry point: user errors become one line and exit status 2."""
+    """Entry point: user errors (``MoebiusError``, disk full, permissions) become one line and exit 2."""
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
@@ -545,11 +547,15 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - filtered right below
-        if _is_user_error(exc):
-            click.echo(f"moebius: error: {exc}", err=True)
-            sys.exit(2)
-        raise
+    except MoebiusError as exc:
+        click.echo(f"moebius: error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        click.echo(f"moebius: error: {line}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file that does not match the dataclasses below."""
-
+from moebius.errors import ConfigError  # noqa: F401 (re-exported)
 
 # ---------------------------------------------------------------------------------------------
 # Sections

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from moebius.atomic import write_json
 from moebius.config import Config, config_hash
+from moebius.errors import RecordError  # noqa: F401 (re-exported)
 
 WEIGHTS_KINDS = ("official", "trained", "standin", "reported")
 
@@ -38,10 +39,6 @@ REQUIRED_FIELDS = (
 )
 
 _LIBRARIES = ("torch", "torchvision", "diffusers", "torch-fidelity", "lpips", "numpy", "opencv-python-headless")
-
-
-class RecordError(ValueError):
-    """A record that lacks provenance or carries an impossible value."""
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,28 +24,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from moebius.errors import (  # noqa: F401 (re-exported)
+    MissingWeightError,
+    UnknownNameError,
+    WeightChecksumError,
+    WeightError,
+)
+
 WEIGHT_KINDS = ("official", "trained", "standin")
 ENV_VAR = "MOEBIUS_WEIGHTS_DIR"
 DEFAULT_DIR = "weights"
-
-
-class WeightError(Exception):
-    """A weight file that cannot be used."""
-
-
-class MissingWeightError(WeightError):
-    """A weight file that is not in the weights directory."""
-
-
-class WeightChecksumError(WeightError):
-    """A weight file whose bytes contradict its known checksum."""
-
-
-class UnknownWeightError(WeightError, KeyError):
-    """A registry key that does not exist."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -174,11 +162,11 @@ def list_weights() -> list[WeightFile]:
 
 
 def get_weight(key: str) -> WeightFile:
-    """The registry entry ``key``; ``UnknownWeightError`` with a "did you mean" hint otherwise."""
+    """The registry entry ``key``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
     if key not in WEIGHTS:
         close = difflib.get_close_matches(key, list(WEIGHTS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownWeightError(f"unknown weight {key!r}{hint} (known: {', '.join(sorted(WEIGHTS))})")
+        raise UnknownNameError(f"unknown weight {key!r}{hint} (known: {', '.join(sorted(WEIGHTS))})")
     return WEIGHTS[key]
 
 

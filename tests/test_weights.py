@@ -14,7 +14,7 @@ from moebius.weights import (
     ENV_VAR,
     WEIGHT_KINDS,
     MissingWeightError,
-    UnknownWeightError,
+    UnknownNameError,
     WeightChecksumError,
     get_weight,
     list_weights,
@@ -135,5 +135,5 @@ def test_resolve_or_standin(tmp_path):
 
 
 def test_unknown_key_hints():
-    with pytest.raises(UnknownWeightError, match="did you mean 'moebius_ft_ffhq'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'moebius_ft_ffhq'"):
         resolve_weight("moebius_ft_fhq")

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from moebius.atomic import write_json
-from moebius.data.errors import DataError
 from moebius.data.manifest import (
     MANIFEST_NAME,
     ManifestRow,
@@ -27,6 +26,7 @@ from moebius.data.manifest import (
 )
 from moebius.data.preprocess import get_preprocessor, load_image, save_png
 from moebius.data.selection import select_ids
+from moebius.errors import DataError
 
 __all__ = ["data_version", "prepare_benchmark", "read_manifest", "verify_manifest"]
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from moebius.atomic import write_json
-from moebius.data.errors import DataError
+from moebius.errors import DataError
 
 LEDGER_NAME = "checksums.json"
 _CHUNK = 1 << 20

@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from moebius.data.checksums import file_digest
-from moebius.data.errors import ChecksumError, DataError, DownloadError, UnsafeArchiveError
+from moebius.errors import ChecksumError, DataError, DownloadError, UnsafeArchiveError
 
 _USER_AGENT = "moebius-repro/0.1 (+https://github.com/hustvl/Moebius reproduction)"
 _CHUNK = 64 * 1024  # small enough that a cut-off read loses little, big enough to be cheap

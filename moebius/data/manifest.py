@@ -22,7 +22,7 @@ import pandas as pd
 
 from moebius.atomic import write_text
 from moebius.data.checksums import file_sha256
-from moebius.data.errors import ChecksumError, DataError
+from moebius.errors import ChecksumError, DataError
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("id", "source", "sha256", "width", "height")

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from moebius.atomic import atomic_path
-from moebius.data.errors import DataError, UnknownNameError
+from moebius.errors import DataError, UnknownNameError
 
 # ---------------------------------------------------------------------------------------------
 # Reading and writing pixels

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from moebius.data.checksums import ChecksumLedger, file_sha256
 from moebius.data.download import archive_kind, download, extract, verify_file
-from moebius.data.errors import DataError, DownloadError, UnknownNameError
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import load_image, save_png
 from moebius.data.selection import select_ids
+from moebius.errors import DataError, DownloadError, UnknownNameError
 
 __all__ = [
     "Archive",

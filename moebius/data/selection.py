@@ -17,7 +17,7 @@ import difflib
 import hashlib
 from collections.abc import Sequence
 
-from moebius.data.errors import DataError, UnknownNameError
+from moebius.errors import DataError, UnknownNameError
 
 RULES = ("all", "first", "last", "seeded")
 

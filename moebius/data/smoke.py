@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from moebius.data.errors import DataError, UnknownNameError
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import resize_bicubic, save_png
+from moebius.errors import DataError, UnknownNameError
 
 SPLITS = ("train", "test")
 TRAIN_FRACTION = 0.7  # natural: share of each photo's width that feeds `train`

@@ -1,10 +1,21 @@
 """Noise schedule, DDIM sampler with LCG classifier-free guidance, paste-back (paper Sec. 4.1)."""
 
 from moebius.diffusion.composite import composite, gaussian_blur, paste_back
-from moebius.diffusion.errors import SamplerError
-from moebius.diffusion.sampler import ddim_sample, ddim_step, inpaint_batch, sampling_timesteps, vae_factor
-from moebius.diffusion.schedule import NoiseSchedule, ddim_timesteps, scaled_linear_schedule, truncate_by_strength
+from moebius.diffusion.sampler import (
+    ddim_sample,
+    ddim_step,
+    inpaint_batch,
+    sampling_timesteps,
+    vae_factor,
+)
+from moebius.diffusion.schedule import (
+    NoiseSchedule,
+    ddim_timesteps,
+    scaled_linear_schedule,
+    truncate_by_strength,
+)
 from moebius.diffusion.seeding import image_generators, image_seed
+from moebius.errors import SamplerError
 
 __all__ = [
     "NoiseSchedule", "SamplerError", "composite", "ddim_sample", "ddim_step", "ddim_timesteps",

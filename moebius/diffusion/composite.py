@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from moebius.diffusion.errors import SamplerError
+from moebius.errors import SamplerError
 
 
 def _check(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> None:

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 
 from moebius.config import SampleConfig
 from moebius.diffusion.composite import paste_back
-from moebius.diffusion.errors import SamplerError
 from moebius.diffusion.schedule import (
     NoiseSchedule,
     ddim_timesteps,
@@ -42,6 +41,7 @@ from moebius.diffusion.schedule import (
     truncate_by_strength,
 )
 from moebius.diffusion.seeding import image_generators, randn_per_image
+from moebius.errors import SamplerError
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 """ε-prediction of the noisy latent at integer timestep t: (B,4,h,w), t → (B,4,h,w)."""
@@ -129,7 +129,9 @@ def sampling_timesteps(sample_cfg: SampleConfig) -> list[int]:
 
 def guided_eps_fn(model: torch.nn.Module, cond: torch.Tensor, guidance: float) -> EpsFn:
     """ε(x, t) of the removal model with LCG CFG; ``cond`` = cat[mask, z_masked] (B,5,h,w)."""
-    from moebius.models.lcg import lcg_ids  # the models package owns the token convention
+    from moebius.models.lcg import (
+        lcg_ids,  # the models package owns the token convention
+    )
 
     b = cond.shape[0]
     device = cond.device

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from moebius.diffusion.errors import SamplerError
+from moebius.errors import SamplerError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -30,7 +30,7 @@ import torch
 
 from moebius.config import Config
 from moebius.diffusion.seeding import image_generators
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
 
 Inpainter = Callable[[torch.Tensor, torch.Tensor, list[int], float | None], torch.Tensor]
 """(images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole, seeds, guidance) → images in [-1,1]."""
@@ -216,7 +216,11 @@ def _tiny_vae(latent_channels: int):
 
 def _tiny_flux_fill():
     """FluxFillPipeline with tiny random components; in_channels = packed latent + masked latent + mask."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        FluxFillPipeline,
+        FluxTransformer2DModel,
+    )
 
     c, f = 4, 2  # latent channels, VAE factor
     transformer = FluxTransformer2DModel(
@@ -238,7 +242,11 @@ def _tiny_flux_fill():
 
 def _tiny_sd3_inpaint():
     """StableDiffusion3InpaintPipeline with a tiny 16-channel transformer (the latent-blending mode)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3InpaintPipeline
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3InpaintPipeline,
+    )
 
     transformer = SD3Transformer2DModel(
         sample_size=32, patch_size=1, in_channels=16, num_layers=1, attention_head_dim=8, num_attention_heads=4,

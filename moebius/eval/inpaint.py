@@ -30,8 +30,14 @@ from moebius.config import Config, ConfigError, config_hash
 from moebius.diffusion.composite import composite
 from moebius.diffusion.sampler import inpaint_batch, vae_factor
 from moebius.diffusion.seeding import image_seed
-from moebius.eval.baselines import get_baseline, load_baseline, run_baseline, steps_for, weights_kind
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
+from moebius.eval.baselines import (
+    get_baseline,
+    load_baseline,
+    run_baseline,
+    steps_for,
+    weights_kind,
+)
 
 MANIFEST = "manifest.csv"
 META = "meta.json"
@@ -134,8 +140,8 @@ def _load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
     if run_dir is None or vae_dir is None:
         raise EvalError(f"{model_key}: needs a run folder and a VAE folder (run_dir, vae_dir)")
     try:
+        from moebius.errors import TrainError
         from moebius.train import load_run, load_vae
-        from moebius.train.errors import TrainError
     except ImportError as exc:
         raise EvalError(f"{model_key}: moebius.train is unavailable ({exc})") from exc
     try:

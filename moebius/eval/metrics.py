@@ -42,7 +42,7 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
 from moebius.records import make_record
 
 FID_FEATURE = "2048"  # torch-fidelity's FID layer of InceptionV3

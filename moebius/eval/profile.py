@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from moebius.atomic import atomic_open
 from moebius.config import Config
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
 from moebius.records import make_record
 
 VAE_FACTOR = 8  # SDXL VAE f8: a 512x512 image is a 64x64 latent

@@ -6,13 +6,19 @@ seeded from (protocol, version, seed, image id) (``seeding.py``; a documented de
 reference code's global NumPy RNG).
 """
 
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 from moebius.masks.generate import generate_mask, resize_nearest, sample_training_mask
 from moebius.masks.load import MaskSetInfo, read_mask, read_mask_set
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.registry import Protocol, get_protocol, list_protocols
 from moebius.masks.seeding import mask_rng
-from moebius.masks.stats import hole_ratios, mask_stats, plot_hole_histograms, set_stats, summarise_ratios
+from moebius.masks.stats import (
+    hole_ratios,
+    mask_stats,
+    plot_hole_histograms,
+    set_stats,
+    summarise_ratios,
+)
 from moebius.masks.store import write_mask_set
 
 __all__ = [

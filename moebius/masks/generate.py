@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 from moebius.masks.registry import get_protocol
 from moebius.masks.seeding import mask_rng
 

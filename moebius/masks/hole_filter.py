@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 
 
 def draw_in_hole_range(rng: np.random.Generator, draw: Callable[[np.random.Generator], np.ndarray],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 
 _TWO_PI_REFERENCE = 2 * 3.1415926  # the reference's literal, kept so even-stroke angles match it
 _MAX_SEGMENTS = 5  # each stroke has 1 + randint(5) segments

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.store import MANIFEST
 

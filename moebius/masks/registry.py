@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from moebius.errors import MaskError
 from moebius.masks.brush_box import BrushBoxConfig, random_mask
-from moebius.masks.errors import MaskError
 from moebius.masks.hole_filter import draw_in_hole_range
 from moebius.masks.lama import LamaConfig, lama_candidate, lama_mask
 

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from moebius.atomic import atomic_path  # noqa: E402
-from moebius.masks.errors import MaskError  # noqa: E402
+from moebius.errors import MaskError  # noqa: E402
 from moebius.masks.generate import generate_mask, resize_nearest  # noqa: E402
 from moebius.masks.registry import get_protocol  # noqa: E402
 from moebius.masks.store import MANIFEST  # noqa: E402

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from moebius.atomic import atomic_open
-from moebius.masks.errors import MaskError
+from moebius.errors import MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
 from moebius.masks.polarity import HOLE_255
 from moebius.masks.registry import get_protocol

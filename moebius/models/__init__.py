@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from moebius.models.checkpoint import load_state_dict_file, load_weights, save_weights
-from moebius.models.errors import (
+from moebius.errors import (
     CheckpointError,
     ModelConfigError,
     ModelError,
     ModelInputError,
-    UnknownModelError,
+    UnknownNameError,
 )
+from moebius.models.checkpoint import load_state_dict_file, load_weights, save_weights
 from moebius.models.lcg import cfg_ids, lcg_ids
 from moebius.models.presets import PRESETS, Preset, get_preset
 from moebius.models.registry import MODEL_NAMES, build_model, model_spec
@@ -49,7 +49,7 @@ __all__ = [
     "Preset",
     "RemovalModel",
     "RemovalOutput",
-    "UnknownModelError",
+    "UnknownNameError",
     "build_model",
     "build_vae",
     "cfg_ids",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moebius.models.errors import ModelConfigError
+from moebius.errors import ModelConfigError
 from moebius.models.gla import GatedLinearAttention
 from moebius.models.lambda_layers import InteractiveLambda, LocalLambda
 

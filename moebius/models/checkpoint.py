@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from moebius.atomic import atomic_path
-from moebius.models.errors import CheckpointError
+from moebius.errors import CheckpointError
 
 TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moebius.models.errors import ModelConfigError
+from moebius.errors import ModelConfigError
 
 try:  # optional fused kernel; never required
     from fla.ops.gla import chunk_gla as _fla_chunk_gla  # type: ignore[import-not-found]

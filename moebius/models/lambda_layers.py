@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moebius.models.errors import ModelConfigError, ModelInputError
+from moebius.errors import ModelConfigError, ModelInputError
 
 
 def _head_dims(dim: int, heads: int) -> int:

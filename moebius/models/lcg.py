@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from moebius.models.errors import ModelInputError
+from moebius.errors import ModelInputError
 
 NUM_TOKENS = 10
 """Tokens per LCG sequence (m in Interactive-λ; ``rel_pos_emb`` is sized for exactly this many)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from moebius.models.errors import UnknownModelError
+from moebius.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,10 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; unknown names raise ``UnknownModelError`` with a hint."""
+    """The preset called ``name``; unknown names raise ``UnknownNameError`` with a hint."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise UnknownModelError(
+        raise UnknownNameError(
             f"unknown preset {name!r}{did_you_mean(name, tuple(PRESETS))}; choose from {sorted(PRESETS)}"
         ) from None

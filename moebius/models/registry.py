@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moebius.models.errors import UnknownModelError
+from moebius.errors import UnknownNameError
 from moebius.models.presets import did_you_mean, get_preset
 from moebius.models.removal import RemovalModel
 from moebius.models.student import student_spec
@@ -23,7 +23,7 @@ def model_spec(name: str, preset: str = "paper") -> UNetSpec:
         return teacher_spec(p)
     if name in MODEL_NAMES:
         return variant_spec(get_experiment(name), p)
-    raise UnknownModelError(
+    raise UnknownNameError(
         f"unknown model {name!r}{did_you_mean(name, MODEL_NAMES)}; choose student, teacher or exp1..exp15"
     )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from moebius.models.errors import ModelInputError
+from moebius.errors import ModelInputError
 from moebius.models.lcg import NUM_EMBEDDINGS
 from moebius.models.unet import LatentUNet, UNetSpec
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from moebius.errors import ModelConfigError, ModelInputError
 from moebius.models.blocks import (
     ConvKind,
     CrossAttn,
@@ -34,7 +35,6 @@ from moebius.models.blocks import (
     group_norm,
     make_conv3x3,
 )
-from moebius.models.errors import ModelConfigError, ModelInputError
 from moebius.models.timestep import TimestepEmbedding, sinusoidal_embedding
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from diffusers import AutoencoderKL
 
-from moebius.models.errors import UnknownModelError
+from moebius.errors import UnknownNameError
 from moebius.models.presets import did_you_mean
 
 VAE_PRESETS = ("paper", "smoke")
@@ -49,7 +49,7 @@ def vae_config(preset: str) -> dict[str, Any]:
         return sdxl_vae_config()
     if preset == "smoke":
         return smoke_vae_config()
-    raise UnknownModelError(f"unknown VAE preset {preset!r}{did_you_mean(preset, VAE_PRESETS)}; choose {VAE_PRESETS}")
+    raise UnknownNameError(f"unknown VAE preset {preset!r}{did_you_mean(preset, VAE_PRESETS)}; choose {VAE_PRESETS}")
 
 
 def build_vae(preset: str) -> AutoencoderKL:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moebius.errors import UnknownNameError
 from moebius.models.blocks import ConvKind, CrossAttn, FFNKind, SelfAttention
-from moebius.models.errors import UnknownModelError
 from moebius.models.presets import Preset, did_you_mean
 from moebius.models.teacher import teacher_spec
 from moebius.models.unet import UNetSpec
@@ -71,7 +71,7 @@ def get_experiment(name: str | int) -> Experiment:
     if num.isdigit() and int(num) in EXPERIMENTS:
         return EXPERIMENTS[int(num)]
     names = [e.name for e in EXPERIMENTS.values()]
-    raise UnknownModelError(f"unknown experiment {key!r}{did_you_mean(key, names)}; choose exp1..exp15")
+    raise UnknownNameError(f"unknown experiment {key!r}{did_you_mean(key, names)}; choose exp1..exp15")
 
 
 def three_level_base(preset: Preset) -> UNetSpec:

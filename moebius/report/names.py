@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 
 # Models we run whose name appears in the paper, plus our own extra baselines (no reported numbers).
 MODEL_NAMES: dict[str, str] = {

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from moebius.atomic import write_json, write_text
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.names import BENCHMARK_NAMES
 from moebius.report.schema import TABLES, validate_table
 

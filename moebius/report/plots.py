@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from moebius.atomic import atomic_path  # noqa: E402
-from moebius.report.errors import ReportError  # noqa: E402
+from moebius.errors import ReportError  # noqa: E402
 from moebius.report.names import BENCHMARK_NAMES  # noqa: E402
 from moebius.report.schema import TABLES, validate_table  # noqa: E402
 

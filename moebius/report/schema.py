@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 
 # Columns every table has, in this order; table-specific columns (switches, cfg scale...) follow.
 COMMON_COLUMNS = (

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from moebius.atomic import atomic_path
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.names import LOSS_ABLATION_KEYS, OURS_ONLY, display_name, model_key
 from moebius.report.schema import (
     TABLES,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.schema import validate_table
 from moebius.report.tables import record_key, table_value
 

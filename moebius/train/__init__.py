@@ -4,9 +4,16 @@ Public entry points (the CLI calls these): ``train_vae``, ``train_teacher``, ``d
 ``prepare_official``, ``load_run``, ``load_vae``, ``validation_loss``, ``compare_kd``.
 """
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.official import prepare_official
-from moebius.train.runs import distill, finetune, load_run, load_vae, train_teacher, train_vae
+from moebius.train.runs import (
+    distill,
+    finetune,
+    load_run,
+    load_vae,
+    train_teacher,
+    train_vae,
+)
 from moebius.train.validate import compare_kd, validation_loss
 
 __all__ = [

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.losses import LOSS_NAMES
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]  # e.g. all-reduce mean of a weight across DDP ranks

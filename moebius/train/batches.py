@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
-
 
 # ---------------------------------------------------------------------------------------------
 # Seeding

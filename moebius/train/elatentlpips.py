@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 
 if TYPE_CHECKING:
     from moebius.config import Config

@@ -31,8 +31,14 @@ from tqdm import tqdm
 
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, TrainConfig, config_hash, to_dict
-from moebius.train.batches import StreamLayout, TrainStream, batch_loader, derive_seed, torch_generator
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
+from moebius.train.batches import (
+    StreamLayout,
+    TrainStream,
+    batch_loader,
+    derive_seed,
+    torch_generator,
+)
 from moebius.train.optim import build_optimizer, lr_at
 from moebius.train.state import (
     METRICS_CSV,
@@ -44,7 +50,6 @@ from moebius.train.state import (
     save_state,
     save_weights,
 )
-
 
 # ---------------------------------------------------------------------------------------------
 # Devices and processes

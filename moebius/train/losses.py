@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.noising import NoiseSchedule
 
 LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")

@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 
 
 class NoiseSchedule:

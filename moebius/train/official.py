@@ -21,7 +21,7 @@ from torch import nn
 
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, config_hash, to_dict
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME, save_weights
 
 VARIANTS = ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")

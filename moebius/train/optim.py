@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from moebius.config import TrainConfig
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 
 EXCLUDED_FROM_MUON = ("embedding_layer", "conv_in", "conv_out")
 

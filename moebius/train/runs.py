@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from moebius.config import Config, TrainConfig
+from moebius.errors import TrainError
 from moebius.train.balance import balance
 from moebius.train.batches import (
     TrainStream,
@@ -32,9 +33,15 @@ from moebius.train.batches import (
     torch_generator,
 )
 from moebius.train.elatentlpips import build_perceptual_net
-from moebius.train.errors import TrainError
 from moebius.train.loop import RunSpec, StepContext, mean_across_ranks, run_training
-from moebius.train.losses import KD_LOSSES, CoarseKDLoss, FineKDLoss, PerceptualLoss, TaskLoss, check_losses
+from moebius.train.losses import (
+    KD_LOSSES,
+    CoarseKDLoss,
+    FineKDLoss,
+    PerceptualLoss,
+    TaskLoss,
+    check_losses,
+)
 from moebius.train.noising import NoiseSchedule
 from moebius.train.state import WEIGHTS_NAME, load_weights, read_run, save_weights
 

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from moebius.atomic import atomic_path, write_json, write_text
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 
 WEIGHTS_NAME = "model.safetensors"
 RUN_JSON = "run.json"

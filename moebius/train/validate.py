@@ -16,8 +16,14 @@ import torch
 
 from moebius.atomic import write_text
 from moebius.config import Config
-from moebius.train.batches import TrainStream, derive_seed, diffusion_batch, list_images, torch_generator
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
+from moebius.train.batches import (
+    TrainStream,
+    derive_seed,
+    diffusion_batch,
+    list_images,
+    torch_generator,
+)
 from moebius.train.losses import TaskLoss
 from moebius.train.runs import load_run, load_vae, schedule_of, vae_factor
 from moebius.train.state import METRICS_CSV, read_metrics

@@ -7,11 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from moebius.data.benchmarks import data_version, is_complete, prepare_benchmark, read_manifest, verify_manifest
-from moebius.data.errors import DataError, UnknownNameError
+from moebius.data.benchmarks import (
+    data_version,
+    is_complete,
+    prepare_benchmark,
+    read_manifest,
+    verify_manifest,
+)
 from moebius.data.preprocess import load_image, mat_crop, migan_resize
 from moebius.data.selection import select_ids
 from moebius.data.smoke import make_smoke_dataset
+from moebius.errors import DataError, UnknownNameError
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import socket
 
 import numpy as np
 import pytest
+from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 from moebius.data.download import download, part_path, verify_file
-from moebius.data.errors import ChecksumError, DownloadError
-from local_http_server import http_server  # noqa: F401 (pytest fixture)
+from moebius.errors import ChecksumError, DownloadError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

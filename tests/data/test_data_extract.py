@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 from moebius.data.download import download, extract
-from moebius.data.errors import DataError, UnsafeArchiveError
-from local_http_server import http_server  # noqa: F401 (pytest fixture)
+from moebius.errors import DataError, UnsafeArchiveError
 
 FILES = {"top.txt": b"hello", "sub/inner.bin": bytes(range(256)) * 4}
 

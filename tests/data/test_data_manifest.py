@@ -6,8 +6,14 @@ import hashlib
 
 import pytest
 
-from moebius.data.errors import ChecksumError, DataError
-from moebius.data.manifest import ManifestRow, data_version, read_manifest, verify_manifest, write_manifest
+from moebius.data.manifest import (
+    ManifestRow,
+    data_version,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
+from moebius.errors import ChecksumError, DataError
 
 
 def _folder(tmp_path, n=3):

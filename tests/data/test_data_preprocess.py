@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from moebius.data.errors import DataError, UnknownNameError
 from moebius.data.preprocess import (
     get_preprocessor,
     lama_crop,
@@ -16,6 +15,7 @@ from moebius.data.preprocess import (
     preprocess,
     save_png,
 )
+from moebius.errors import DataError, UnknownNameError
 
 RNG = np.random.default_rng(1234)
 

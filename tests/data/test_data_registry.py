@@ -12,13 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from moebius.data.errors import ChecksumError, DataError, DownloadError, UnknownNameError
-from moebius.data.manifest import read_manifest, verify_manifest
-from moebius.data.preprocess import encode_png, load_image
-from moebius.data.registry import BENCHMARKS, DATASETS, fetch_dataset, get_benchmark, get_dataset, list_datasets
-from moebius.data.preprocess import PREPROCESSORS
 from local_http_server import http_server  # noqa: F401 (pytest fixture)
+
+from moebius.data.manifest import read_manifest, verify_manifest
+from moebius.data.preprocess import PREPROCESSORS, encode_png, load_image
+from moebius.data.registry import (
+    BENCHMARKS,
+    DATASETS,
+    fetch_dataset,
+    get_benchmark,
+    get_dataset,
+    list_datasets,
+)
+from moebius.errors import ChecksumError, DataError, DownloadError, UnknownNameError
 
 REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(7)

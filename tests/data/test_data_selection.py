@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from moebius.data.errors import DataError, UnknownNameError
 from moebius.data.selection import select_ids
+from moebius.errors import DataError, UnknownNameError
 
 IDS = [f"img-{i:04d}" for i in range(200)]
 

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from moebius.data.errors import DataError, UnknownNameError
 from moebius.data.manifest import read_manifest, verify_manifest
 from moebius.data.preprocess import load_image
 from moebius.data.smoke import SMOKE_DATASETS, make_smoke_dataset
+from moebius.errors import DataError, UnknownNameError
 
 NAMES = sorted(SMOKE_DATASETS)
 

@@ -6,9 +6,14 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from moebius.diffusion.errors import SamplerError
 from moebius.diffusion.sampler import ddim_step
-from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
+from moebius.diffusion.schedule import (
+    ddim_timesteps,
+    scaled_linear_schedule,
+    step_ratio,
+    truncate_by_strength,
+)
+from moebius.errors import SamplerError
 
 
 def _official_scheduler() -> DDIMScheduler:

@@ -10,8 +10,14 @@ import torch
 
 from moebius.config import load_config
 from moebius.diffusion.composite import composite
-from moebius.eval.baselines import can_run, get_baseline, list_baselines, run_baseline, weights_kind
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
+from moebius.eval.baselines import (
+    can_run,
+    get_baseline,
+    list_baselines,
+    run_baseline,
+    weights_kind,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from torch import nn
 
 import moebius.eval.inpaint as inpaint_mod
 from moebius.config import BenchmarkConfig, load_config
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
 from moebius.eval.inpaint import inpaint_benchmark
 
 IDS = ["b07", "a01", "c3", "007"]  # manifest order is not sorted order

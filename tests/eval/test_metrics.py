@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from moebius.errors import EvalError
 from moebius.eval import metrics as M
-from moebius.eval.errors import EvalError
 
 N_IMAGES = 3  # Inception at 299 px costs ~1 s per image on two cores: keep the sets tiny
 SIZE = 32
@@ -83,7 +83,11 @@ def _offline(monkeypatch, tmp_path):
 # torch-fidelity's eigvals route is the less accurate one when covariances are rank-deficient (~1e-8).
 @pytest.mark.parametrize("n1,n2,dim", [(10, 10, 16), (40, 40, 16), (12, 30, 16)])
 def test_fid_formula_equals_torch_fidelity(n1, n2, dim):
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_fid import (
+        KEY_METRIC_FID,
+        fid_features_to_statistics,
+        fid_statistics_to_metric,
+    )
 
     gen = torch.Generator().manual_seed(n1 + n2)
     a = torch.randn(n1, dim, generator=gen, dtype=torch.float64)

@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from moebius.eval.errors import EvalError
+from moebius.errors import EvalError
 from moebius.eval.profile import count_params, thop_macs, time_step, torch_flops
-
 
 
 def _models_ready() -> bool:

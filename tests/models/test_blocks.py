@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from moebius.errors import ModelConfigError
 from moebius.models.blocks import (
     CrossAttention,
     DWConv2d,
@@ -13,7 +14,6 @@ from moebius.models.blocks import (
     TransformerBlock,
     group_norm,
 )
-from moebius.models.errors import ModelConfigError
 
 
 def test_dwconv_keys_and_skip() -> None:

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moebius.models.errors import ModelConfigError
+from moebius.errors import ModelConfigError
 from moebius.models.gla import GatedLinearAttention, gla_chunked, gla_recurrent
 
 

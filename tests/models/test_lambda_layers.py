@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from moebius.models.errors import ModelConfigError, ModelInputError
+from moebius.errors import ModelConfigError, ModelInputError
 from moebius.models.lambda_layers import InteractiveLambda, LocalLambda
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from moebius.models.errors import ModelInputError
+from moebius.errors import ModelInputError
 from moebius.models.lcg import cfg_ids, lcg_ids
 
 

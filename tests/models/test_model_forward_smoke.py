@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moebius.models.errors import ModelInputError
+from moebius.errors import ModelInputError
 from moebius.models.lcg import lcg_ids
 from moebius.models.registry import MODEL_NAMES, build_model
 from moebius.models.removal import RemovalModel

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from moebius.models.errors import UnknownModelError
+from moebius.errors import UnknownNameError
 from moebius.models.registry import MODEL_NAMES, build_model, model_spec
 
 
@@ -11,14 +11,14 @@ def test_names() -> None:
 
 
 def test_unknown_model_hints() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean 'student'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'student'"):
         build_model("studnet")
-    with pytest.raises(UnknownModelError, match="exp16"):
+    with pytest.raises(UnknownNameError, match="exp16"):
         build_model("exp16")
 
 
 def test_unknown_preset_hints() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean 'smoke'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'smoke'"):
         build_model("student", "smok")
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from moebius.models.errors import UnknownModelError
+from moebius.errors import UnknownNameError
 from moebius.models.vae import build_vae, downsampling_factor, sdxl_vae_config
 
 
@@ -24,5 +24,5 @@ def test_smoke_vae_is_factor_four() -> None:
 
 
 def test_unknown_vae_preset() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean 'paper'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'paper'"):
         build_vae("papr")

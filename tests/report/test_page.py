@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-
 from report_records import make_rec
-from moebius.report.errors import ReportError
+
+from moebius.errors import ReportError
 from moebius.report.page import write_report
 from moebius.report.plots import make_plots
 

@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.plots import comparable, footnote, make_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

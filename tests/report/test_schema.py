@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.schema import validate_table
 
 

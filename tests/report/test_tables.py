@@ -7,9 +7,9 @@ import re
 
 import pandas as pd
 import pytest
-
 from report_records import REFERENCE_DIR, make_rec
-from moebius.report.errors import ReportError
+
+from moebius.errors import ReportError
 from moebius.report.schema import TABLES
 from moebius.report.tables import build_tables
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from report_records import REFERENCE_DIR
 
-from moebius.report.errors import ReportError
+from moebius.errors import ReportError
 from moebius.report.tables import build_tables
 from moebius.report.trace import trace
-from report_records import REFERENCE_DIR
 
 
 def _row(df: pd.DataFrame, **match) -> int:

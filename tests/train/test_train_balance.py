@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from moebius.errors import TrainError
 from moebius.train.balance import balance, grad_sq_norm, official_balance, paper_balance
-from moebius.train.errors import TrainError
 
 
 def _setup(seed: int = 0):

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from moebius.train.elatentlpips import ELatentLPIPS, build_perceptual_net, load_elatentlpips, standin_elatentlpips
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
+from moebius.train.elatentlpips import (
+    ELatentLPIPS,
+    build_perceptual_net,
+    load_elatentlpips,
+    standin_elatentlpips,
+)
 
 MANIFEST = Path("/work/shared/reference/elatentlpips_sdxl_state_dict.tsv")
 

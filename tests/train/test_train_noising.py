@@ -7,8 +7,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
+from moebius.errors import TrainError
 from moebius.train.batches import StreamLayout, TrainStream, derive_seed, list_images
-from moebius.train.errors import TrainError
 from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
 
 

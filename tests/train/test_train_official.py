@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TinyRemoval, tiny_vae
 
 import moebius.train.official as official
+from moebius.errors import TrainError
 from moebius.train import load_run, load_vae, prepare_official, train_teacher, train_vae
-from moebius.train.errors import TrainError
-
-from conftest import TinyRemoval, tiny_vae
 
 
 @pytest.fixture

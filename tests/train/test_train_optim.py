@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from moebius.config import TrainConfig
-from moebius.train.errors import TrainError
+from moebius.errors import TrainError
 from moebius.train.optim import build_optimizer, lr_at, milestone_steps, uses_muon
 
 

@@ -7,14 +7,13 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_cfg_dict, tiny_train
 from safetensors.torch import load_file
 
 from moebius.config import config_from_dict
+from moebius.errors import TrainError
 from moebius.train import distill, train_teacher
-from moebius.train.errors import TrainError
 from moebius.train.state import latest_state, read_metrics
-
-from conftest import tiny_cfg_dict, tiny_train
 
 
 def _assert_same_weights(a, b):

@@ -10,15 +10,21 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_cfg_dict, tiny_train
 
 from moebius.config import config_from_dict
-from moebius.train import compare_kd, distill, finetune, load_run, load_vae, validation_loss
+from moebius.errors import TrainError
+from moebius.train import (
+    compare_kd,
+    distill,
+    finetune,
+    load_run,
+    load_vae,
+    validation_loss,
+)
 from moebius.train.batches import TrainStream, list_images
-from moebius.train.errors import TrainError
 from moebius.train.runs import latent_std
 from moebius.train.state import read_metrics
-
-from conftest import tiny_cfg_dict, tiny_train
 
 
 def test_vae_scaling_factor_gives_unit_std_latents(tiny_cfg, vae_dir, data_root):
