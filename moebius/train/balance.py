@@ -6,9 +6,14 @@ Paper form (``balance: paper``), with G(L, θ) = ∂L/∂θ and squared Frobeniu
     L_out   = L_task + W_F_KD·L_F_KD + W_perc·L_perc
     W_C_task = ‖G(L_C_KD, θ_C)‖² / ‖G(L_out, θ_C)‖²             θ_C: last layer before the coarse feature
     L_total = L_C_KD + W_C_task·L_out
-Weights are constants (detached). A ratio whose denominator is zero or whose value is not finite
-falls back to 1.0: that loss then has no gradient at θ, so no weight balances anything there and the
-neutral (unweighted) sum is used; the number of fallbacks is reported as ``balance_fallbacks``.
+Weights are constants (detached).
+
+Guard: the equations divide by a gradient norm that is zero when a loss is zero, and *almost* zero when
+rounding leaves a "zero" loss at 1e-31 (seen on one CPU: W_F_KD = 9.6e32). The official script guards
+its plain norms with an epsilon and a clamp; the paper form takes the same constants, squared:
+    W = clamp(‖G(a)‖² / (‖G(b)‖ + ε)², 0, W_max²)   ε, W_max = 1e-6, 1e6 (F level); 1e-4, 1e4 (C level)
+so a vanishing loss gets a large but bounded weight on a term that contributes nothing. Only a
+non-finite ratio (a NaN or inf gradient) falls back to 1.0, counted in ``balance_fallbacks``.
 Loss subsets (Table 5: c, c+f, c+f+task, all four; Table 2 KD-off: task only) drop the missing terms
 and never compute their weights.
 
@@ -54,10 +59,21 @@ def grad_sq_norm(loss: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     return g.detach().to(torch.promote_types(g.dtype, torch.float32)).pow(2).sum()  # bf16 grads upcast
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """num / den, or (1.0, True) when den is zero or the result is not finite."""
-    r = num / den
-    if bool(den > 0) and bool(torch.isfinite(r)):
+# The official script's epsilons and clamps, per level (``cal_adaptive_weights_type8``).
+EPS_F, MAX_F = 1e-6, 1e6  # output level: W_F_KD, W_perc
+EPS_C, MAX_C = 1e-4, 1e4  # coarse level: W_C_task
+
+
+def _ratio(num_sq: torch.Tensor, den_sq: torch.Tensor, eps: float, w_max: float) -> tuple[torch.Tensor, bool]:
+    """clamp(num_sq / (√den_sq + eps)², 0, w_max²), or (1.0, True) when that is not finite.
+
+    # DEVIATION (paper §3.3, Eq. 4-5): the paper divides squared norms with no guard; this adds the
+    # official script's epsilon and clamp (squared, since the norms are), so that a near-zero loss
+    # cannot give a weight of 1e32. Cost: a relative change of about 2ε/‖G‖ in every weight
+    # (1e-6 / 1e-3 = 0.1 % for a gradient norm of 1e-3), and weights cap at 1e12 / 1e8.
+    """
+    r = (num_sq / (den_sq.sqrt() + eps) ** 2).clamp(0.0, w_max**2)
+    if bool(torch.isfinite(r)):
         return r, False
     return torch.ones_like(r), True
 
@@ -77,7 +93,7 @@ def paper_balance(
         l_out = losses["task"]
         for name, wname in (("f_kd", "w_f_kd"), ("perceptual", "w_perc")):
             if name in losses:
-                w, fb = _ratio(g_task, grad_sq_norm(losses[name], theta_f))
+                w, fb = _ratio(g_task, grad_sq_norm(losses[name], theta_f), EPS_F, MAX_F)
                 w = red(w.detach())
                 fallbacks += fb
                 weights[wname] = float(w)
@@ -87,7 +103,7 @@ def paper_balance(
         # output-level losses enter L_out unweighted.
         l_out = sum((losses[k] for k in out_terms[1:]), losses[out_terms[0]])
     if "c_kd" in losses and l_out is not None:
-        w_c, fb = _ratio(grad_sq_norm(losses["c_kd"], theta_c), grad_sq_norm(l_out, theta_c))
+        w_c, fb = _ratio(grad_sq_norm(losses["c_kd"], theta_c), grad_sq_norm(l_out, theta_c), EPS_C, MAX_C)
         w_c = red(w_c.detach())
         fallbacks += fb
         weights["w_c_task"] = float(w_c)
@@ -123,9 +139,9 @@ def official_balance(
         return torch.nan_to_num(r, nan=0.0, posinf=hi).clamp(0.0, hi).detach()  # never NaN
 
     g_task_f = norm(losses["task"], theta_f)
-    w_f_kd = red(clamp(g_task_f / (norm(losses["f_kd"], theta_f) + 1e-6), 1e6))
-    w_perc = red(clamp(g_task_f / (norm(losses["perceptual"], theta_f) + 1e-6), 1e6))
-    w_out = red(clamp(norm(losses["c_kd"], theta_c) / (norm(losses["task"], theta_c) + 1e-4), 1e4))
+    w_f_kd = red(clamp(g_task_f / (norm(losses["f_kd"], theta_f) + EPS_F), MAX_F))
+    w_perc = red(clamp(g_task_f / (norm(losses["perceptual"], theta_f) + EPS_F), MAX_F))
+    w_out = red(clamp(norm(losses["c_kd"], theta_c) / (norm(losses["task"], theta_c) + EPS_C), MAX_C))
     inner = lambda_task * losses["task"] + lambda_kd * w_f_kd * losses["f_kd"] + lambda_perceptual * w_perc * losses["perceptual"]
     total = lambda_kd * losses["c_kd"] + w_out * inner
     return Balanced(total, {"w_f_kd": float(w_f_kd), "w_perc": float(w_perc), "w_out": float(w_out)})
