@@ -1,14 +1,13 @@
 """Optimiser and learning-rate schedule (paper Sec. 4.1: Muon, weight decay 0.1, lr 2e-4, x0.1 at 111K
 and 129K of 138K iterations).
 
-Grouping rule (Muon orthogonalises matrices; ``torch.optim.Muon`` accepts 2-D parameters only):
-- Muon: every parameter that is exactly 2-D (nn.Linear weights: attention/λ projections, the time
-  embedding MLP, encoder_hid_proj), except the LCG embedding table and the first / last layers;
-- AdamW: everything else: the embedding table, biases, norm gains, conv kernels (4-D, including 1x1
-  convs, which are not reshaped), and the first (conv_in) and last (conv_out) layers.
-Both use the same lr: Muon runs with ``adjust_lr_fn="match_rms_adamw"`` (Moonlight's 0.2·sqrt(max(A, B))
-scaling), which makes its update RMS match AdamW's so one lr serves both groups.
-``optimizer: adamw`` puts every parameter in AdamW.
+Grouping rule, as the official script (``get_optimizer`` of hustvl/Moebius ``library/train_util.py``):
+- Muon: every parameter with ndim ≥ 2 whose name contains none of ``embedding_layer``, ``conv_in``,
+  ``conv_out``: linear weights, conv and depthwise-conv kernels (viewed as (out, −1)), ``pos_conv``,
+  ``rel_pos_emb``. For the paper student: 225,511,736 of 226,041,531 parameters.
+- AdamW: everything else: the LCG embedding table, biases, norm gains, conv_in and conv_out.
+Both sides run in one optimiser, Moonlight's Muon with its AdamW backup (``moebius.train.muon``), with
+one lr and weight decay. ``optimizer: adamw`` puts every parameter in ``torch.optim.AdamW``.
 
 The schedule is a pure function of the step (lr · gamma^(milestones passed)), so nothing about it needs
 to be checkpointed and a resumed run continues on the same curve.
@@ -23,14 +22,14 @@ from torch import nn
 
 from moebius.config import TrainConfig
 from moebius.errors import TrainError
+from moebius.train.muon import MoonlightMuon
 
 EXCLUDED_FROM_MUON = ("embedding_layer", "conv_in", "conv_out")
 
 
 def uses_muon(name: str, param: torch.Tensor) -> bool:
-    """The grouping rule above, for one named parameter."""
-    parts = name.split(".")
-    return param.ndim == 2 and not any(p in EXCLUDED_FROM_MUON for p in parts)
+    """The grouping rule above, for one named parameter (a substring match, as the official code)."""
+    return param.ndim >= 2 and not any(part in name for part in EXCLUDED_FROM_MUON)
 
 
 class Optimizers:
@@ -68,7 +67,7 @@ class Optimizers:
 
 
 def build_optimizer(named_params: Iterable[tuple[str, nn.Parameter]], train: TrainConfig) -> Optimizers:
-    """Muon for the 2-D hidden matrices and AdamW for the rest (or AdamW for all)."""
+    """Moonlight's Muon (+ its AdamW backup) by the grouping rule above, or AdamW for all."""
     muon, adamw = [], []
     for name, p in named_params:
         if not p.requires_grad:
@@ -76,14 +75,11 @@ def build_optimizer(named_params: Iterable[tuple[str, nn.Parameter]], train: Tra
         (muon if train.optimizer == "muon" and uses_muon(name, p) else adamw).append(p)
     if not muon and not adamw:
         raise TrainError("no trainable parameters")
-    opts: list[torch.optim.Optimizer] = []
-    if muon:
-        opts.append(
-            torch.optim.Muon(muon, lr=train.lr, weight_decay=train.weight_decay, adjust_lr_fn="match_rms_adamw")
-        )
-    if adamw:
-        opts.append(torch.optim.AdamW(adamw, lr=train.lr, weight_decay=train.weight_decay))
-    return Optimizers(opts, train.lr)
+    if train.optimizer == "muon":
+        opt: torch.optim.Optimizer = MoonlightMuon(muon, adamw, lr=train.lr, weight_decay=train.weight_decay)
+    else:
+        opt = torch.optim.AdamW(adamw, lr=train.lr, weight_decay=train.weight_decay)
+    return Optimizers([opt], train.lr)
 
 
 def milestone_steps(train: TrainConfig, steps: int | None = None) -> list[int]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from moebius.config import TrainConfig
 from moebius.errors import TrainError
+from moebius.models.registry import build_model
+from moebius.train.muon import MoonlightMuon, muon_lr_scale, newton_schulz5
 from moebius.train.optim import build_optimizer, lr_at, milestone_steps, uses_muon
 
 
@@ -29,23 +32,87 @@ class _Net(nn.Module):
 def test_grouping_rule():
     net = _Net()
     groups = {name: uses_muon(name, p) for name, p in net.named_parameters()}
-    assert groups["diff_model.proj.weight"] is True  # the only exactly-2-D hidden matrix
+    for name in ("diff_model.proj.weight", "diff_model.pw.weight"):  # ndim >= 2 hidden weights, convs included
+        assert groups[name] is True, name
     for name in (
         "embedding_layer.weight",  # 2-D but an embedding table
         "diff_model.proj.bias",
-        "diff_model.pw.weight",  # 1x1 conv kernels are 4-D: AdamW
         "diff_model.norm.weight",
         "diff_model.conv_in.weight",
         "diff_model.conv_out.weight",
     ):
         assert groups[name] is False, name
     opt = build_optimizer(net.named_parameters(), TrainConfig(optimizer="muon"))
-    kinds = [type(o).__name__ for o in opt.optimizers]
-    assert kinds == ["Muon", "AdamW"]
-    assert opt.optimizers[0].param_groups[0]["params"][0] is net.diff_model["proj"].weight
-    assert opt.optimizers[0].param_groups[0]["weight_decay"] == 0.1
+    (muon,) = opt.optimizers
+    assert isinstance(muon, MoonlightMuon)
+    assert [g["use_muon"] for g in muon.param_groups] == [True, False]
+    assert {id(p) for p in muon.param_groups[0]["params"]} == {id(net.diff_model["proj"].weight), id(net.diff_model["pw"].weight)}
+    assert all(g["weight_decay"] == 0.1 for g in muon.param_groups)
     only_adamw = build_optimizer(net.named_parameters(), TrainConfig(optimizer="adamw"))
     assert [type(o).__name__ for o in only_adamw.optimizers] == ["AdamW"]
+
+
+def test_paper_student_grouping_matches_the_official_count():
+    """official_training_step.md: 288 tensors / 225,511,736 parameters to Muon, the rest (529,795) to AdamW."""
+    with torch.device("meta"):
+        student = build_model("student", "paper")
+    named = [(n, p) for n, p in student.named_parameters() if p.requires_grad]
+    muon = [p for n, p in named if uses_muon(n, p)]
+    adamw = [p for n, p in named if not uses_muon(n, p)]
+    assert (len(muon), sum(p.numel() for p in muon)) == (288, 225_511_736)
+    assert (len(adamw), sum(p.numel() for p in adamw)) == (543, 529_795)
+
+
+def _ns5_hand(u: np.ndarray) -> np.ndarray:
+    """The quintic Newton–Schulz of the module docstring, by hand in float64."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = u.T if u.shape[0] > u.shape[1] else u
+    x = x / (np.linalg.norm(x) + 1e-7)
+    for _ in range(5):
+        g = x @ x.T
+        x = a * x + (b * g + c * g @ g) @ x
+    return x.T if u.shape[0] > u.shape[1] else x
+
+
+def test_muon_step_on_a_conv_matches_a_hand_computation():
+    """Two steps on a 3x3 conv kernel (6, 4, 3, 3) and an AdamW-backup bias, float64 throughout."""
+    g = np.random.default_rng(0)
+    w0, b0 = g.normal(size=(6, 4, 3, 3)), g.normal(size=(6,))
+    grads = [(g.normal(size=w0.shape), g.normal(size=b0.shape)) for _ in range(2)]
+    lr, wd, mu = 0.02, 0.1, 0.95
+    beta1, beta2, eps = 0.9, 0.95, 1e-8
+
+    w, bias = w0.copy(), b0.copy()
+    buf = np.zeros((6, 36))
+    m, v = np.zeros(6), np.zeros(6)
+    for t, (gw, gb) in enumerate(grads, start=1):
+        gm = gw.reshape(6, 36)
+        buf = mu * buf + gm
+        o = _ns5_hand(gm + mu * buf)
+        w = w * (1 - lr * wd) - lr * 0.2 * np.sqrt(6) * o.reshape(w.shape)  # max(out, in) = 6, not in·9
+        m = beta1 * m + (1 - beta1) * gb
+        v = beta2 * v + (1 - beta2) * gb**2
+        bias = bias * (1 - lr * wd) - lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (eps + np.sqrt(v))
+
+    tw = torch.nn.Parameter(torch.tensor(w0))
+    tb = torch.nn.Parameter(torch.tensor(b0))
+    opt = MoonlightMuon([tw], [tb], lr=lr, weight_decay=wd, ns_dtype=torch.float64)
+    for gw, gb in grads:
+        tw.grad, tb.grad = torch.tensor(gw), torch.tensor(gb)
+        opt.step()
+    np.testing.assert_allclose(tw.detach().numpy(), w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tb.detach().numpy(), bias, rtol=1e-10, atol=1e-12)
+    # the step is not torch's AdamW: eps before the bias correction differs at step 1
+    assert muon_lr_scale(torch.Size([4096, 10, 40, 1])) == pytest.approx(12.8)
+
+
+def test_newton_schulz_in_bf16_approximately_orthogonalises():
+    """The official dtype (bf16): singular values land near 1 (NS5 gives roughly 0.7-1.2), not exactly."""
+    u = torch.randn(16, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    s = torch.linalg.svdvals(newton_schulz5(u).double())
+    assert float(s.min()) > 0.5 and float(s.max()) < 1.5
+    s64 = torch.linalg.svdvals(newton_schulz5(u, dtype=torch.float64))
+    assert torch.allclose(s, s64, atol=0.1)
 
 
 def test_paper_schedule_drops_at_111k_and_129k():
@@ -79,4 +146,4 @@ def test_set_lr_and_state_round_trip():
     state = opt.state_dict()
     other = build_optimizer(_Net().named_parameters(), TrainConfig())
     other.load_state_dict(state)
-    assert len(other.optimizers[1].state) == len(opt.optimizers[1].state) > 0
+    assert len(other.optimizers[0].state) == len(opt.optimizers[0].state) > 0
