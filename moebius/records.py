@@ -21,6 +21,7 @@ from typing import Any, Iterable
 from moebius.atomic import write_json
 from moebius.config import Config, config_hash
 from moebius.errors import RecordError  # noqa: F401 (re-exported)
+from moebius.switches import switch_values
 
 WEIGHTS_KINDS = ("official", "trained", "standin", "reported")
 
@@ -72,15 +73,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def sampler_switches(cfg: Config) -> dict[str, Any]:
-    """The paper-vs-official choices a result depends on (recorded in every record)."""
-    return {
-        "sampler_start": cfg.sample.start,
-        "balance": cfg.distill.balance,
-        "flop_convention": "thop_macs",
-    }
-
-
 def make_record(
     cfg: Config,
     *,
@@ -114,7 +106,7 @@ def make_record(
         "git_commit": git_commit(),
         "data_version": data_version,
         "library_versions": library_versions(),
-        "settings": {**sampler_switches(cfg), **(settings or {})},
+        "settings": {**switch_values(cfg), **(settings or {})},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

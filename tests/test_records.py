@@ -26,6 +26,7 @@ def test_record_has_provenance() -> None:
     assert rec["config_hash"] == config_hash(cfg)
     assert rec["settings"]["cfg_scale"] == 2.5
     assert rec["settings"]["sampler_start"] == cfg.sample.start  # which DEVIATION switch the run used
+    assert rec["settings"]["balance"] == cfg.distill.balance
     assert rec["library_versions"]["torch"] != "absent"
     assert rec["git_commit"]
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from moebius.atomic import write_json, write_text
 from moebius.errors import ReportError
+from moebius.report.deviations import paper_vs_code_lines
 from moebius.report.names import BENCHMARK_NAMES
 from moebius.report.schema import TABLES, validate_table
 
@@ -166,7 +167,9 @@ def write_report(tables: dict[str, Path], plots: list[Path], records: list[dict[
                      f"| {_fmt(s['median_rel_delta_fid'])} | {_fmt(s['median_rel_delta_lpips'])} "
                      f"| {', '.join(s['weights_kinds']) or 'reported only'} |")
 
-    lines += ["", "## Figures", ""]
+    lines += ["", *paper_vs_code_lines(records)]
+
+    lines += ["## Figures", ""]
     for png in plots:
         rel = _rel(png, here)
         lines += [f"### {Path(png).stem}", "", f"[{Path(png).name}]({rel})", "", f"![{Path(png).stem}]({rel})", ""]
