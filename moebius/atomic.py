@@ -44,7 +44,7 @@ _TMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]+)\.[0-9a-f]
 _NAME_KEEP = 120  # of the target's name in the temporary name: the whole stays under NAME_MAX (255)
 
 # A temporary of another host cannot have its pid checked; it is removed only once it is this old
-# (its writer would have touched it since, or renamed it away, long before).
+# (one write lasts seconds to minutes; a day leaves room for clock skew between NFS clients).
 STALE_AFTER_S = 24 * 3600.0
 
 _swept: set[str] = set()  # folders already swept by this process (one scandir per folder per process)
