@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+# The stage's deps are this checkout's moebius/: run that code, whichever checkout .venv was installed from.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 target=${1:?usage: scripts/phase.sh data_all|masks_all|models_all|all}
 exec snakemake "$target" --configfile "${MOEBIUS_CONFIG:-config/smoke.yaml}" --cores "${MOEBIUS_CORES:-2}"
