@@ -417,10 +417,9 @@ def evaluate(
     cfg = _cfg(ctx)
     if experiment == "cfg_sweep":
         records = []
-        sweep = json.loads((samples / "sweep.json").read_text())
-        for guidance, folder in zip(sweep["guidance"], sweep["folders"]):
+        for guidance, folder in _call("moebius.eval.inpaint:read_sweep")(samples):
             records += score(
-                cfg, samples / folder, images, masks_dir, model=model_key, benchmark=benchmark,
+                cfg, folder, images, masks_dir, model=model_key, benchmark=benchmark,
                 settings={**extra, "cfg_scale": guidance},
             )
     else:

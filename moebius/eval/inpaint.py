@@ -10,6 +10,11 @@ Resumable and atomic: each PNG is written under its final name only when complet
 already exists and reads back at the right size are skipped, and ``meta.json`` is written last, so
 its presence marks a complete folder. A hidden ``.settings.json`` written first pins the settings
 of a partial run, so a resume with different settings fails instead of mixing samples.
+
+Ids become file names (``<images>/<id>.png``, ``<out>/<id>.png``), so every id is checked
+(``moebius.data.manifest.check_id``) before a path is built from it: an id like ``../x`` can
+neither read nor write outside its folder. The benchmark folder is verified against its manifest's
+checksums before anything is sampled, and an unreadable image is a one-line ``EvalError``.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from tqdm import tqdm
 
 from moebius.atomic import atomic_path, write_json
 from moebius.config import Config, ConfigError, config_hash
+from moebius.data.manifest import check_id, verify_manifest
 from moebius.diffusion.composite import composite
 from moebius.diffusion.sampler import inpaint_batch, vae_factor
 from moebius.diffusion.seeding import image_seed
-from moebius.errors import EvalError
+from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
     load_baseline,
@@ -42,6 +48,7 @@ from moebius.eval.baselines import (
 MANIFEST = "manifest.csv"
 META = "meta.json"
 SETTINGS = ".settings.json"
+SWEEP = "sweep.json"  # a CFG sweep's folder: {"guidance": [...], "folders": [...]} (``moebius sample``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,36 +57,54 @@ SETTINGS = ".settings.json"
 
 
 def manifest_ids(folder: Path) -> list[str]:
-    """Ids of a folder's ``manifest.csv``, in manifest order (ids stay strings: "007" is not 7)."""
+    """Ids of a folder's ``manifest.csv``, in manifest order (ids stay strings: "007" is not 7).
+
+    Every id is checked as a file name here, where paths are about to be built from them.
+    """
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise EvalError(f"no manifest at {path}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise EvalError(f"unreadable manifest {path}: {(str(exc).splitlines() or [''])[0]}") from exc
     if "id" not in table.columns:
         raise EvalError(f"{path}: no 'id' column")
     ids = list(table["id"])
+    if not ids:
+        raise EvalError(f"{path} lists no images")
+    for image_id in ids:
+        try:
+            check_id(image_id)
+        except DataError as exc:
+            raise EvalError(f"{path}: {exc}") from None
     if len(set(ids)) != len(ids):
         raise EvalError(f"{path}: duplicate ids")
     return ids
 
 
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on bad bytes
+
+
 def read_image(path: Path, size: int) -> torch.Tensor:
-    """(3,size,size) in [-1,1] from an RGB PNG; wrong size or missing file → EvalError."""
+    """(3,size,size) in [-1,1] from an RGB PNG; wrong size, missing or unreadable file → EvalError."""
     if not path.is_file():
         raise EvalError(f"benchmark image not found: {path}")
-    with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"))
-    if rgb.shape[:2] != (size, size):
-        raise EvalError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, benchmark size is {size}")
+    try:
+        with Image.open(path) as im:
+            if im.size != (size, size):  # before decoding: a huge image is never decoded
+                raise EvalError(f"{path}: image is {im.size[0]}x{im.size[1]}, benchmark size is {size}")
+            rgb = np.asarray(im.convert("RGB"))
+    except EvalError:
+        raise
+    except _UNREADABLE as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise EvalError(f"{path}: not a readable image ({reason})") from exc
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def read_masks(masks_dir: Path, ids: list[str], size: int) -> tuple[dict[str, np.ndarray], dict]:
     """Masks of ``ids`` (bool, True = hole) and what the mask set says about itself."""
-    missing = sorted(set(ids) - set(manifest_ids(masks_dir)))
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise EvalError(f"mask set {masks_dir}: no mask for image id {missing[0]!r}{more}")
     from moebius.masks import MaskError, read_mask_set
 
     try:
@@ -90,6 +115,37 @@ def read_masks(masks_dir: Path, ids: list[str], size: int) -> tuple[dict[str, np
                    "converted": info.converted, "dir": str(masks_dir)}
 
 
+def read_sweep(folder: Path) -> list[tuple[float, Path]]:
+    """``(guidance, sample folder)`` pairs of a CFG sweep's ``sweep.json``.
+
+    The folder names come from a file and become paths, so each is checked like an id: a sweep
+    cannot point evaluation outside its own folder.
+    """
+    path = Path(folder) / SWEEP
+    if not path.is_file():
+        raise EvalError(f"{path} is missing: a cfg_sweep evaluation needs the folder `moebius sample` "
+                        f"wrote with several --guidance")
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path} is not valid JSON ({(str(exc).splitlines() or [''])[0]})") from exc
+    guidance = sweep.get("guidance") if isinstance(sweep, dict) else None
+    folders = sweep.get("folders") if isinstance(sweep, dict) else None
+    if not isinstance(guidance, list) or not isinstance(folders, list) or len(guidance) != len(folders) \
+            or not guidance:
+        raise EvalError(f"{path} must hold equal, non-empty lists 'guidance' and 'folders'")
+    pairs = []
+    for g, name in zip(guidance, folders):
+        if isinstance(g, bool) or not isinstance(g, (int, float)):
+            raise EvalError(f"{path}: guidance {g!r} is not a number")
+        try:
+            check_id(name)
+        except DataError:
+            raise EvalError(f"{path}: sample folder {name!r} is not a plain folder name") from None
+        pairs.append((float(g), Path(folder) / name))
+    return pairs
+
+
 def is_valid_png(path: Path, size: int) -> bool:
     """True when ``path`` is a complete RGB PNG of ``size``² (a resumed run keeps it)."""
     if not path.is_file():
@@ -98,7 +154,7 @@ def is_valid_png(path: Path, size: int) -> bool:
         with Image.open(path) as im:
             im.load()
             return im.format == "PNG" and im.size == (size, size) and im.mode == "RGB"
-    except (OSError, SyntaxError):
+    except _UNREADABLE:
         return False
 
 
@@ -174,6 +230,9 @@ def inpaint_benchmark(
         raise EvalError(str(exc)) from exc
     spec = get_baseline(model_key)
     images_dir, masks_dir, out_dir = Path(images_dir), Path(masks_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EvalError(f"output folder {out_dir} is a file, not a folder")
+    verify_manifest(images_dir)  # the pixels are the ones the manifest (and its data version) vouch for
     ids = manifest_ids(images_dir)
     masks, mask_info = read_masks(masks_dir, ids, bench.size)
 
@@ -245,7 +304,13 @@ def _check_resume(out_dir: Path, settings: dict) -> None:
     for name in (META, SETTINGS):
         path = out_dir / name
         if path.is_file():
-            old = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise EvalError(f"{path} is not valid JSON ({exc}); delete {out_dir} or choose another "
+                                f"output folder") from exc
+            if not isinstance(old, dict):
+                raise EvalError(f"{path} is not a settings object; delete {out_dir} or choose another output folder")
             old = {k: old.get(k) for k in settings}
             new = json.loads(json.dumps(settings, default=str))  # the same JSON round trip
             if old != new:

@@ -14,6 +14,8 @@ Conventions (protocols/MASKS.md, "Evaluation conventions"):
 
 Pairing is by file stem; a name present on one side only is an ``EvalError`` that names the first
 mismatched ids (the silent failure of MAT #86 / #131), and paired files must have the same size.
+The ground-truth folder is verified against its manifest's checksums before it is scored
+(``moebius.data.manifest.verify_manifest``), and any unreadable image or manifest is one ``EvalError``.
 
 Weights never download: the official files come from ``moebius.weights`` (or a file of the right
 name in ``$TORCH_HOME/hub/checkpoints``); without them, and only where ``allow_standin`` is set,
@@ -42,6 +44,8 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
+from moebius.data.manifest import data_version as manifest_version
+from moebius.data.manifest import verify_manifest
 from moebius.errors import EvalError
 from moebius.records import make_record
 
@@ -86,13 +90,20 @@ def pair_by_stem(results_dir: str | Path, truth_dir: str | Path) -> list[tuple[s
     return [(i, results[i], truth[i]) for i in sorted(results)]
 
 
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)  # what PIL raises on bad bytes
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def load_uint8(path: str | Path) -> np.ndarray:
     """An image file as an (H, W, 3) uint8 RGB array."""
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise EvalError(f"cannot read image {path}: {exc}") from exc
+    except _UNREADABLE as exc:
+        raise EvalError(f"cannot read image {path}: {_reason(exc)}") from exc
 
 
 def _load_batch(paths: Sequence[Path]) -> torch.Tensor:
@@ -103,12 +114,20 @@ def _load_batch(paths: Sequence[Path]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8
 
 
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except _UNREADABLE as exc:
+        raise EvalError(f"cannot read image {path}: {_reason(exc)}") from exc
+
+
 def _check_same_size(pairs: Sequence[tuple[Path, Path]]) -> None:
     for a, b in pairs:
-        with Image.open(a) as ia, Image.open(b) as ib:
-            if ia.size != ib.size:
-                raise EvalError(f"{Path(a).stem}: result {a} is {ia.size[0]}x{ia.size[1]} but ground truth {b} "
-                                f"is {ib.size[0]}x{ib.size[1]}")
+        size_a, size_b = _image_size(a), _image_size(b)
+        if size_a != size_b:
+            raise EvalError(f"{Path(a).stem}: result {a} is {size_a[0]}x{size_a[1]} but ground truth {b} "
+                            f"is {size_b[0]}x{size_b[1]}")
 
 
 def _device(device: str) -> torch.device:
@@ -331,7 +350,12 @@ def _cached_features(
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     cache = Path(cache_dir) / f"inception_{digest.hexdigest()[:16]}.npy"
     if cache.is_file():
-        return torch.from_numpy(np.load(cache))
+        try:
+            cached = np.load(cache, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            cached = None  # a damaged cache entry is recomputed and rewritten below
+        if cached is not None and cached.ndim == 2 and cached.shape[0] == len(paths):
+            return torch.from_numpy(cached)
     features = inception_features(paths, extractor, batch_size)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as fh:
@@ -502,23 +526,32 @@ def bootstrap_fid_ci(
 
 def _read_meta(samples_dir: Path) -> dict:
     path = samples_dir / "meta.json"
+    if not path.is_file():
+        raise EvalError(f"{path} is missing: samples must carry their weights_kind")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise EvalError(f"{path} is missing: samples must carry their weights_kind") from exc
-    except json.JSONDecodeError as exc:
-        raise EvalError(f"{path} is not valid JSON ({exc.msg})") from exc
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path} is not valid JSON ({_reason(exc)})") from exc
+    if not isinstance(meta, dict):
+        raise EvalError(f"{path} is not a JSON object")
+    return meta
 
 
 def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     path = masks_dir / "manifest.csv"
+    if not path.is_file():
+        raise EvalError(f"mask manifest {path} is missing")
     try:
-        df = pd.read_csv(path, dtype={"id": str})
-    except FileNotFoundError as exc:
-        raise EvalError(f"mask manifest {path} is missing") from exc
+        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise EvalError(f"unreadable mask manifest {path}: {_reason(exc)}") from exc
     if not {"id", "hole_ratio"} <= set(df.columns):
         raise EvalError(f"mask manifest {path} lacks the id / hole_ratio columns")
-    ratios = dict(zip(df["id"], df["hole_ratio"].astype(float)))
+    values = pd.to_numeric(df["hole_ratio"], errors="coerce")
+    bad = df["id"][values.isna() | (values < 0) | (values > 1)]
+    if len(bad):
+        raise EvalError(f"mask manifest {path}: hole_ratio of {bad.iloc[0]!r} is not a number in [0, 1]")
+    ratios = dict(zip(df["id"], values.astype(float)))
     missing = [i for i in ids if i not in ratios]
     if missing:
         raise EvalError(f"{len(missing)} evaluated ids have no mask in {path} ({_first(set(missing))})")
@@ -549,6 +582,7 @@ def evaluate_samples(
     images. Nothing is written; the caller passes the list to ``records.write_records``.
     """
     samples_dir, real_dir, masks_dir = Path(samples_dir), Path(real_dir), Path(masks_dir)
+    verify_manifest(real_dir)  # score against exactly the pixels the data version names
     meta = _read_meta(samples_dir)
     samples_kind = meta.get("weights_kind")
     if samples_kind is None:
@@ -568,7 +602,7 @@ def evaluate_samples(
                        allow_standin=allow, weights_dir=wdir, batch_size=cfg.eval.batch_size,
                        standin_seed=seed, device=device)
 
-    data_version = _file_version(real_dir / "manifest.csv")
+    data_version = manifest_version(real_dir)
     base = {
         **(settings or {}),
         "lpips_net": cfg.eval.lpips_net,

@@ -74,16 +74,22 @@ def set_stats(mask_dirs: list[Path]) -> pd.DataFrame:
         path = mask_dir / MANIFEST
         if not path.is_file():
             raise MaskError(f"mask set has no manifest: {path}")
-        m = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+        try:
+            m = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            raise MaskError(f"unreadable mask manifest {path}: {(str(exc).splitlines() or [''])[0]}") from exc
         if "hole_ratio" not in m.columns:
             raise MaskError(f"{path}: no hole_ratio column")
+        ratios = pd.to_numeric(m["hole_ratio"], errors="coerce")
+        if m.empty or ratios.isna().any() or (ratios < 0).any() or (ratios > 1).any():
+            raise MaskError(f"{path}: hole_ratio must hold numbers in [0, 1], one per mask")
 
         def first(col: str) -> object:
             return m[col].iloc[0] if col in m.columns and len(m) else ""
 
         rows.append({"mask_dir": str(mask_dir), "protocol": first("protocol"), "version": first("version"),
                      "size": first("size"), "seed": first("seed"),
-                     **summarise_ratios(m["hole_ratio"].to_numpy(dtype=float))})
+                     **summarise_ratios(ratios.to_numpy(dtype=float))})
     return pd.DataFrame(rows)
 
 

@@ -9,7 +9,6 @@ stored, and the drawing library's version is recorded). PNGs are single-channel 
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from moebius.atomic import atomic_open
-from moebius.errors import MaskError
+from moebius.data.manifest import check_id
+from moebius.errors import DataError, MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
 from moebius.masks.polarity import HOLE_255
 from moebius.masks.registry import get_protocol
@@ -30,8 +30,6 @@ MANIFEST_COLUMNS = ["id", "seed", "hole_ratio", "protocol", "version", "polarity
 # hence cv2_version in the manifest). Run-length strategy: masks are long runs of 0 / 255, and on
 # 512² masks it is ~2x faster than the default strategy and 17 % smaller (measured, mat_large_512).
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 9, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-# Ids become file names: keep them to a portable, unambiguous alphabet (no separators, no dot-files).
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _CHUNK = 64  # masks per task sent to a worker: amortises inter-process overhead
 
 
@@ -47,9 +45,11 @@ def _check_ids(ids: list[str]) -> list[str]:
     ids = [str(i) for i in ids]
     if not ids:
         raise MaskError("write_mask_set: no image ids given")
-    bad = next((i for i in ids if not _ID_PATTERN.fullmatch(i)), None)
-    if bad is not None:
-        raise MaskError(f"image id {bad!r} cannot be a file name (allowed: letters, digits, _ . -)")
+    for image_id in ids:  # ids become file names: the data manifest's one rule (no separators, no dot-files)
+        try:
+            check_id(image_id)
+        except DataError as exc:
+            raise MaskError(f"cannot be a file name: {exc}") from None
     seen: set[str] = set()
     dup = next((i for i in ids if i in seen or seen.add(i)), None)  # type: ignore[func-returns-value]
     if dup is not None:
@@ -83,6 +83,8 @@ def write_mask_set(protocol: str, ids: list[str], out_dir: Path, seed: int, size
     if workers < 1:
         raise MaskError(f"workers must be >= 1, got {workers}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MaskError(f"mask set folder {out_dir} is a file, not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)
 

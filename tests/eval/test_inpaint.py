@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,19 +56,27 @@ def ours(monkeypatch):
     monkeypatch.setattr(inpaint_mod, "_load_ours", lambda run_dir, vae_dir, key: loaded)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _write_benchmark(root: Path, size: int, mask_order: list[str]) -> tuple[Path, Path]:
     images_dir, masks_dir = root / "images", root / "masks"
     images_dir.mkdir()
     masks_dir.mkdir()
     rng = np.random.default_rng(0)
+    ratios = {}
     for k, i in enumerate(IDS):
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(images_dir / f"{i}.png")
         hole = np.zeros((size, size), np.uint8)
         hole[k * size // 8 : k * size // 8 + size // 3, size // 4 : size // 2 + k] = 255  # a different hole per id
         Image.fromarray(hole).save(masks_dir / f"{i}.png")
-    pd.DataFrame({"id": IDS, "source": "test", "sha256": "", "width": size, "height": size}).to_csv(
-        images_dir / "manifest.csv", index=False)
-    pd.DataFrame({"id": mask_order, "polarity": "255_hole"}).to_csv(masks_dir / "manifest.csv", index=False)
+        ratios[i] = float((hole == 255).mean())
+    # Written by hand (not write_manifest, which sorts): manifest order must not be sorted order here.
+    pd.DataFrame({"id": IDS, "source": "test", "sha256": [_sha256(images_dir / f"{i}.png") for i in IDS],
+                  "width": size, "height": size}).to_csv(images_dir / "manifest.csv", index=False)
+    pd.DataFrame({"id": mask_order, "polarity": "255_hole", "hole_ratio": [ratios[i] for i in mask_order]}).to_csv(
+        masks_dir / "manifest.csv", index=False)
     return images_dir, masks_dir
 
 

@@ -12,6 +12,8 @@ from moebius.masks import (MaskError, hole_ratios, mask_stats, plot_hole_histogr
                            summarise_ratios, write_mask_set)
 from moebius.masks.stats import BIN_COLUMNS
 
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "smoke.yaml"
+
 
 def test_summary_bins_and_window_by_hand() -> None:
     row = summarise_ratios(np.array([0.05, 0.15, 0.45, 0.4, 0.5, 1.0]))
@@ -56,3 +58,22 @@ def test_plot_is_written(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["hist.png"]  # atomic: no temp file left
     with pytest.raises(MaskError):
         plot_hole_histograms({}, out, footnote="")
+
+
+@pytest.mark.hostile(
+    "`moebius masks stats --set` on a set whose manifest is junk, or whose hole_ratio is text or negative",
+    "one line naming the manifest; no CSV or plot written",
+)
+@pytest.mark.parametrize("content", [b"\x00\xff\xfe junk \x00", b"id,hole_ratio\na,0.1\nb,lots\n",
+                                     b"id,hole_ratio\na,0.1\nb,-0.2\n"], ids=["junk", "text", "negative"])
+def test_masks_stats_on_a_broken_set_is_one_line(tmp_path: Path, run_cli, content: bytes) -> None:
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "manifest.csv").write_bytes(content)
+    (tmp_path / "small.yaml").write_text("masks:\n  stats_n: 2\n")  # fresh draws are not what is tested
+    result = run_cli("--config", str(CONFIG), "--config", str(tmp_path / "small.yaml"), "masks", "stats",
+                     "--set", str(tmp_path / "set"), "--out-csv", str(tmp_path / "fresh.csv"),
+                     "--sets-csv", str(tmp_path / "sets.csv"), "--plot", str(tmp_path / "hist.png"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("moebius: error:")]
+    assert len(lines) == 1 and str(tmp_path / "set" / "manifest.csv") in lines[0]
+    assert not any((tmp_path / name).exists() for name in ("fresh.csv", "sets.csv", "hist.png"))

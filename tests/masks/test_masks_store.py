@@ -82,3 +82,27 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
         write_mask_set("lama_thick_256", ["a"], tmp_path, seed=0, size=0)
     with pytest.raises(MaskError, match="workers"):
         write_mask_set("lama_thick_256", ["a"], tmp_path, seed=0, size=32, workers=0)
+
+
+@pytest.mark.hostile(
+    "`moebius masks generate --out` naming an existing file",
+    "one line naming it; the file is left as it was",
+)
+def test_generate_into_a_file_is_one_line(tmp_path: Path, run_cli) -> None:
+    from PIL import Image
+
+    from moebius.data.manifest import row_for_file, write_manifest
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "a1.png")
+    write_manifest(images, [row_for_file(images, "a1", "test", 32, 32)])
+    out = tmp_path / "masks"
+    out.write_text("not a folder\n")
+    config = Path(__file__).resolve().parents[2] / "config" / "smoke.yaml"
+    result = run_cli("--config", str(config), "masks", "generate", "--benchmark", "ffhq256", "--images", str(images),
+                     "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("moebius: error:")]
+    assert len(lines) == 1 and str(out) in lines[0]
+    assert out.read_text() == "not a folder\n"
