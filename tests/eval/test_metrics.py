@@ -241,8 +241,35 @@ def test_bootstrap_is_seeded_and_brackets_the_statistic(features):
     assert ci != M.bootstrap_mean_ci(scores, 300, seed=8)
     assert ci[0] < scores.mean() < ci[1]
     assert M.bootstrap_mean_ci(scores, 0, seed=7) is None
-    lo, hi = M.bootstrap_fid_ci(features["real"], features["fake"], 50, seed=0)
-    assert 0 <= lo <= hi
+    assert M.fid_interval(features["real"][:3], features["fake"][:3], 50, seed=0) is None  # < 2 per half
+
+
+def _gaussian_sets(g: np.random.Generator, n: int, dim: int = 8, shift: float = 0.3):
+    real = torch.from_numpy(g.normal(size=(n, dim)))
+    fake = torch.from_numpy(g.normal(loc=shift, size=(n, dim)))
+    return real, fake
+
+
+def test_fid_interval_is_centred_where_the_with_replacement_bootstrap_is_not():
+    """Resampling with replacement duplicates ~37 % of the images and inflates every resampled FID."""
+    real, fake = _gaussian_sets(np.random.default_rng(0), 60)
+    point = M.fid_from_features(real, fake)
+    idx = np.random.default_rng(1).integers(0, 60, size=(300, 60))
+    with_replacement = np.array([M.fid_from_features(real[r], fake[r]) for r in idx])
+    assert np.mean(with_replacement > point) > 0.8  # the old percentile interval sat mostly above FID
+    lo, hi = M.fid_interval(real, fake, 300, seed=2)
+    assert lo < point < hi
+    assert abs((lo + hi) / 2 - point) < 0.25 * (hi - lo)  # roughly centred on the estimate
+
+
+def test_fid_interval_width_matches_the_spread_over_independent_draws():
+    """Calibration: the half-sampling interval's implied s.d. ≈ the s.d. of FID over fresh data sets."""
+    g = np.random.default_rng(3)
+    fids = [M.fid_from_features(*_gaussian_sets(g, 100)) for _ in range(150)]
+    real, fake = _gaussian_sets(g, 100)
+    lo, hi = M.fid_interval(real, fake, 300, seed=4)
+    implied_sd = (hi - lo) / (2 * 1.96)
+    assert 0.6 < implied_sd / np.std(fids) < 1.6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +291,7 @@ def test_evaluate_samples_records(sets, features):
     # same features up to float summation order (thread count, batch composition)
     assert fid["value"] == pytest.approx(M.fid_from_features(features["real"], features["fake"]), rel=1e-6)
     assert fid["n_images"] == N_IMAGES and by[("fid_bin", "0.4-0.5")]["n_images"] == 2
-    assert fid["ci_low"] <= fid["ci_high"]
+    assert fid["ci_low"] is None and fid["ci_high"] is None  # 3 images: too few to half-sample
     assert all(r["weights_kind"] == "standin" for r in records)  # stand-in extractors override "trained"
     assert all(r["settings"]["cfg_scale"] == 2.5 and r["benchmark"] == "b" for r in records)
     lp_bin = by[("lpips_bin", "0.4-0.5")]["value"]
