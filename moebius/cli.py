@@ -90,7 +90,8 @@ def config_schema(out: Path | None) -> None:
 @config.command("validate")
 @click.pass_context
 def config_validate(ctx: click.Context) -> None:
-    """Validate the config files (strict dataclasses); prints OK and the hash."""
+    """Validate the config files (types, ranges, names, cross-references: `load_config`, as Snakemake
+    does); prints OK and the hash."""
     click.echo(f"OK {config_hash(_cfg(ctx))}")
 
 

@@ -2,9 +2,14 @@
 
 Defaults are the paper's settings (full scale, Sec. 4.1 and the official code); `config/smoke.yaml`
 overrides what must shrink to run on a laptop CPU. YAML is loaded into these dataclasses strictly:
-an unknown key or a wrong type is a `ConfigError` naming the dotted path, before anything runs.
+an unknown key, a wrong type or a value out of its range (`bounds` metadata on the field) is a
+one-line `ConfigError` naming the dotted path, the value and what is allowed, before anything runs.
+`check_config` then checks what one field cannot: names that refer to a registry (datasets, mask
+protocols, models, losses) or to another part of the config (benchmarks, fine-tuning targets), and
+settings that must agree (global batch and micro-batch). `load_config` does both, for the CLI and
+for Snakemake (`workflow/rules/common.smk`), so the two accept exactly the same files.
 The JSON schema that the Snakefile validates against (`workflow/schemas/config.schema.json`) is
-generated from these classes (`moebius config schema`), so the two cannot drift apart.
+generated from these classes (`moebius config schema`), ranges included, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,7 +27,66 @@ from typing import Any, Literal
 
 import yaml
 
-from moebius.errors import ConfigError  # noqa: F401 (re-exported)
+from moebius.errors import ConfigError, UnknownNameError, did_you_mean
+
+# ---------------------------------------------------------------------------------------------
+# Ranges: field metadata, checked at load and emitted in the JSON schema
+# ---------------------------------------------------------------------------------------------
+
+
+def bounds(
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    multiple_of: int | None = None,
+    min_items: int | None = None,
+    unique: bool = False,
+) -> dict[str, Any]:
+    """Field metadata: the range of every number in the field (its list items and mapping values
+    included) and, for lists, a minimum length and no repeats."""
+    given = {"ge": ge, "gt": gt, "le": le, "lt": lt, "multiple_of": multiple_of, "min_items": min_items,
+             "unique": unique or None}
+    return {"bounds": {k: v for k, v in given.items() if v is not None}}
+
+
+def ranged(default: Any, **limits: Any) -> Any:
+    """``field(default=default)`` with `bounds` metadata."""
+    return field(default=default, metadata=bounds(**limits))
+
+
+_SIGNS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+_COMPARE = {"ge": float.__ge__, "gt": float.__gt__, "le": float.__le__, "lt": float.__lt__}
+
+
+def _allowed(limits: dict) -> str:
+    parts = [f"{_SIGNS[k]} {limits[k]}" for k in _SIGNS if k in limits]
+    if "multiple_of" in limits:
+        parts.append(f"a multiple of {limits['multiple_of']}")
+    return " and ".join(parts)
+
+
+def _check_number(value: float, limits: dict, where: str) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not allowed; must be a finite number")
+    for key in _SIGNS:
+        if key in limits and not _COMPARE[key](float(value), float(limits[key])):
+            raise ConfigError(f"{where}: {value!r} is not allowed; must be {_allowed(limits)}")
+    if "multiple_of" in limits and value % limits["multiple_of"]:
+        raise ConfigError(f"{where}: {value!r} is not allowed; must be {_allowed(limits)}")
+
+
+def _check_items(items: tuple, limits: dict, where: str) -> None:
+    if len(items) < limits.get("min_items", 0):
+        raise ConfigError(f"{where}: {list(items)!r} is not allowed; needs at least {limits['min_items']} item(s)")
+    if limits.get("unique"):
+        seen: set = set()
+        for item in items:
+            if item in seen:
+                raise ConfigError(f"{where}: {item!r} is listed twice; each item may appear once")
+            seen.add(item)
+
 
 # ---------------------------------------------------------------------------------------------
 # Sections
@@ -43,10 +109,10 @@ class DataConfig:
     """Which datasets exist and how they are obtained (Sec. 4.1; MASKS.md, datasets)."""
 
     source: Literal["smoke", "download"] = "download"  # smoke: made locally from shipped photos
-    datasets: tuple[str, ...] = ("places365", "celebahq", "ffhq", "lvis", "deepfakeface")
-    image_size: int = 64  # smoke only: side of the generated images
-    n_train: int = 64  # smoke only: training images per dataset
-    n_test: int = 16  # smoke only: test images per dataset
+    datasets: tuple[str, ...] = ranged(("places365", "celebahq", "ffhq", "lvis", "deepfakeface"), unique=True)
+    image_size: int = ranged(64, ge=8)  # smoke only: side of the generated images
+    n_train: int = ranged(64, ge=1)  # smoke only: training images per dataset
+    n_test: int = ranged(16, ge=1)  # smoke only: test images per dataset
     ffhq_validation: Literal["last_10k", "first_10k"] = "last_10k"  # official vs CoModGAN/MI-GAN split
 
 
@@ -56,8 +122,8 @@ class BenchmarkConfig:
 
     dataset: str
     split: str
-    n_images: int  # images scored; FID depends strongly on it (MAT #63)
-    size: int  # side of the evaluated images
+    n_images: int = field(metadata=bounds(ge=1))  # images scored; FID depends strongly on it (MAT #63)
+    size: int = field(metadata=bounds(ge=8, multiple_of=8))  # side of the evaluated images; the VAE is f8
     preprocess: Literal["mat_crop", "migan_resize", "lama_crop"]
     mask_protocol: str
     domain: Literal["natural", "portrait"]  # picks the CFG scale (2.5 natural, 2.0 portrait)
@@ -70,10 +136,12 @@ class BenchmarkConfig:
 class MaskConfig:
     """Stored mask sets (MASKS.md): one seed per project, one version per protocol."""
 
-    seed: int = 2026
-    workers: int = 1
-    stats_n: int = 2000  # masks drawn per protocol for `moebius masks stats`
-    train_protocols: tuple[str, ...] = ("mat_large_512", "lama_thick_512", "lama_medium_512")
+    seed: int = ranged(2026, ge=0)
+    workers: int = ranged(1, ge=1)
+    stats_n: int = ranged(2000, ge=1)  # masks drawn per protocol for `moebius masks stats`
+    train_protocols: tuple[str, ...] = ranged(
+        ("mat_large_512", "lama_thick_512", "lama_medium_512"), min_items=1, unique=True
+    )
 
 
 @dataclass(frozen=True)
@@ -92,23 +160,23 @@ class ModelConfig:
 class TrainConfig:
     """One training run: optimiser, schedule, batch (Sec. 4.1)."""
 
-    steps: int = 138_000
-    batch_size: int = 48  # per process and micro-step
-    global_batch: int = 768  # reached by world size x accumulation
-    lr: float = 2e-4
-    lr_milestones: tuple[float, ...] = (111 / 138, 129 / 138)  # fractions of `steps`
-    lr_gamma: float = 0.1
-    weight_decay: float = 0.1
+    steps: int = ranged(138_000, ge=0)  # 0: not trained here (check_config wants >= 1 where it is)
+    batch_size: int = ranged(48, ge=1)  # per process and micro-step
+    global_batch: int = ranged(768, ge=1)  # reached by world size x accumulation (check_config)
+    lr: float = ranged(2e-4, gt=0)
+    lr_milestones: tuple[float, ...] = ranged((111 / 138, 129 / 138), gt=0, lt=1)  # fractions of `steps`
+    lr_gamma: float = ranged(0.1, gt=0, le=1)
+    weight_decay: float = ranged(0.1, ge=0)
     optimizer: Literal["muon", "adamw"] = "muon"
     precision: Literal["bf16", "fp32", "auto"] = "auto"  # auto: bf16 where the device supports it
-    grad_clip: float = 1.0
-    checkpoint_every: int = 2000
-    log_every: int = 50
-    datasets: tuple[str, ...] = ("places365", "celebahq", "ffhq")
+    grad_clip: float = ranged(1.0, ge=0)  # 0: no clipping
+    checkpoint_every: int = ranged(2000, ge=1)
+    log_every: int = ranged(50, ge=1)
+    datasets: tuple[str, ...] = ranged(("places365", "celebahq", "ffhq"), min_items=1, unique=True)
     timestep_sampling: Literal["lognorm", "uniform"] = "lognorm"  # official --lognorm_t
-    noise_offset: float = 0.0357
-    num_workers: int = 4
-    gpus: int = 1  # processes torchrun launches (one per GPU); 1 runs plain, same code path
+    noise_offset: float = ranged(0.0357, ge=0)
+    num_workers: int = ranged(4, ge=0)
+    gpus: int = ranged(1, ge=1)  # processes torchrun launches (one per GPU); 1 runs plain, same code path
 
 
 @dataclass(frozen=True)
@@ -119,21 +187,21 @@ class DistillConfig:
     # DEVIATION (paper §3.3): the official script uses plain gradient norms, clamps, epsilons and
     # static multipliers; `paper` is Eq. 4-5 as printed. Which one the paper's numbers used is unknown.
     balance: Literal["paper", "official"] = "paper"
-    lambda_kd: float = 0.01  # official static multipliers (train_demo.sh); used by `official` only
-    lambda_task: float = 0.5
-    lambda_perceptual: float = 0.5
+    lambda_kd: float = ranged(0.01, ge=0)  # official static multipliers (train_demo.sh); used by `official` only
+    lambda_task: float = ranged(0.5, ge=0)
+    lambda_perceptual: float = ranged(0.5, ge=0)
     perceptual: Literal["elatentlpips", "standin"] = "elatentlpips"
-    losses: tuple[str, ...] = ("c_kd", "f_kd", "task", "perceptual")
+    losses: tuple[str, ...] = ranged(("c_kd", "f_kd", "task", "perceptual"), min_items=1, unique=True)
 
 
 @dataclass(frozen=True)
 class FinetuneTarget:
     """Fine-tuning on one benchmark family (Sec. 4.1)."""
 
-    datasets: tuple[str, ...]
-    steps: int
-    global_batch: int
-    gpus: int = 1
+    datasets: tuple[str, ...] = field(metadata=bounds(min_items=1, unique=True))
+    steps: int = field(metadata=bounds(ge=1))
+    global_batch: int = field(metadata=bounds(ge=1))  # with the fine-tuning batch_size and gpus (check_config)
+    gpus: int = ranged(1, ge=1)
 
 
 @dataclass(frozen=True)
@@ -154,15 +222,16 @@ class FinetuneConfig:
 class AblationConfig:
     """Tables 2 and 5: short runs from the same recipe, scored on Places2 (Test)."""
 
-    steps: int = 18_000  # "18K-iteration checkpoint"
-    experiments: tuple[int, ...] = tuple(range(1, 16))
+    steps: int = ranged(18_000, ge=1)  # "18K-iteration checkpoint"
+    experiments: tuple[int, ...] = ranged(tuple(range(1, 16)), unique=True)
     loss_combinations: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "c": ("c_kd",),
             "cf": ("c_kd", "f_kd"),
             "cft": ("c_kd", "f_kd", "task"),
             "cftp": ("c_kd", "f_kd", "task", "perceptual"),
-        }
+        },
+        metadata=bounds(min_items=1, unique=True),
     )
     benchmark: str = "places2_test"
 
@@ -171,40 +240,43 @@ class AblationConfig:
 class SampleConfig:
     """Inference as the official pipeline runs it: DDIM, 20 steps, LCG classifier-free guidance."""
 
-    steps: int = 20
-    cfg_natural: float = 2.5
-    cfg_portrait: float = 2.0
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    num_train_timesteps: int = 1000
+    steps: int = ranged(20, ge=1)  # and <= num_train_timesteps (check_config)
+    cfg_natural: float = ranged(2.5, ge=0)
+    cfg_portrait: float = ranged(2.0, ge=0)
+    beta_start: float = ranged(0.00085, gt=0, lt=1)  # and < beta_end (check_config)
+    beta_end: float = ranged(0.012, gt=0, lt=1)
+    num_train_timesteps: int = ranged(1000, ge=2)
     # DEVIATION (official pipeline): it starts from the ground-truth latent noised to t≈900
     # (strength 0.99), so some ground truth leaks into the hole; `noise` starts from pure noise.
     start: Literal["noise", "gt_noised"] = "noise"
-    strength: float = 0.99
-    noise_offset: float = 0.0357
+    strength: float = ranged(0.99, gt=0, le=1)
+    noise_offset: float = ranged(0.0357, ge=0)
     paste_back: bool = True
-    paste_blur: int = 0  # Gaussian blur radius (px) of the paste-back mask; 0 = hard composite
-    batch_size: int = 8
-    seed: int = 0
+    paste_blur: int = ranged(0, ge=0)  # Gaussian blur radius (px) of the paste-back mask; 0 = hard composite
+    batch_size: int = ranged(8, ge=1)
+    seed: int = ranged(0, ge=0)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """FID / LPIPS as MAT computes them (MASKS.md, evaluation conventions)."""
 
-    models: tuple[str, ...] = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes")
+    models: tuple[str, ...] = ranged(
+        ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes"), min_items=1, unique=True
+    )
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_range: Literal["minus_one_one", "zero_one"] = "minus_one_one"
-    hole_bins: int = 10  # LaMa-style per-hole-ratio bins
-    bootstrap: int = 1000  # resamples for confidence intervals (0 = off)
-    batch_size: int = 32
-    flux_steps: int = 50
-    sd35_steps: int = 28
+    hole_bins: int = ranged(10, ge=1)  # LaMa-style per-hole-ratio bins
+    bootstrap: int = ranged(1000, ge=0)  # resamples for confidence intervals (0 = off)
+    batch_size: int = ranged(32, ge=1)
+    flux_steps: int = ranged(50, ge=1)
+    sd35_steps: int = ranged(28, ge=1)
     cfg_sweep: dict[str, tuple[float, ...]] = field(
         default_factory=lambda: {
             "places2_test": (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5),
             "celebahq512": (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0),
-        }
+        },
+        metadata=bounds(ge=0, min_items=1, unique=True),
     )
 
 
@@ -212,10 +284,10 @@ class EvalConfig:
 class ProfileConfig:
     """Latency and compute (Tab. 1-3): batch 1, 512x512, ms per denoising step."""
 
-    resolution: int = 512
-    warmup: int = 3
-    repeats: int = 10
-    threads: int = 1  # CPU timing: pinned threads, medians (ENVIRONMENT.md)
+    resolution: int = ranged(512, ge=8, multiple_of=8)
+    warmup: int = ranged(3, ge=0)
+    repeats: int = ranged(10, ge=1)
+    threads: int = ranged(1, ge=1)  # CPU timing: pinned threads, medians (ENVIRONMENT.md)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     preset: Literal["paper", "smoke"] = "paper"  # profile the paper-size models even at smoke scale
 
@@ -233,7 +305,7 @@ class Config:
     """The whole run. `scale` is recorded in every result."""
 
     scale: Literal["smoke", "full"] = "full"
-    seed: int = 0
+    seed: int = ranged(0, ge=0)
     paths: Paths = field(default_factory=Paths)
     data: DataConfig = field(default_factory=DataConfig)
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
@@ -252,10 +324,7 @@ class Config:
     def benchmark(self, name: str) -> BenchmarkConfig:
         """``benchmarks[name]``, or a ConfigError with a "did you mean" hint."""
         if name not in self.benchmarks:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(self.benchmarks), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, self.benchmarks)
             raise ConfigError(f"unknown benchmark {name!r}{hint}; configured: {', '.join(self.benchmarks)}")
         return self.benchmarks[name]
 
@@ -269,8 +338,10 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and build dataclasses; raise ConfigError."""
+def _convert(tp: Any, value: Any, where: str, limits: dict | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp`` (and the field's `bounds`, which reach every
+    number and list inside it) and build dataclasses; raise ConfigError."""
+    limits = limits or {}
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -284,7 +355,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
             try:
-                return _convert(arg, value, where)
+                return _convert(arg, value, where, limits)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: {value!r} does not match {tp}")
@@ -292,31 +363,29 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
         (item_tp, _) = typing.get_args(tp)
-        return tuple(_convert(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value))
+        items = tuple(_convert(item_tp, v, f"{where}[{i}]", limits) for i, v in enumerate(value))
+        _check_items(items, limits, where)
+        return items
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         key_tp, val_tp = typing.get_args(tp)
-        return {_convert(key_tp, k, where): _convert(val_tp, v, f"{where}.{k}") for k, v in value.items()}
+        return {_convert(key_tp, k, where): _convert(val_tp, v, f"{where}.{k}", limits) for k, v in value.items()}
     if tp is type(None):
         if value is not None:
             raise ConfigError(f"{where}: expected null")
         return None
     if tp is float:
-        # YAML writes 2e-4 as a string under YAML 1.1; accept ints and numeric strings explicitly.
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got a boolean")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        # No numeric strings: the loader reads `2e-4` as a number (_Loader), and the JSON schema,
+        # which Snakemake checks too, would refuse a string; both paths must accept the same files.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        _check_number(value, limits, where)
+        return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+        _check_number(value, limits, where)
         return value
     if tp in (str, bool):
         if not isinstance(value, tp):
@@ -328,24 +397,21 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 def _build(cls: type, data: dict, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(set(data) - set(names), key=str)
     if unknown:
-        import difflib
-
-        hint = difflib.get_close_matches(unknown[0], names, n=1)
-        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{extra}")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{did_you_mean(str(unknown[0]), names)}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}", f.metadata.get("bounds"))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {f.name!r}")
     return cls(**kwargs)
 
 
 def config_from_dict(data: dict) -> Config:
-    """Build a `Config` from a (merged) mapping; unknown keys and wrong types are errors."""
+    """Build a `Config` from a (merged) mapping; unknown keys, wrong types and values out of range are
+    errors. Names are not looked up here (see `check_config`)."""
     if not isinstance(data, dict):
         raise ConfigError("config: expected a mapping at the top level")
     return _build(Config, data, "config")
@@ -362,26 +428,220 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with two changes for config files.
+
+    YAML 1.1 (PyYAML) reads a float without a dot or without an exponent sign (`2e-4`, `1.0e5`) as a
+    string; YAML 1.2, JSON and everyone writing a learning rate mean a number, so it is read as one.
+    A key given twice in one mapping is an error (PyYAML silently keeps the last one).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"{self.name}: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read one YAML config file; a syntax error becomes a one-line ConfigError."""
+    """Read one YAML config file; an unreadable, empty or malformed file is a one-line ConfigError.
+
+    An empty (or all-comment) file is an error, not "all defaults": the defaults are the full paper
+    scale, which nobody means by an empty file.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"config file {path} is a directory") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if data is None or data == {}:
+        raise ConfigError(f"config file {path} is empty")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
-def load_config(*paths: str | Path) -> Config:
-    """Load and merge YAML files in order (later wins), then validate strictly."""
+def load_config(*paths: str | Path, overrides: dict | None = None) -> Config:
+    """Load and merge YAML files in order (later wins), then ``overrides``; validate strictly
+    (`config_from_dict`) and check names and cross-references (`check_config`)."""
+    if not paths:
+        raise ConfigError("no config file given")
     merged: dict = {}
     for path in paths:
         merged = merge(merged, read_yaml(path))
-    return config_from_dict(merged)
+    return check_config(config_from_dict(merge(merged, dict(overrides or {}))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and cross-references
+# ---------------------------------------------------------------------------------------------
+
+# Names owned by modules that import torch at import time, copied so that validating a config (every
+# CLI call, and Snakemake while it parses the DAG) never imports torch. tests/test_config.py keeps each
+# copy equal to its owner.
+LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")  # Copied from moebius.train.losses.LOSS_NAMES
+# Copied from moebius.eval.baselines.BASELINES: the methods that run here (family "reported" only has
+# the paper's numbers, no loader).
+EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes")
+TABLE2_EXPERIMENTS = tuple(range(1, 16))  # Copied from moebius.models.variants.EXPERIMENTS (keys)
+
+
+def _name(where: str, what: str, name: Any, known: Any) -> None:
+    """Raise ``<where>: unknown <what> 'x' (did you mean 'y'?); known: …`` unless ``name`` is known."""
+    known = list(known)
+    if name not in known:
+        raise ConfigError(f"{where}: {UnknownNameError.of(what, name, known)}")
+
+
+def _names(where: str, what: str, names: tuple, known: Any) -> None:
+    known = list(known)
+    for i, name in enumerate(names):
+        _name(f"{where}[{i}]", what, name, known)
+
+
+def _at_least_one_step(where: str, steps: int, why: str) -> None:
+    if steps < 1:
+        raise ConfigError(f"{where}: {steps!r} is not allowed; must be >= 1 {why}")
+
+
+def _whole_batches(where: str, global_batch: int, batch_size: int, gpus: int) -> None:
+    """The training loop reaches global_batch as batch_size x gpus (world size) x accumulation steps."""
+    per_step = batch_size * gpus
+    if global_batch % per_step:
+        allowed = ", ".join(str(per_step * k) for k in range(1, 4))
+        raise ConfigError(
+            f"{where}: {global_batch} is not a multiple of batch_size {batch_size} x gpus {gpus} = {per_step}"
+            f"; allowed: {allowed}, ..."
+        )
+
+
+def check_config(cfg: Config) -> Config:
+    """Check what one field cannot: names that must exist in a registry or elsewhere in the config,
+    and settings that must agree. Returns ``cfg``; raises a one-line ConfigError naming the path.
+
+    Datasets come from `moebius.data.registry` and mask protocols from `moebius.masks.registry`
+    (neither imports torch); losses, models and Table 2 experiments from the copies above.
+    """
+    from moebius.data.registry import DATASETS
+    from moebius.masks.registry import list_protocols
+
+    protocols = list_protocols()
+    if not cfg.benchmarks:
+        raise ConfigError(
+            "config.benchmarks: none configured; at least one benchmark is needed (see config/smoke.yaml)"
+        )
+    scale_of_source = {"smoke": "smoke", "download": "full"}[cfg.data.source]
+
+    def dataset(where: str, name: str, used: bool) -> Any:
+        """A registered dataset; when it is used, one that `data.source` makes."""
+        _name(where, "dataset", name, DATASETS)
+        spec = DATASETS[name]
+        if used and spec.scale != scale_of_source:
+            raise ConfigError(
+                f"{where}: {name!r} is a {spec.scale}-scale dataset but data.source is {cfg.data.source!r}; "
+                f"allowed: {', '.join(n for n, s in sorted(DATASETS.items()) if s.scale == scale_of_source)}"
+            )
+        return spec
+
+    def split(where: str, spec: Any, name: str) -> Any:
+        try:  # the registry's lookup: FFHQ's train / val follow data.ffhq_validation
+            return spec.split(name, cfg.data.ffhq_validation)
+        except UnknownNameError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    for i, name in enumerate(cfg.data.datasets):
+        dataset(f"config.data.datasets[{i}]", name, used=True)
+
+    for bname, bench in cfg.benchmarks.items():
+        where = f"config.benchmarks.{bname}"
+        spec = dataset(f"{where}.dataset", bench.dataset, used=True)
+        count = split(f"{where}.split", spec, bench.split).count
+        _name(f"{where}.mask_protocol", "mask protocol", bench.mask_protocol, protocols)
+        _name(f"{where}.finetune", "fine-tuning target", bench.finetune, cfg.finetune.targets)
+        # Images the split holds: smoke splits have data.n_train / n_test, full ones their published count.
+        if spec.scale == "smoke":
+            count = {"train": cfg.data.n_train, "test": cfg.data.n_test}.get(bench.split)
+        if count is not None and bench.n_images > count:
+            raise ConfigError(
+                f"{where}.n_images: {bench.n_images} is not allowed; must be <= {count}, the images of "
+                f"{bench.dataset} {bench.split}"
+            )
+
+    _names("config.masks.train_protocols", "mask protocol", cfg.masks.train_protocols, protocols)
+
+    # Training sections: which ones run follows the model sources (official weights are not trained).
+    model = cfg.model
+    finetunes_here = "train" in (model.student_source, model.teacher_source)
+    sections = [
+        ("config.vae_train", cfg.vae_train, model.vae_source == "train", "when model.vae_source is 'train'"),
+        ("config.teacher_train", cfg.teacher_train, model.teacher_source == "train",
+         "when model.teacher_source is 'train'"),
+        ("config.distill.train", cfg.distill.train, True, "(the distillation runs at every scale)"),
+    ]
+    for where, train, used, why in sections:
+        for i, name in enumerate(train.datasets):
+            spec = dataset(f"{where}.datasets[{i}]", name, used)
+            if used:
+                split(f"{where}.datasets[{i}]", spec, "train")
+        if used:
+            _at_least_one_step(f"{where}.steps", train.steps, why)
+            _whole_batches(f"{where}.global_batch", train.global_batch, train.batch_size, train.gpus)
+    # Fine-tuning runs take steps, global batch, gpus and datasets from each target, the rest from
+    # finetune.train (whose own steps, global_batch, gpus and datasets are not used).
+    for tname, target in cfg.finetune.targets.items():
+        where = f"config.finetune.targets.{tname}"
+        for i, name in enumerate(target.datasets):
+            spec = dataset(f"{where}.datasets[{i}]", name, finetunes_here)
+            if finetunes_here:
+                split(f"{where}.datasets[{i}]", spec, "train")
+        _whole_batches(f"{where}.global_batch", target.global_batch, cfg.finetune.train.batch_size, target.gpus)
+
+    _names("config.distill.losses", "loss", cfg.distill.losses, LOSS_NAMES)
+    for combo, losses in cfg.ablation.loss_combinations.items():
+        _names(f"config.ablation.loss_combinations.{combo}", "loss", losses, LOSS_NAMES)
+    for i, exp in enumerate(cfg.ablation.experiments):
+        if exp not in TABLE2_EXPERIMENTS:
+            raise ConfigError(
+                f"config.ablation.experiments[{i}]: {exp!r} is not a Table 2 experiment; "
+                f"allowed: {TABLE2_EXPERIMENTS[0]}..{TABLE2_EXPERIMENTS[-1]}"
+            )
+    _name("config.ablation.benchmark", "benchmark", cfg.ablation.benchmark, cfg.benchmarks)
+
+    _names("config.eval.models", "model", cfg.eval.models, EVAL_MODELS)
+    for bname in cfg.eval.cfg_sweep:
+        _name(f"config.eval.cfg_sweep.{bname}", "benchmark", bname, cfg.benchmarks)
+
+    s = cfg.sample
+    if s.beta_start >= s.beta_end:
+        raise ConfigError(
+            f"config.sample.beta_start: {s.beta_start!r} is not allowed; must be < beta_end ({s.beta_end!r})"
+        )
+    if s.steps > s.num_train_timesteps:
+        raise ConfigError(
+            f"config.sample.steps: {s.steps!r} is not allowed; must be <= num_train_timesteps ({s.num_train_timesteps})"
+        )
+    if s.start == "gt_noised" and int(s.steps * s.strength) < 1:  # as diffusion.schedule.truncate_by_strength
+        raise ConfigError(
+            f"config.sample.strength: {s.strength!r} with {s.steps} steps leaves no denoising step; "
+            f"must be >= {1 / s.steps:g}"
+        )
+    return cfg
 
 
 def to_dict(cfg: Any) -> Any:
@@ -413,7 +673,15 @@ def dump_yaml(cfg: Config) -> str:
 SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
 
 
-def _schema_of(tp: Any) -> dict:
+_SCHEMA_KEYWORDS = {
+    "ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum", "multiple_of": "multipleOf",
+}
+
+
+def _schema_of(tp: Any, limits: dict | None = None) -> dict:
+    """The JSON schema of an annotation; `bounds` become minimum / exclusiveMinimum / … on every
+    number inside the field and minItems / uniqueItems on its lists, as `_convert` applies them."""
+    limits = limits or {}
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
@@ -426,7 +694,7 @@ def _schema_of(tp: Any) -> dict:
         schema: dict = {
             "type": "object",
             "description": (tp.__doc__ or "").strip().splitlines()[0],
-            "properties": {f.name: _schema_of(hints[f.name]) for f in fields},
+            "properties": {f.name: _schema_of(hints[f.name], f.metadata.get("bounds")) for f in fields},
             "additionalProperties": False,
         }
         if required:
@@ -435,16 +703,23 @@ def _schema_of(tp: Any) -> dict:
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
     if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_schema_of(a) for a in typing.get_args(tp)]}
+        return {"anyOf": [_schema_of(a, limits) for a in typing.get_args(tp)]}
     if origin is tuple:
-        return {"type": "array", "items": _schema_of(typing.get_args(tp)[0])}
+        schema = {"type": "array", "items": _schema_of(typing.get_args(tp)[0], limits)}
+        if "min_items" in limits:
+            schema["minItems"] = limits["min_items"]
+        if limits.get("unique"):
+            schema["uniqueItems"] = True
+        return schema
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(tp)[1])}
+        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(tp)[1], limits)}
     if tp is type(None):
         return {"type": "null"}
-    return {float: {"type": "number"}, int: {"type": "integer"}, str: {"type": "string"}, bool: {"type": "boolean"}}[
-        tp
-    ]
+    if tp in (float, int):
+        schema = {"type": "number" if tp is float else "integer"}
+        schema.update({_SCHEMA_KEYWORDS[k]: v for k, v in limits.items() if k in _SCHEMA_KEYWORDS})
+        return schema
+    return {str: {"type": "string"}, bool: {"type": "boolean"}}[tp]
 
 
 def json_schema() -> dict:

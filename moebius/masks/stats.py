@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from moebius.atomic import atomic_path  # noqa: E402
-from moebius.errors import MaskError  # noqa: E402
-from moebius.masks.generate import generate_mask, resize_nearest  # noqa: E402
-from moebius.masks.registry import get_protocol  # noqa: E402
-from moebius.masks.store import MANIFEST  # noqa: E402
+from moebius.atomic import atomic_path
+from moebius.errors import MaskError
+from moebius.masks.generate import generate_mask, resize_nearest
+from moebius.masks.registry import get_protocol
+from moebius.masks.store import MANIFEST
 
 BIN_COLUMNS = [f"bin_{10 * k:02d}_{10 * (k + 1):02d}" for k in range(10)]
 
@@ -97,6 +93,13 @@ def plot_hole_histograms(ratios_by_protocol: dict[str, np.ndarray], out_png: Pat
     """Small-multiple histograms (5 % bins) of hole area per protocol, written atomically as PNG."""
     if not ratios_by_protocol:
         raise MaskError("no protocols to plot")
+    # Imported here, not at the top: `moebius.masks` is imported while Snakemake parses the DAG and
+    # by every config check (the protocol registry), which must not pay for matplotlib.
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: plots are files, never windows
+    import matplotlib.pyplot as plt
+
     names = list(ratios_by_protocol)
     ncols = min(4, len(names))
     nrows = -(-len(names) // ncols)

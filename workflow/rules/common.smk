@@ -4,14 +4,19 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from moebius.config import config_from_dict, config_hash, dump_yaml
+from moebius.config import config_hash, dump_yaml, load_config, to_dict
 from moebius.masks import get_protocol
 
 
-# Fail before anything runs: the JSON schema first (generated from moebius/config.py), then the
-# strict dataclasses (which also reject unknown keys inside free-form mappings).
-validate(config, "../schemas/config.schema.json")
-CFG = config_from_dict(config)
+# Fail before anything runs, with the CLI's loader and its one-line messages (types, ranges, names,
+# cross-references): `moebius config validate` and this DAG accept exactly the same files. Snakemake
+# would extend the Snakefile's `configfile:` (smoke.yaml) with every --configfile, so that full.yaml
+# inherited the smoke settings it does not name; the CLI reads only the files it is given, and so
+# does this: the command-line files alone when there are any, then any --config key=value.
+CONFIG_FILES = [str(f) for f in workflow.overwrite_configfiles] or list(workflow.configfiles)
+CFG = load_config(*CONFIG_FILES, overrides=workflow.config_settings.config)
+# The resolved config against the JSON schema generated from moebius/config.py (catches a stale schema).
+validate(to_dict(CFG), "../schemas/config.schema.json")
 
 P = CFG.paths
 BENCHMARKS = sorted(CFG.benchmarks)
