@@ -274,12 +274,9 @@ class _Plan:
         self.total = 0
         self._files: set[str] = set()
         self._dirs: set[str] = set()
-        size = archive.stat().st_size
-        self._ratio_limit = max(ratio_floor, int(max_ratio * size))
-        self._ratio_msg = (
-            f"{archive.name}: would expand to more than {self._ratio_limit} bytes, over {max_ratio:g} times its "
-            f"{size} bytes (a zip bomb?); refused before writing. Pass a larger max_ratio if it is genuine"
-        )
+        self._size = archive.stat().st_size
+        self._max_ratio = max_ratio
+        self._ratio_limit = max(ratio_floor, int(max_ratio * self._size))
         self._max_total = max_total
 
     def add(self, raw_name: str, is_dir: bool, size: int, member: tarfile.TarInfo | zipfile.ZipInfo) -> None:
@@ -310,7 +307,11 @@ class _Plan:
                     f"{self.archive.name}: unpacks to more than the limit of {self._max_total} bytes; refused before writing"
                 )
             if self.total > self._ratio_limit:
-                raise UnsafeArchiveError(self._ratio_msg)
+                raise UnsafeArchiveError(
+                    f"{self.archive.name}: would expand to at least {self.total} bytes, "
+                    f"{self.total / max(self._size, 1):.0f} times its {self._size} bytes (limit {self._max_ratio:g}; "
+                    "a zip bomb?); refused before writing. Pass a larger max_ratio if it is genuine"
+                )
         self.entries.append(_Entry(path, is_dir, size, member))
 
 
