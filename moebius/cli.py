@@ -140,9 +140,25 @@ def data_download(url: str, dest: Path, sha256: str | None) -> None:
 @data.command("extract")
 @click.argument("archive", type=ExistingPath)
 @click.option("--dest", type=PathArg, required=True)
-def data_extract(archive: Path, dest: Path) -> None:
-    """Extract a .tar/.zip safely (no absolute paths, no `..`, no links out of DEST)."""
-    _call("moebius.data.download:extract")(archive, dest)
+@click.option("--max-size", type=click.IntRange(min=0), default=None, help="Refuse archives unpacking to more bytes.")
+@click.option("--max-ratio", type=click.FloatRange(min=1.0), default=None,
+              help="Refuse archives expanding more than this many times (default 20; a zip bomb: ~1000).")
+def data_extract(archive: Path, dest: Path, max_size: int | None, max_ratio: float | None) -> None:
+    """Extract a .tar/.zip safely: files and folders only (no links, devices, absolute or `..` names), size-capped."""
+    limits = {"max_ratio": max_ratio} if max_ratio is not None else {}
+    _call("moebius.data.download:extract")(archive, dest, max_total=max_size, **limits)
+
+
+@data.command("verify")
+@click.argument("dirs", nargs=-1, required=True, type=PathArg)
+def data_verify(dirs: tuple[Path, ...]) -> None:
+    """Check every image of each DIR against its manifest.csv (sha256); one line per problem, exit 2 if any."""
+    n, problems = _call("moebius.data.manifest:verify_dirs")(dirs)
+    for line in problems:
+        click.echo(f"moebius: error: {line}", err=True)
+    if problems:
+        sys.exit(2)
+    click.echo(f"ok: {n} images")
 
 
 @data.command("benchmark")
@@ -525,6 +541,9 @@ _OS_ERRORS = {
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "not a directory",  # an output path runs through a file
+    errno.EEXIST: "exists and is not a directory",  # mkdir(exist_ok=True) where a file is
+    errno.EISDIR: "is a directory",  # a folder given where a file is read or written
 }
 
 

@@ -1,7 +1,8 @@
 """Benchmark image sets: a dataset split, selected and preprocessed to one protocol (Sec. 4.1).
 
 ``prepare_benchmark`` reads a dataset folder's manifest, picks ``n_images`` ids with a
-deterministic rule (``selection.select_ids``), applies the protocol's preprocessing
+deterministic rule (``selection.select_ids``), checks each chosen image's sha256 against the
+dataset manifest as it is read, applies the protocol's preprocessing
 (``preprocess.PREPROCESSORS``) at the benchmark size, and writes ``<out_dir>/<id>.png`` +
 ``manifest.csv`` + ``selection.json`` (the rule, seed, sizes and the source data version, so the
 choice is recorded beside the images). Masks and evaluation read only this folder.
@@ -19,12 +20,13 @@ from moebius.data.manifest import (
     MANIFEST_NAME,
     ManifestRow,
     data_version,
+    load_verified_image,
     read_manifest,
     row_for_png,
     verify_manifest,
     write_manifest,
 )
-from moebius.data.preprocess import get_preprocessor, load_image, save_png
+from moebius.data.preprocess import get_preprocessor, save_png
 from moebius.data.selection import select_ids
 from moebius.errors import DataError
 
@@ -54,12 +56,14 @@ def prepare_benchmark(
     transform = get_preprocessor(preprocess)
     source = read_manifest(dataset_dir)
     chosen = select_ids(list(source["id"]), n_images, seed, rule)
+    expected = dict(zip(source["id"], source["sha256"]))
     source_label = f"{dataset_dir.parent.name}/{dataset_dir.name}"
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[ManifestRow] = []
     for image_id in chosen:
-        img = transform(load_image(dataset_dir / f"{image_id}.png"), size)
+        # checked against the source manifest as it is read: the benchmark must not inherit a replaced image
+        img = transform(load_verified_image(dataset_dir / f"{image_id}.png", expected[image_id]), size)
         png = save_png(out_dir / f"{image_id}.png", img)
         rows.append(row_for_png(image_id, f"{source_label}/{image_id}.png", png, img.shape[1], img.shape[0]))
     keep = {f"{i}.png" for i in chosen}

@@ -4,7 +4,9 @@ One row per image: ``id`` (the file is ``<id>.png``), ``source`` (where its pixe
 ``sha256`` of the PNG bytes, ``width``, ``height``. Rows are sorted by id and written with a
 fixed format, so the same images always give the same bytes, and the manifest's own hash is the
 folder's data version: a result record that cites it pins exactly which pixels were scored.
-The manifest is written last, so its presence marks a complete folder.
+The manifest is written last, so its presence marks a complete folder. The pin holds only if
+the pixels are checked where they are used: ``verify_manifest`` (a folder), ``load_verified_image``
+(one image as it is decoded) and ``moebius data verify`` do that (see "Verification" below).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import hashlib
 import io
 import os
 import re
+import stat
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from moebius.atomic import write_text
 from moebius.data.checksums import file_sha256
+from moebius.data.preprocess import load_image
 from moebius.errors import ChecksumError, DataError
 
 MANIFEST_NAME = "manifest.csv"
@@ -84,6 +90,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={"id": str, "source": str, "sha256": str}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"unreadable manifest {path}: {str(exc).splitlines()[0]}") from exc
+    except OSError as exc:  # a folder named manifest.csv, an unreadable file
+        raise DataError(f"unreadable manifest {path}: {exc.strerror or exc}") from exc
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}")
@@ -100,24 +108,157 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"manifest {path} has a malformed sha256 {bad_hash[0]!r}")
     for col in ("width", "height"):
         values = pd.to_numeric(df[col], errors="coerce")
-        if values.isna().any() or (values < 1).any() or (values != values.round()).any():
+        # isfinite: "1e400" parses as inf, and inf would pass the other tests and cast to a negative int64
+        if values.isna().any() or not np.isfinite(values).all() or (values < 1).any() or (values != values.round()).any():
             raise DataError(f"manifest {path}: column {col} must hold positive integers")
         df[col] = values.astype("int64")
     return df[list(COLUMNS)].reset_index(drop=True)
 
 
-def verify_manifest(directory: str | os.PathLike) -> int:
-    """Check that every listed ``<id>.png`` exists and matches its sha256; return the count."""
+# ---------------------------------------------------------------------------------------------
+# Verification: the pixels used are the pixels the data version names
+# ---------------------------------------------------------------------------------------------
+#
+# A manifest's hash is the data version every result cites, so an image replaced, truncated or
+# resized under the same manifest would be scored silently under the wrong version. Checks run
+# wherever images enter: ``verify_manifest`` for a whole folder (evaluation, ``moebius data
+# verify``), ``load_verified_image`` for one image as it is decoded (benchmark preparation,
+# training streams). To make the folder check cheap enough for every use, a folder found intact
+# is remembered for the life of the process by a fingerprint of its manifest bytes and every
+# image's (device, inode, size, mtime_ns, ctime_ns): a later check only stats the files (a few
+# microseconds each) and hashes again as soon as any of that changes. ctime cannot be set back
+# by a user, so rewriting a file in place, copying over it or renaming onto it is always seen.
+
+_INTACT: dict[str, bytes] = {}  # absolute folder -> fingerprint when last found intact (this process)
+_INDEX: dict[str, tuple[tuple[int, ...], np.ndarray, np.ndarray]] = {}  # folder -> (manifest stat, ids, digests)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _mismatch(image: Path, actual: str, expected: str) -> ChecksumError:
+    return ChecksumError(
+        f"{image}: sha256 {actual[:12]}... does not match the manifest's {expected[:12]}... "
+        f"(replaced, truncated or resized since {image.parent / MANIFEST_NAME} was written)"
+    )
+
+
+def check_manifest(directory: str | os.PathLike) -> tuple[int, list[DataError]]:
+    """(number of images listed, one error per missing or changed image) for a folder.
+
+    Unlike ``verify_manifest`` it does not stop at the first problem. A manifest that cannot be
+    read raises ``DataError``.
+    """
     directory = Path(directory)
+    if directory.name == MANIFEST_NAME and directory.is_file():
+        directory = directory.parent  # the manifest itself was named
+    elif directory.exists() and not directory.is_dir():
+        raise DataError(f"{directory} is not a folder holding a {MANIFEST_NAME}")
     df = read_manifest(directory)
+    manifest = directory / MANIFEST_NAME
+    fingerprint = hashlib.sha256(hashlib.sha256(manifest.read_bytes()).digest())
+    problems: list[DataError] = []
+    present: list[tuple[Path, str]] = []
     for image_id, expected in zip(df["id"], df["sha256"]):
         image = directory / f"{image_id}.png"
-        if not image.exists():
-            raise DataError(f"{image} is listed in {directory / MANIFEST_NAME} but missing")
+        try:
+            st = image.stat()
+        except FileNotFoundError:
+            problems.append(DataError(f"{image} is listed in {manifest} but missing"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(DataError(f"{image} is listed in {manifest} but is not a regular file"))
+            continue
+        fingerprint.update(struct.pack("<5q", *_stat_key(st)))
+        present.append((image, expected))
+    key = os.path.abspath(directory)
+    if not problems and _INTACT.get(key) == fingerprint.digest():
+        return len(df), []
+    for image, expected in present:
         actual = file_sha256(image)
         if actual != expected:
-            raise ChecksumError(f"{image}: sha256 {actual[:12]}... does not match the manifest's {expected[:12]}...")
-    return len(df)
+            problems.append(_mismatch(image, actual, expected))
+    if problems:
+        _INTACT.pop(key, None)
+    else:
+        _INTACT[key] = fingerprint.digest()  # stats taken before hashing: a change meanwhile alters ctime
+    return len(df), problems
+
+
+def verify_manifest(directory: str | os.PathLike) -> int:
+    """Check every listed ``<id>.png`` against its sha256; return the count, or raise on the first problem.
+
+    ``DataError`` for a missing image or an unreadable manifest, ``ChecksumError`` for an image
+    whose bytes changed; the message names the file (and how many other problems there are).
+    Repeated calls in one process only stat the files while nothing changed (see above).
+    """
+    n, problems = check_manifest(directory)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s) in {directory})" if len(problems) > 1 else ""
+        raise type(first)(f"{first}{more}")
+    return n
+
+
+def verify_dirs(directories: Iterable[str | os.PathLike]) -> tuple[int, list[str]]:
+    """(images checked, one line per problem) over several folders; what ``moebius data verify`` prints."""
+    total, lines = 0, []
+    for directory in directories:
+        try:
+            n, problems = check_manifest(directory)
+        except DataError as exc:
+            lines.append(str(exc))
+            continue
+        total += n
+        lines.extend(str(p) for p in problems)
+    return total, lines
+
+
+def expected_sha256(image: str | os.PathLike) -> str:
+    """The sha256 that the manifest beside ``<folder>/<id>.png`` lists for it; ``DataError`` if none."""
+    image = Path(image)
+    folder, manifest = image.parent, image.parent / MANIFEST_NAME
+    try:
+        st = manifest.stat()
+    except FileNotFoundError:
+        raise DataError(f"{image}: no {MANIFEST_NAME} beside it to check it against") from None
+    key = os.path.abspath(folder)
+    entry = _INDEX.get(key)
+    if entry is None or entry[0] != _stat_key(st):
+        df = read_manifest(folder)
+        # sorted byte-string ids and raw 32-byte digests: ~80 bytes an image, so the 1.8M-image
+        # Places365 train split costs ~150 MB per DataLoader worker, not the ~1 GB of a dict
+        ids = df["id"].to_numpy(dtype="S")
+        order = np.argsort(ids, kind="stable")
+        digests = np.frombuffer(bytes.fromhex("".join(df["sha256"])), dtype=np.uint8).reshape(-1, 32)
+        entry = _INDEX[key] = (_stat_key(st), ids[order], digests[order])
+    _, ids, digests = entry
+    wanted = image.name.removesuffix(".png").encode("ascii", "replace")
+    at = int(np.searchsorted(ids, wanted))
+    if image.suffix != ".png" or at >= len(ids) or ids[at] != wanted:
+        raise DataError(f"{image} is not listed in {manifest}")
+    return digests[at].tobytes().hex()
+
+
+def load_verified_image(image: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
+    """Decode ``image`` after checking its bytes against ``sha256`` (default: its manifest's entry).
+
+    The bytes hashed are the bytes decoded (one read), so the check costs one sha256 pass, a
+    fraction of the PNG decoding it guards. ``ChecksumError`` names the file on a mismatch.
+    """
+    image = Path(image)
+    expected = sha256 if sha256 is not None else expected_sha256(image)
+    try:
+        data = image.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{image} is listed in {image.parent / MANIFEST_NAME} but missing") from None
+    except OSError as exc:
+        raise DataError(f"cannot read image {image}: {exc.strerror or exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise _mismatch(image, actual, expected)
+    return load_image(image, data)
 
 
 def data_version(directory: str | os.PathLike) -> str:

@@ -34,15 +34,17 @@ from moebius.errors import DataError, UnknownNameError
 # ---------------------------------------------------------------------------------------------
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     """Decode an image file to uint8 RGB (H, W, 3); ``DataError`` naming the file if it is unreadable.
 
-    Truncated files are an error (Pillow's LOAD_TRUNCATED_IMAGES stays off): a half-downloaded
-    JPEG must not silently become a grey-bottomed evaluation image.
+    ``data``: the file's bytes when the caller has already read them (to check their sha256
+    against a manifest, ``manifest.load_verified_image``), so the pixels decoded are exactly the
+    bytes checked. Truncated files are an error (Pillow's LOAD_TRUNCATED_IMAGES stays off): a
+    half-downloaded JPEG must not silently become a grey-bottomed evaluation image.
     """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with Image.open(path if data is None else io.BytesIO(data)) as img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16/32-bit greyscale: scale to 8 bits instead of letting convert() clip at 255

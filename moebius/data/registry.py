@@ -173,6 +173,22 @@ def _images_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
 
 
+def _read_text(path: Path) -> str:
+    """A list or annotation file's text; ``DataError`` if it is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
+
+
+def _fields(path: Path, line: str, n: int) -> list[str]:
+    """The whitespace-separated fields of one line of a list file, at least ``n`` of them."""
+    fields = line.split()
+    if len(fields) < n:
+        raise DataError(f"{path}: malformed line {line[:80]!r} (expected {n} columns)")
+    return fields
+
+
 def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "x"
 
@@ -186,7 +202,7 @@ def _list_places365(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
         listing = _find_file([lists], "places365_train_standard.txt")
         root = _find_dir(_extracted(raw_dir, "train_large_places365standard"), "data_large")
         out = []
-        for line in listing.read_text(encoding="utf-8").splitlines():
+        for line in _read_text(listing).splitlines():
             if line.strip():
                 rel = line.split()[0].lstrip("/")  # "/a/airfield/00000001.jpg 0"
                 out.append(("Places365_train_" + _safe_id(rel.rsplit(".", 1)[0].replace("/", "_")), root / rel))
@@ -200,13 +216,17 @@ def _list_celebahq(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
     roots = [_extracted(raw_dir, "CelebAMask-HQ"), raw_dir]
     mapping = _find_file(roots, "CelebA-HQ-to-CelebA-mapping.txt")
     partition_file = _find_file([raw_dir], "list_eval_partition.txt")
-    partition = dict(line.split()[:2] for line in partition_file.read_text().splitlines() if line.strip())
+    partition = dict(
+        _fields(partition_file, line, 2)[:2] for line in _read_text(partition_file).splitlines() if line.strip()
+    )
     images = mapping.parent / "CelebA-HQ-img"
     out = []
-    for line in mapping.read_text().splitlines()[1:]:  # header: idx orig_idx orig_file
+    for line in _read_text(mapping).splitlines()[1:]:  # header: idx orig_idx orig_file
         if not line.strip():
             continue
-        idx, _orig_idx, orig_file = line.split()[:3]
+        idx, _orig_idx, orig_file = _fields(mapping, line, 3)[:3]
+        if not idx.isdigit():
+            raise DataError(f"{mapping}: malformed line {line[:80]!r} (the first column is not an index)")
         if orig_file not in partition:
             raise DataError(f"{orig_file} (CelebA-HQ {idx}) is not in {partition_file}")
         if partition[orig_file] == part_of:
@@ -223,15 +243,22 @@ def _list_ffhq(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
 def _list_lvis(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
     """LVIS v1 images (a subset of COCO 2017 train + val), in annotation-file order."""
     ann = _find_file([_extracted(raw_dir, f"lvis_v1_{split}.json")], f"lvis_v1_{split}.json")
-    images = json.loads(ann.read_text(encoding="utf-8"))["images"]
+    try:
+        images = []
+        for im in json.loads(_read_text(ann))["images"]:
+            parts = str(im["coco_url"]).rstrip("/").split("/")  # .../train2017/000000397133.jpg
+            if len(parts) < 2:
+                raise ValueError(f"coco_url {im['coco_url']!r} names no folder")
+            images.append((int(im["id"]), parts[-2], parts[-1]))
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not LVIS's layout
+        raise DataError(f"malformed LVIS annotation file {ann}: {type(exc).__name__} {exc}") from exc
     roots = {sub: _find_dir(_extracted(raw_dir, sub), sub, depth=1) for sub in ("train2017", "val2017")
              if _extracted(raw_dir, sub).exists()}
     out = []
-    for im in images:
-        sub, file_name = im["coco_url"].rstrip("/").split("/")[-2:]  # .../train2017/000000397133.jpg
+    for image_id, sub, file_name in images:
         if sub not in roots:
-            raise DataError(f"LVIS image {im['id']} lives in COCO {sub}, which is not extracted under {raw_dir}")
-        out.append((f"lvis-{int(im['id']):012d}", roots[sub] / file_name))
+            raise DataError(f"LVIS image {image_id} lives in COCO {sub}, which is not extracted under {raw_dir}")
+        out.append((f"lvis-{image_id:012d}", roots[sub] / file_name))
     return out
 
 

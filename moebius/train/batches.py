@@ -125,9 +125,11 @@ class TrainStream(torch.utils.data.Dataset):
     def load(self, index: int) -> torch.Tensor:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        from moebius.data.preprocess import load_image
+        from moebius.data.manifest import load_verified_image
 
-        img = _to_tensor(load_image(self.paths[index]), self.size)
+        # sha256 against the manifest beside the image, on the bytes decoded: a replaced or truncated
+        # file fails loudly instead of training under the manifest's data version
+        img = _to_tensor(load_verified_image(self.paths[index]), self.size)
         if self._cache is not None:
             self._cache[index] = img
         return img

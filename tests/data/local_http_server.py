@@ -21,6 +21,7 @@ class Served:
     files: dict[str, bytes] = field(default_factory=dict)
     truncate_at: dict[str, int] = field(default_factory=dict)  # path -> bytes actually sent
     ignore_range: set[str] = field(default_factory=set)
+    hide_length: set[str] = field(default_factory=set)  # paths whose 416 answer omits "Content-Range: */N"
     log: list[dict] = field(default_factory=list)  # one entry per request: path, range, status, sent
     url: str = ""
 
@@ -49,7 +50,8 @@ def _handler(state: Served) -> type[BaseHTTPRequestHandler]:
                 if start >= len(data):
                     entry["status"] = 416
                     self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    if path not in state.hide_length:
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

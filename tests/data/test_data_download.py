@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import threading
 
 import numpy as np
 import pytest
 from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 from moebius.data.download import download, part_path, verify_file
-from moebius.errors import ChecksumError, DownloadError
+from moebius.errors import ChecksumError, DataError, DownloadError
 
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -42,6 +43,10 @@ def test_existing_corrupt_file_is_replaced(http_server, tmp_path):
     assert dest.read_bytes() == PAYLOAD
 
 
+@pytest.mark.hostile(
+    "a download whose sha256 differs from the expected one",
+    "ChecksumError; the bad bytes are deleted, nothing under the final name",
+)
 def test_wrong_checksum_removes_the_bad_data(http_server, tmp_path):
     http_server.files["/a.bin"] = PAYLOAD
     dest = tmp_path / "a.bin"
@@ -59,6 +64,10 @@ def test_wrong_md5_removes_the_bad_data(http_server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.hostile(
+    "a server sending more bytes than the published size",
+    "ChecksumError; nothing kept",
+)
 def test_larger_than_expected_size_is_a_checksum_error(http_server, tmp_path):
     http_server.files["/a.bin"] = PAYLOAD
     with pytest.raises(ChecksumError, match="size"):
@@ -66,6 +75,10 @@ def test_larger_than_expected_size_is_a_checksum_error(http_server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.hostile(
+    "a transfer cut off mid-body",
+    "DownloadError; the partial is kept as .part and the next call resumes with a Range request",
+)
 def test_truncated_transfer_keeps_partial_then_resumes(http_server, tmp_path):
     http_server.files["/a.bin"] = PAYLOAD
     http_server.truncate_at["/a.bin"] = 100_000
@@ -103,6 +116,10 @@ def test_complete_partial_without_known_size_gets_416_and_is_kept(http_server, t
     assert http_server.log[0]["status"] == 416
 
 
+@pytest.mark.hostile(
+    "a server that ignores Range while a stale .part exists",
+    "the file is fetched whole again, never appended to the stale bytes",
+)
 def test_server_ignoring_range_restarts_cleanly(http_server, tmp_path):
     http_server.files["/a.bin"] = PAYLOAD
     http_server.ignore_range.add("/a.bin")
@@ -134,3 +151,73 @@ def test_verify_file_keeps_a_manual_copy_on_mismatch(tmp_path):
     with pytest.raises(ChecksumError):
         verify_file(path, sha256="0" * 64)
     assert path.exists()
+
+
+@pytest.mark.hostile(
+    "a stale .part longer than the file, no checksum and no size known (server answers 416)",
+    "the partial is discarded and the file fetched again whole; the stale bytes never become the file",
+)
+def test_stale_oversized_partial_without_checksum_is_refetched(http_server, tmp_path):
+    http_server.files["/a.bin"] = PAYLOAD
+    dest = tmp_path / "a.bin"
+    part_path(dest).write_bytes(PAYLOAD + b"left over from an older, longer version")
+    download(f"{http_server.url}/a.bin", dest, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert [e["status"] for e in http_server.log] == [416, 200]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+@pytest.mark.hostile(
+    "a 416 answer to a resume that does not state the file's length",
+    "the partial is not trusted as complete: fetched again from the start",
+)
+def test_416_without_length_is_not_taken_as_complete(http_server, tmp_path):
+    http_server.files["/a.bin"] = PAYLOAD
+    http_server.hide_length.add("/a.bin")
+    dest = tmp_path / "a.bin"
+    part_path(dest).write_bytes(b"y" * (len(PAYLOAD) + 10))
+    download(f"{http_server.url}/a.bin", dest, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+
+
+@pytest.mark.hostile("`moebius data download` with malformed URLs (no scheme, bad port)", "DownloadError naming the URL; nothing written")
+@pytest.mark.parametrize("url", ["not-a-url", "http://127.0.0.1:99999/a.bin", "gopher://x/y"])
+def test_malformed_urls_are_download_errors(tmp_path, url):
+    with pytest.raises(DownloadError, match="URL|cannot reach"):
+        download(url, tmp_path / "a.bin", progress=False, timeout=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.hostile("a server that answers with garbage instead of HTTP", "DownloadError; nothing under the final name")
+def test_garbage_server_is_a_download_error(tmp_path):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def answer():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"this is not HTTP at all\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DownloadError):
+            download(f"http://127.0.0.1:{srv.getsockname()[1]}/a.bin", tmp_path / "a.bin", progress=False, timeout=5)
+    finally:
+        thread.join(timeout=5)
+        srv.close()
+    assert not (tmp_path / "a.bin").exists()
+
+
+@pytest.mark.hostile("a malformed --sha256 (not 64 hex digits), a destination that is a directory", "DataError before any traffic")
+def test_bad_digest_and_directory_destination_are_refused_before_traffic(http_server, tmp_path):
+    http_server.files["/a.bin"] = PAYLOAD
+    with pytest.raises(DataError, match="64 hex"):
+        download(f"{http_server.url}/a.bin", tmp_path / "a.bin", sha256="abc", progress=False)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DataError, match="directory"):
+        download(f"{http_server.url}/a.bin", tmp_path / "folder", progress=False)
+    assert http_server.log == []
+    assert [p.name for p in tmp_path.iterdir()] == ["folder"]

@@ -67,6 +67,10 @@ def test_data_version_tracks_contents(tmp_path):
     ],
     ids=["missing-column", "duplicate-id", "path-id", "bad-hash", "bad-size", "empty"],
 )
+@pytest.mark.hostile(
+    "manifests with a missing column, duplicate or path-like ids, a bad hash, a zero size, no content",
+    "DataError naming the problem",
+)
 def test_malformed_manifests_are_rejected(tmp_path, text, match):
     (tmp_path / "manifest.csv").write_text(text)
     with pytest.raises(DataError, match=match):

@@ -213,3 +213,52 @@ def test_fetch_lvis_finds_images_in_both_coco_zips(http_server, tmp_path):
     assert list(df["id"]) == ["lvis-000000000002", "lvis-000000000005", "lvis-000000000009"]
     np.testing.assert_array_equal(load_image(out / "lvis-000000000009.png"), pics[("val2017", 9)])
     assert {e["path"] for e in http_server.log} == {"/lvis_v1_val.json.zip", "/train2017.zip", "/val2017.zip"}
+
+
+@pytest.mark.hostile(
+    "a corrupt image inside a downloaded dataset archive",
+    "DataError naming the file; no manifest written for the split",
+)
+def test_fetch_names_a_corrupt_source_image(http_server, tmp_path):
+    good = encode_png(_img())
+    http_server.files["/wiki.zip"] = _zip_bytes({"wiki/00/1.png": good, "wiki/00/2.png": good[: len(good) // 2]})
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"wiki/00/2\.png"):
+        fetch_dataset("deepfakeface", tmp_path / "raw", out, "all", base_url=http_server.url, check_counts=False,
+                      progress=False)
+    assert not (out / "manifest.csv").exists()
+
+
+@pytest.mark.hostile(
+    "malformed list / annotation files: CelebA-HQ mapping with a short line, LVIS JSON that is not JSON or lacks keys",
+    "DataError naming the file, not a traceback",
+)
+@pytest.mark.parametrize(
+    "dataset,bad",
+    [
+        ("celebahq", "idx orig_idx orig_file\n0 10\n"),
+        ("celebahq", "idx orig_idx orig_file\nx 10 000011.jpg\n"),
+        ("lvis", "{not json"),
+        ("lvis", '{"images": [{"id": 1}]}'),
+        ("lvis", b"\xff\xfe binary"),
+    ],
+    ids=["celebahq-short-line", "celebahq-bad-index", "lvis-not-json", "lvis-no-url", "lvis-not-utf8"],
+)
+def test_fetch_reports_malformed_listing_files(tmp_path, monkeypatch, dataset, bad):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    data = bad if isinstance(bad, bytes) else bad.encode()
+    if dataset == "celebahq":
+        (raw / "CelebAMask-HQ.zip").write_bytes(_zip_bytes({"CelebAMask-HQ/CelebA-HQ-to-CelebA-mapping.txt": data}))
+        (raw / "list_eval_partition.txt").write_text("000011.jpg 0\n")
+        name, split = "CelebA-HQ-to-CelebA-mapping.txt", "val"
+    else:
+        for zname, entries in (("lvis_v1_val.json.zip", {"lvis_v1_val.json": data}), ("train2017.zip", {}),
+                               ("val2017.zip", {})):
+            (raw / zname).write_bytes(_zip_bytes(entries))
+        name, split = "lvis_v1_val.json", "val"
+    from moebius.data import registry
+
+    monkeypatch.setattr(registry, "download", lambda url, dest, **kw: dest)  # no network: the archives are in raw/
+    with pytest.raises(DataError, match=name):
+        fetch_dataset(dataset, raw, tmp_path / "out", split, check_counts=False, progress=False)
