@@ -191,6 +191,10 @@ class DistillConfig:
     lambda_task: float = ranged(0.5, ge=0)
     lambda_perceptual: float = ranged(0.5, ge=0)
     perceptual: Literal["elatentlpips", "standin"] = "elatentlpips"
+    # How L_perceptual calls the metric. official: as train_distillation.py (x̂0(ε) target, latents
+    # scaled by 0.13025 a second time, 'bg' augmentation ensemble); plain (DEVIATION): x0 target, the
+    # once-scaled latents, no augmentation. The paper names only E-LatentLPIPS; the official script does this.
+    perceptual_form: Literal["official", "plain"] = "official"
     losses: tuple[str, ...] = ranged(("c_kd", "f_kd", "task", "perceptual"), min_items=1, unique=True)
 
 

@@ -12,6 +12,11 @@ is not installed here), built so that its ``state_dict`` has exactly the keys an
   ``lins.0..4`` (the official checkpoint stores them under both names);
 - plus the mean absolute difference of the latents (the official ``add_l1_loss=True``).
 
+The call options of the official ``forward`` are kept: ``normalize=True`` multiplies both latents by the
+``sdxl`` factor 0.13025 first (the L1 term included), ``ensembling=True`` applies one random 'bg'
+augmentation per sample to both latents after the L1 term and before the trunk (latent_augment.py).
+Feature maps are unit-normalised as x / sqrt(Σ_c x² + 1e-8), the official ``normalize_tensor``.
+
 LICENCE: the official E-LatentLPIPS weights (and the reference code) are CC-BY-NC 4.0, non-commercial.
 Runs that load them inherit that restriction; the smoke stand-in carries no third-party weights.
 
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from moebius.errors import TrainError
+from moebius.train.latent_augment import LatentAugment
 
 if TYPE_CHECKING:
     from moebius.config import Config
@@ -37,6 +43,10 @@ OFFICIAL_WIDTHS = (64, 128, 256, 512, 512)
 STANDIN_WIDTHS = (8, 16, 32, 64, 64)  # 1/8 width: the official trunk costs seconds per step on a CPU
 STANDIN_SEED = 1234
 OFFICIAL_WEIGHT = "elatentlpips_sdxl_vgg16_tuned"  # moebius.weights name of sdxl_latest_vgg16_tuned.pth
+# What the official forward(normalize=True) multiplies latents by for encoder="sdxl": the metric's own
+# constant (its "sdxl" input convention), applied whatever VAE produced the latents.
+SDXL_LATENT_SCALE = 0.13025
+NORM_EPS = 1e-8  # official normalize_tensor: x / sqrt(sum(x^2) + eps)
 
 
 def _trunk(latent_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
@@ -86,18 +96,27 @@ class _Lin(nn.Module):
         return self.model(x)
 
 
-def _unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    return x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+def unit_normalise(x: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
+    """x / sqrt(Σ_c x² + eps) over the channel dimension (eps inside the root, as the official code)."""
+    return x / (x.pow(2).sum(dim=1, keepdim=True) + eps).sqrt()
 
 
 class ELatentLPIPS(nn.Module):
     """d(z0, z1) per sample (B,): Σ_l mean_hw lin_l((φ̂_l(z0) - φ̂_l(z1))²) + mean|z0 - z1|.
 
-    Inputs are VAE latents already multiplied by the VAE's scaling factor (what the official sdxl
-    weights were calibrated on). The network is frozen and kept in eval mode.
+    Inputs are VAE latents; ``normalize=True`` scales them by 0.13025 first, ``ensembling=True``
+    augments both with draws from ``generator`` (``augment_p``: ADA's overall probability, 1 as in the
+    official package). Both default to off (the official ``ensembling`` defaults to on, but here it
+    needs the caller's generator, so it is asked for explicitly). The network is frozen and in eval mode.
     """
 
-    def __init__(self, latent_channels: int = 4, widths: tuple[int, ...] = OFFICIAL_WIDTHS, add_l1: bool = True) -> None:
+    def __init__(
+        self,
+        latent_channels: int = 4,
+        widths: tuple[int, ...] = OFFICIAL_WIDTHS,
+        add_l1: bool = True,
+        augment_p: float = 1.0,
+    ) -> None:
         super().__init__()
         if len(widths) != 5:
             raise TrainError(f"ELatentLPIPS needs five stage widths, got {widths}")
@@ -106,23 +125,37 @@ class ELatentLPIPS(nn.Module):
             setattr(self, f"lin{i}", _Lin(w))
         self.lins = nn.ModuleList([getattr(self, f"lin{i}") for i in range(5)])  # same modules, 2nd name
         self.add_l1 = add_l1
-        # DEVIATION (E-LatentLPIPS "ensembling"): the StyleGAN2-ADA augmentation ('bg': flips, 90°
-        # rotations, integer translation, scale, rotation, anisotropy, fractional translation) applied
-        # to both inputs is omitted; the distance is the plain (un-augmented) latent LPIPS + L1.
+        self.augment = LatentAugment(augment_p)  # stateless: the state dict keeps the official keys
         self.requires_grad_(False)
         self.eval()
 
     def train(self, mode: bool = True) -> "ELatentLPIPS":
         return super().train(False)  # always eval: BatchNorm uses the calibrated running statistics
 
-    def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z0: torch.Tensor,
+        z1: torch.Tensor,
+        *,
+        normalize: bool = False,
+        ensembling: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if normalize:
+            z0, z1 = z0 * SDXL_LATENT_SCALE, z1 * SDXL_LATENT_SCALE  # (B, 4, h, w) each
+        # the L1 term sees the scaled latents, before any augmentation (official order)
+        l1 = F.l1_loss(z0, z1, reduction="none").mean(dim=(1, 2, 3)) if self.add_l1 else None
+        if ensembling:
+            if generator is None:
+                raise TrainError("E-LatentLPIPS ensembling draws its augmentation from a generator; none was given")
+            z0, z1 = self.augment(z0, z1, generator)
         f0, f1 = self.net(z0), self.net(z1)
         dist = z0.new_zeros(z0.shape[0])
         for lin, a, b in zip(self.lins, f0, f1):
-            diff = (_unit_normalise(a) - _unit_normalise(b)) ** 2  # (B, C_l, h_l, w_l)
+            diff = (unit_normalise(a) - unit_normalise(b)) ** 2  # (B, C_l, h_l, w_l)
             dist = dist + lin(diff).mean(dim=(1, 2, 3))  # spatial average of a 1-channel map
-        if self.add_l1:
-            dist = dist + F.l1_loss(z0, z1, reduction="none").mean(dim=(1, 2, 3))
+        if l1 is not None:
+            dist = dist + l1
         return dist
 
 

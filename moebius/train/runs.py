@@ -291,7 +291,7 @@ def distill(
     if "perceptual" in chosen:
         net, perc_kind = build_perceptual_net(d.perceptual, cfg)
         frozen.append(net)
-        perceptual = PerceptualLoss(net, schedule)
+        perceptual = PerceptualLoss(net, schedule, d.perceptual_form)
     ckd = CoarseKDLoss(model.coarse_feature_index, teacher.coarse_feature_index) if teacher is not None else None
     fkd, task = FineKDLoss(), TaskLoss()
     theta_f = model.get_parameter(model.final_layer_param)
@@ -312,7 +312,7 @@ def distill(
         if "task" in chosen:
             parts["task"] = task(out.sample, b.noise)
         if "perceptual" in chosen:
-            parts["perceptual"] = perceptual(out.sample, b.z_t, b.t, b.z0)
+            parts["perceptual"] = perceptual(out.sample, b.z_t, b.t, b.z0, b.noise, ctx.generator)
         bal = balance(
             form, parts, theta_f, theta_c,
             lambda_kd=d.lambda_kd, lambda_task=d.lambda_task, lambda_perceptual=d.lambda_perceptual,
@@ -333,6 +333,7 @@ def distill(
         "balance": form,
         "perceptual": d.perceptual if perceptual is not None else None,
         "perceptual_weights_kind": perc_kind,
+        "perceptual_form": d.perceptual_form if perceptual is not None else None,
         "teacher_dir": str(teacher_dir) if teacher is not None else None,
         "vae_dir": str(vae_dir),
         "uncond_prob": UNCOND_PROB,
