@@ -32,7 +32,8 @@ from moebius.errors import ChecksumError, DataError
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("id", "source", "sha256", "width", "height")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # ids become file names: no separators
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # ids become file names: no separators
+MAX_ID_LENGTH = 200  # "<id>.png" and the atomic writer's temporary name stay under NAME_MAX (255)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ class ManifestRow:
 
 def check_id(image_id: str) -> str:
     """``image_id`` if it is usable as a file name stem, else ``DataError``."""
-    if not isinstance(image_id, str) or not _ID_RE.match(image_id):
+    if not isinstance(image_id, str) or not _ID_RE.fullmatch(image_id):  # fullmatch: no trailing newline
         raise DataError(f"invalid image id {image_id!r}: use letters, digits, '.', '_' and '-' only")
+    if len(image_id) > MAX_ID_LENGTH:
+        raise DataError(f"invalid image id {image_id[:40]!r}… ({len(image_id)} characters; at most {MAX_ID_LENGTH})")
     return image_id
 
 

@@ -84,3 +84,16 @@ def test_missing_manifest_and_duplicate_rows_on_write(tmp_path):
     with pytest.raises(DataError, match="duplicate"):
         write_manifest(tmp_path, [row, row])
     assert not (tmp_path / "manifest.csv").exists()
+
+
+@pytest.mark.hostile(
+    "an image id with a trailing newline, a separator, '..', a leading dot or 300 characters",
+    "DataError 'invalid image id' before any path is built from it",
+)
+@pytest.mark.parametrize("bad", ["a\n", "a/b", "..", ".hidden", "a\\b", "", "x" * 300, "a\x00b"])
+def test_check_id_refuses_ids_that_are_not_plain_file_stems(bad):
+    from moebius.data.manifest import check_id
+
+    with pytest.raises(DataError, match="invalid image id"):
+        check_id(bad)
+    assert check_id("img_00.1-a") == "img_00.1-a" and check_id("x" * 200) == "x" * 200
