@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import importlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -234,29 +235,34 @@ def train() -> None:
 
 @train.command("vae")
 @click.option("--out", type=PathArg, required=True)
-@click.option("--resume/--no-resume", default=True, help="Continue from the last checkpoint in --out.")
+@click.option(
+    "--resume/--no-resume", default=True,
+    help="Continue from the last checkpoint in --out if its settings match; --no-resume: --out must hold no run.",
+)
+@click.option("--fresh", is_flag=True, help="Move an earlier run in --out aside to OUT.old-<time> and start over.")
 @click.pass_context
-def train_vae(ctx: click.Context, out: Path, resume: bool) -> None:
+def train_vae(ctx: click.Context, out: Path, resume: bool, fresh: bool) -> None:
     """Train the tiny VAE (smoke) or install the official SDXL VAE (full)."""
     cfg = _cfg(ctx)
     if cfg.model.vae_source == "official":
         _call("moebius.train:prepare_official")(cfg, "vae", "pretrained", out)
     else:
-        _call("moebius.train:train_vae")(cfg, out, resume=resume)
+        _call("moebius.train:train_vae")(cfg, out, resume=resume, fresh=fresh)
 
 
 @train.command("teacher")
 @click.option("--vae", "vae_dir", type=ExistingPath, required=True)
 @click.option("--out", type=PathArg, required=True)
 @click.option("--resume/--no-resume", default=True)
+@click.option("--fresh", is_flag=True, help="Move an earlier run in --out aside to OUT.old-<time> and start over.")
 @click.pass_context
-def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool) -> None:
+def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool, fresh: bool) -> None:
     """Train the teacher from scratch (smoke) or install the official PixelHacker (full)."""
     cfg = _cfg(ctx)
     if cfg.model.teacher_source == "official":
         _call("moebius.train:prepare_official")(cfg, "teacher", "pretrained", out)
     else:
-        _call("moebius.train:train_teacher")(cfg, vae_dir, out, resume=resume)
+        _call("moebius.train:train_teacher")(cfg, vae_dir, out, resume=resume, fresh=fresh)
 
 
 @train.command("official")
@@ -278,17 +284,19 @@ def train_official(ctx: click.Context, kind: str, variant: str, out: Path) -> No
 @click.option("--losses", default=None, help="Comma-separated subset of c_kd,f_kd,task,perceptual.")
 @click.option("--kd/--no-kd", default=True, help="--no-kd trains with L_task only (Table 2 KD-off rows).")
 @click.option("--resume/--no-resume", default=True)
+@click.option("--fresh", is_flag=True, help="Move an earlier run in --out aside to OUT.old-<time> and start over.")
 @click.pass_context
 def train_distill(
     ctx: click.Context, student: str, teacher_dir: Path | None, vae_dir: Path, out: Path, steps: int | None,
-    losses: str | None, kd: bool, resume: bool,
+    losses: str | None, kd: bool, resume: bool, fresh: bool,
 ) -> None:
     """Adaptive multi-granularity distillation (Sec. 3.3) of a student from the teacher."""
     loss_tuple = tuple(s.strip() for s in losses.split(",")) if losses else None
     if kd and teacher_dir is None:
         raise click.UsageError("--teacher is required unless --no-kd")
     _call("moebius.train:distill")(
-        _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd, resume=resume
+        _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd, resume=resume,
+        fresh=fresh,
     )
 
 
@@ -299,10 +307,13 @@ def train_distill(
 @click.option("--target", required=True, help="A key of finetune.targets (places2 | celebahq | ffhq).")
 @click.option("--out", type=PathArg, required=True)
 @click.option("--resume/--no-resume", default=True)
+@click.option("--fresh", is_flag=True, help="Move an earlier run in --out aside to OUT.old-<time> and start over.")
 @click.pass_context
-def train_finetune(ctx: click.Context, model: str, init_dir: Path, vae_dir: Path, target: str, out: Path, resume: bool) -> None:
+def train_finetune(
+    ctx: click.Context, model: str, init_dir: Path, vae_dir: Path, target: str, out: Path, resume: bool, fresh: bool
+) -> None:
     """Fine-tune a model on one benchmark family (Sec. 4.1)."""
-    _call("moebius.train:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume)
+    _call("moebius.train:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume, fresh=fresh)
 
 
 @train.command("compare-kd")
@@ -556,8 +567,20 @@ def os_error_line(exc: OSError) -> str | None:
     return f"{what}: {where}"
 
 
+def _show_notices() -> None:
+    """The package's log lines (a resumed run, a checkpoint fallback, a run moved aside) go to stderr as
+    ``moebius: …``; other libraries' logging is left alone."""
+    logger = logging.getLogger("moebius")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("moebius: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main() -> None:
     """Entry point: user errors (``MoebiusError``, disk full, permissions) become one line and exit 2."""
+    _show_notices()
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

@@ -10,13 +10,40 @@ loop provides, the same way for all of them:
 - gradient clipping, the step lr schedule (optim.py), a tqdm bar, one metrics row per step;
 - atomic checkpoints every ``checkpoint_every`` steps and exact resumption: every random draw of a
   step is seeded from (seed, run kind, step, micro-step, rank) and the data order from (seed, epoch),
-  so a resumed run repeats the uninterrupted one bit for bit (same device, same thread count).
+  so a resumed run repeats the uninterrupted one bit for bit (same device, same thread count);
+- one writer per run folder (``state.run_lock``), stale temporary files of a killed write removed, and
+  a resume identity (below) that refuses to continue a run whose results-changing settings differ.
+  ``fresh=True`` (``--fresh``) moves an earlier run aside to ``<run>.old-<UTC time>`` and starts over.
+
+Resume identity (``resume_identity``): a checkpoint is continued only when it was made with the same
+results-changing settings: the resolved config, the run's description (``spec.info``), its steps, world
+size and resolved precision, and the content of the runs it reads. Left out, because they change where,
+how often or how fast a run works but never what it computes:
+- ``train.log_every`` (the progress display); ``train.checkpoint_every`` (every draw is seeded per
+  step, so when state is saved changes nothing); ``train.num_workers`` (samples and masks are seeded by
+  stream position, batches.py); ``train.gpus`` (what the launcher asks for: the world size that
+  actually ran counts);
+- ``paths.*``: locations. The data enter as ``info.data_versions`` (manifest digests) and upstream runs
+  as digests of their weights and config.json, so a moved VAE folder still resumes, a retrained one not;
+- what no training run reads: ``data.*`` (how datasets are made; their content is data_versions),
+  ``benchmarks``, ``eval``, ``profile``, ``weights`` (the perceptual net used enters through info),
+  ``ablation`` (it reaches a run as its step count and loss list), ``sample`` except the noise schedule
+  (beta_start, beta_end, num_train_timesteps), ``masks`` except ``train_protocols``, and the
+  ``model.*_source`` switches (a trained run exists only with source "train"; they pick rules);
+- other runs' training sections: a run's own TrainConfig enters once, as ``train.*``, after the --steps
+  and fine-tuning-target overrides (distillation also keeps the rest of ``distill``: balance, lambdas,
+  perceptual net, losses).
+Everything else counts, including settings added to the config later, until it is listed here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fnmatch
+import hashlib
+import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +58,7 @@ from tqdm import tqdm
 
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, TrainConfig, config_hash, to_dict
-from moebius.errors import TrainError
+from moebius.errors import MoebiusError, TrainError
 from moebius.train.batches import (
     StreamLayout,
     TrainStream,
@@ -44,12 +71,19 @@ from moebius.train.state import (
     METRICS_CSV,
     RUN_JSON,
     WEIGHTS_NAME,
+    holds_run,
     latest_state,
     load_state,
     metrics_csv_text,
+    move_aside,
+    read_state_meta,
+    remove_stale_tmp,
+    run_lock,
     save_state,
     save_weights,
 )
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Devices and processes
@@ -137,6 +171,7 @@ class RunSpec:
     finalize: Callable[[nn.Module, Path], None] | None = None  # extra files (the VAE's config.json)
     frozen: list[nn.Module] = field(default_factory=list)  # moved to the device, kept in eval mode
     export: nn.Module | None = None  # whose weights go to model.safetensors (default: ``model``)
+    upstream: dict[str, Path | None] = field(default_factory=dict)  # runs it reads (vae, teacher, init)
 
 
 def accumulation(train: TrainConfig, global_batch: int, world_size: int) -> int:
@@ -149,19 +184,178 @@ def accumulation(train: TrainConfig, global_batch: int, world_size: int) -> int:
     return global_batch // per_step
 
 
-def run_training(cfg: Config, spec: RunSpec, out_dir: Path, resume: bool = False, stop_after: int | None = None) -> Path:
+# ---------------------------------------------------------------------------------------------
+# Resume identity: what must match for a checkpoint to be continued
+# ---------------------------------------------------------------------------------------------
+
+# Left out of the resume identity; the module docstring gives the reason for each.
+NEUTRAL_TRAIN_FIELDS = ("log_every", "checkpoint_every", "num_workers", "gpus")
+NEUTRAL_CONFIG = (
+    "paths.*", "data.*", "benchmarks.*", "eval.*", "profile.*", "weights.*", "ablation.*",
+    "masks.seed", "masks.workers", "masks.stats_n", "model.*_source", "sample.*",
+)
+SCHEDULE_KEYS = ("sample.beta_start", "sample.beta_end", "sample.num_train_timesteps")  # kept from sample.*
+# A run reads its own TrainConfig (as ``train.*``) and, for distillation, the rest of ``distill``.
+RUN_SECTIONS = ("vae_train", "teacher_train", "distill", "finetune")
+OWN_EXTRA = {"distill": "distill."}
+_IDENTITY_SHOWN = 3  # differences listed in the refusal
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of nested mappings (lists stay whole values)."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def _config_key_counts(key: str, kind: str) -> bool:
+    """Whether a dotted config key is part of the resume identity of a ``kind`` run."""
+    section = key.split(".", 1)[0]
+    if section in RUN_SECTIONS:
+        extra = OWN_EXTRA.get(kind)
+        return extra is not None and key.startswith(extra) and not key.startswith(f"{section}.train.")
+    if key in SCHEDULE_KEYS:
+        return True
+    return not any(fnmatch.fnmatchcase(key, pattern) for pattern in NEUTRAL_CONFIG)
+
+
+def run_digest(run_dir: Path) -> str:
+    """sha256 (16 hex) of a finished run's weights and config.json: the content a downstream run reads."""
+    h = hashlib.sha256()
+    found = False
+    for name in (WEIGHTS_NAME, "config.json"):
+        path = Path(run_dir) / name
+        if path.is_file():
+            found = True
+            h.update(name.encode())
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return f"sha256:{h.hexdigest()[:16]}" if found else "absent"
+
+
+def resume_identity(cfg: Config, spec: RunSpec, world_size: int, amp: torch.dtype | None) -> dict[str, Any]:
+    """The settings a checkpoint must share with this call to be continued (JSON-ready, dotted keys)."""
+    ident: dict[str, Any] = {
+        k: v for k, v in _flatten(to_dict(cfg)).items() if _config_key_counts(k, spec.kind)
+    }
+    ident.update(
+        {f"train.{k}": v for k, v in _flatten(to_dict(spec.train)).items() if k not in NEUTRAL_TRAIN_FIELDS}
+    )
+    # Paths to upstream runs are locations: their content enters as upstream.*.
+    ident.update({f"info.{k}": v for k, v in _flatten(spec.info).items() if not k.endswith("_dir")})
+    ident.update({f"upstream.{k}": run_digest(v) for k, v in spec.upstream.items() if v is not None})
+    ident.update(kind=spec.kind, steps=spec.steps, world_size=world_size, autocast=str(amp or torch.float32))
+    return json.loads(json.dumps(ident, sort_keys=True, default=str))  # as state.json will hold it
+
+
+def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key: old → new`` for every differing key, sorted."""
+    missing = "(absent)"
+    return [
+        f"{k}: {old.get(k, missing)} → {new.get(k, missing)}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k, missing) != new.get(k, missing)
+    ]
+
+
+def _refuse_resume(out_dir: Path, state_dir: Path, changes: list[str]) -> TrainError:
+    shown = "; ".join(changes[:_IDENTITY_SHOWN])
+    more = f" (+{len(changes) - _IDENTITY_SHOWN} more)" if len(changes) > _IDENTITY_SHOWN else ""
+    return TrainError(
+        f"cannot resume {out_dir}: its checkpoint {state_dir.relative_to(out_dir)} was made with other "
+        f"settings: {shown}{more}; restore them, or start over with --fresh (moves {out_dir.name} aside "
+        f"to {out_dir.name}.old-<time>)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Claiming the run folder
+# ---------------------------------------------------------------------------------------------
+
+
+def _claim(out_dir: Path, resume: bool, fresh: bool, stack: contextlib.ExitStack) -> Path | None:
+    """Lock ``out_dir`` for this process (until ``stack`` closes), move an earlier run aside when
+    ``fresh``, remove stale temporary files, and return the checkpoint folder to resume from."""
+    with contextlib.ExitStack() as first:
+        first.enter_context(run_lock(out_dir))
+        if fresh and holds_run(out_dir):
+            old = move_aside(out_dir)  # its lock file moves with it, held until the new folder's is
+            stack.enter_context(run_lock(out_dir))
+            log.warning("--fresh: moved the earlier run %s aside to %s", out_dir, old)
+        else:
+            stack.push(first.pop_all())  # hold it for the whole run
+    if not resume and not fresh and holds_run(out_dir):
+        raise TrainError(f"{out_dir} already holds a run; resume it (--resume) or start over with --fresh (moves it aside)")
+    stale = remove_stale_tmp(out_dir)
+    if stale:
+        log.warning("removed %d temporary file(s) that a killed write left in %s", len(stale), out_dir)
+    return latest_state(out_dir) if resume and not fresh else None
+
+
+def _agree(info: DistInfo, step: Callable[[], Any]) -> Any:
+    """Run ``step`` on rank 0 only and hand its result (or its TrainError) to every rank."""
+    result: list[Any] = [None, None]
+    if info.is_main:
+        try:
+            result = [step(), None]
+        except MoebiusError as exc:
+            result = [None, exc]
+    if info.world_size > 1:
+        dist.broadcast_object_list(result, src=0)
+    if result[1] is not None:
+        raise result[1]
+    return result[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def run_training(
+    cfg: Config,
+    spec: RunSpec,
+    out_dir: Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+    fresh: bool = False,
+) -> Path:
     """Train ``spec.model`` for ``spec.steps`` steps into ``out_dir``; return ``out_dir``.
 
+    ``resume`` continues from the last checkpoint in ``out_dir`` when its resume identity matches (a
+    finished run is left as it is); without it, ``out_dir`` must not hold a run. ``fresh`` moves an
+    earlier run aside to ``<out_dir>.old-<UTC time>`` (never deleting it) and starts over.
     ``stop_after`` ends the process's work after that many steps without writing the final outputs
     (a pre-emption drill: the checkpoint is what survives).
     """
     out_dir = Path(out_dir)
     info = setup_distributed()
-    train = spec.train
     if spec.steps < 1:
         raise TrainError(f"{spec.kind}: steps must be >= 1, got {spec.steps}")
-    accum = accumulation(train, spec.global_batch, info.world_size)
-    fingerprint = config_hash({"cfg": to_dict(cfg), "info": spec.info, "steps": spec.steps, "world": info.world_size})
+    accum = accumulation(spec.train, spec.global_batch, info.world_size)
+    with contextlib.ExitStack() as stack:
+        found = _agree(info, lambda: _claim(out_dir, resume, fresh, stack))
+        state_dir = Path(found) if found is not None else None
+        return _train(cfg, spec, out_dir, info, accum, state_dir, resume, stop_after)
+
+
+def _train(
+    cfg: Config,
+    spec: RunSpec,
+    out_dir: Path,
+    info: DistInfo,
+    accum: int,
+    state_dir: Path | None,
+    resume: bool,
+    stop_after: int | None,
+) -> Path:
+    train = spec.train
+    amp = autocast_dtype(train.precision, info.device)
+    identity = resume_identity(cfg, spec, info.world_size, amp)
 
     model = spec.model.to(info.device)
     for m in spec.frozen:
@@ -169,20 +363,34 @@ def run_training(cfg: Config, spec: RunSpec, out_dir: Path, resume: bool = False
     model.train()
     optimizer = build_optimizer(model.named_parameters(), train)
 
-    start, rows = 0, []
-    state_dir = latest_state(out_dir) if resume else None
+    start, rows, resumes = 0, [], []
     if state_dir is not None:
+        old = read_state_meta(state_dir)
+        if "identity" not in old:
+            raise TrainError(
+                f"cannot resume {out_dir}: its checkpoint {state_dir.name} predates recorded resume settings; "
+                f"start over with --fresh (moves {out_dir.name} aside to {out_dir.name}.old-<time>)"
+            )
+        changes = identity_changes(old["identity"], identity)
+        if changes:
+            raise _refuse_resume(out_dir, state_dir, changes)
         start, opt_state, rows, meta = load_state(state_dir, model)
-        if meta.get("fingerprint") != fingerprint:
-            raise TrainError(f"cannot resume {out_dir}: its checkpoint was written by a different config or run")
-        optimizer.load_state_dict(opt_state)
+        try:
+            optimizer.load_state_dict(opt_state)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise TrainError(f"{state_dir / 'optimizer.pt'} does not fit this run's optimiser ({exc})") from None
         rows = [r for r in rows if r["step"] <= start]
+        resumes = list(meta.get("resumed_at_steps", []))
+        if start < spec.steps:
+            resumes.append(start)
+            if info.is_main:
+                log.info("resuming %s from step %d of %d (%s)", out_dir, start, spec.steps, state_dir.name)
     elif resume and (out_dir / WEIGHTS_NAME).is_file() and (out_dir / RUN_JSON).is_file():
         return out_dir  # finished earlier and nothing to continue from: leave it as it is
     if start >= spec.steps:
         if (out_dir / RUN_JSON).is_file() and (out_dir / WEIGHTS_NAME).is_file():
             return out_dir  # already finished: resuming is a no-op
-        return _finish(cfg, spec, out_dir, model, rows, info, accum, wall=None)
+        return _finish(cfg, spec, out_dir, model, rows, info, accum, wall=None, resumes=resumes)
 
     ddp_model: nn.Module = model
     if info.world_size > 1:
@@ -191,9 +399,8 @@ def run_training(cfg: Config, spec: RunSpec, out_dir: Path, resume: bool = False
         )
     layout = StreamLayout(train.batch_size, accum, info.world_size, info.rank)
     loader = iter(batch_loader(spec.stream, layout, start, spec.steps, train.num_workers))
-    amp = autocast_dtype(train.precision, info.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    meta = {"fingerprint": fingerprint, "kind": spec.kind}
+    meta = {"identity": identity, "kind": spec.kind, "resumed_at_steps": resumes}
     bar = tqdm(total=spec.steps, initial=start, desc=spec.kind, disable=not info.is_main, mininterval=1.0)
     t_begin, timed_steps = None, 0
 
@@ -244,11 +451,19 @@ def run_training(cfg: Config, spec: RunSpec, out_dir: Path, resume: bool = False
             return out_dir
     bar.close()
     wall = (time.perf_counter() - t_begin) / timed_steps if t_begin is not None and timed_steps else None
-    return _finish(cfg, spec, out_dir, model, rows, info, accum, wall)
+    return _finish(cfg, spec, out_dir, model, rows, info, accum, wall, resumes)
 
 
 def _finish(
-    cfg: Config, spec: RunSpec, out_dir: Path, model: nn.Module, rows: list, info: DistInfo, accum: int, wall: float | None
+    cfg: Config,
+    spec: RunSpec,
+    out_dir: Path,
+    model: nn.Module,
+    rows: list,
+    info: DistInfo,
+    accum: int,
+    wall: float | None,
+    resumes: list[int],
 ) -> Path:
     """Write model.safetensors, train_metrics.csv, run.json (and the run's extra files) on rank 0."""
     if info.is_main:
@@ -272,6 +487,7 @@ def _finish(
             "first_loss_total": rows[0]["loss_total"] if rows else None,
             "final_loss_total": rows[-1]["loss_total"] if rows else None,
             "seconds_per_step": wall,
+            "resumed_at_steps": resumes,  # steps at which a killed or stopped run was continued
             "torch_threads": torch.get_num_threads(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }

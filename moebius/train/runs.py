@@ -9,7 +9,8 @@
   ``losses`` picks a Table 5 combination.
 - ``finetune``: per-benchmark fine-tuning with the ε-MSE loss from a finished run.
 - ``load_run`` / ``load_vae``: what the inference side uses.
-Every run writes the run-directory layout of state.py through loop.py.
+Every run writes the run-directory layout of state.py through loop.py; ``resume`` continues a killed
+run whose settings match, ``fresh`` moves an earlier run aside and starts over (loop.py).
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ def latent_std(vae: nn.Module, stream: TrainStream, seed: int, max_images: int =
     return std
 
 
-def train_vae(cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: int | None = None) -> Path:
+def train_vae(
+    cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: int | None = None, fresh: bool = False
+) -> Path:
     """Train the smoke VAE (or, with ``model.vae_source: official``, install the SDXL VAE)."""
     if cfg.model.vae_source == "official":
         from moebius.train.official import prepare_official
@@ -195,7 +198,7 @@ def train_vae(cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: i
         "data_versions": data_versions(root, train.datasets, "train"),
     }
     spec = RunSpec("vae", wrapper, train, train.steps, train.global_batch, stream, step_fn, info, finalize, export=vae)
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after)
+    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +224,13 @@ def _eps_step(vae: nn.Module, train: TrainConfig, schedule: NoiseSchedule):
 
 
 def train_teacher(
-    cfg: Config, vae_dir: Path, out_dir: Path, resume: bool = False, *, stop_after: int | None = None
+    cfg: Config,
+    vae_dir: Path,
+    out_dir: Path,
+    resume: bool = False,
+    *,
+    stop_after: int | None = None,
+    fresh: bool = False,
 ) -> Path:
     """Train the teacher from scratch (smoke) or install the official PixelHacker weights (full)."""
     if cfg.model.teacher_source == "official":
@@ -245,8 +254,11 @@ def train_teacher(
     }
     stream = _denoiser_stream(cfg, model, vae, train.datasets)
     step_fn = _eps_step(vae, train, schedule_of(cfg))
-    spec = RunSpec("teacher", model, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae])
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after)
+    spec = RunSpec(
+        "teacher", model, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
+        upstream={"vae": Path(vae_dir)},
+    )
+    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
 
 
 def distill(
@@ -261,6 +273,7 @@ def distill(
     kd: bool = True,
     resume: bool = False,
     stop_after: int | None = None,
+    fresh: bool = False,
 ) -> Path:
     """Distil ``student`` from the teacher run (paper Sec. 3.3); ``kd=False``: L_task only, no teacher."""
     d = cfg.distill
@@ -340,8 +353,11 @@ def distill(
         "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
     }
     stream = _denoiser_stream(cfg, model, vae, train.datasets)
-    spec = RunSpec("distill", model, train, n_steps, train.global_batch, stream, step_fn, info, frozen=frozen)
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after)
+    upstream = {"vae": Path(vae_dir), "teacher": Path(teacher_dir) if teacher is not None else None}
+    spec = RunSpec(
+        "distill", model, train, n_steps, train.global_batch, stream, step_fn, info, frozen=frozen, upstream=upstream
+    )
+    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
 
 
 def finetune(
@@ -354,6 +370,7 @@ def finetune(
     resume: bool = False,
     *,
     stop_after: int | None = None,
+    fresh: bool = False,
 ) -> Path:
     """Fine-tune a finished run on one benchmark family (cfg.finetune.targets[target]) with ε-MSE."""
     if target not in cfg.finetune.targets:
@@ -387,5 +404,8 @@ def finetune(
     }
     stream = _denoiser_stream(cfg, net, vae, train.datasets)
     step_fn = _eps_step(vae, train, schedule_of(cfg))
-    spec = RunSpec("finetune", net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae])
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after)
+    spec = RunSpec(
+        "finetune", net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
+        upstream={"vae": Path(vae_dir), "init": Path(init_dir)},
+    )
+    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)

@@ -87,3 +87,44 @@ def test_unreadable_files(tmp_path: Path) -> None:
 def test_save_needs_safetensors_suffix(student, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="safetensors"):
         save_weights(student, tmp_path / "w.bin")
+
+
+@pytest.mark.hostile(
+    "an official-style .bin whose pickle calls open() when loaded (a code-carrying checkpoint)",
+    "CheckpointError, one line: the file carries code and is refused; the code never runs; no weights_only=False advice",
+)
+def test_code_carrying_pickle_is_refused_without_pytorch_advice(student, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.bin"
+    torch.save({**student.state_dict(), "payload": Payload()}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_weights(build_model("student", "smoke"), path)
+    msg = str(err.value)
+    assert msg.startswith(f"refused {path}: it carries code (io.open)") and "\n" not in msg
+    assert "weights_only=False" not in msg and "trust" not in msg and "\x1b" not in msg
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # PyTorch's advice is not chained in
+    assert not marker.exists()
+
+
+@pytest.mark.hostile(
+    "weight files cut short: a .safetensors at half its bytes, a .bin (zip) at half, an empty .pt",
+    "CheckpointError, one line naming the file as truncated or corrupt",
+)
+@pytest.mark.parametrize("name, keep", [("w.safetensors", 0.5), ("w.bin", 0.5), ("w.pt", 0.0)])
+def test_truncated_files_are_one_line(student, tmp_path: Path, name: str, keep: float) -> None:
+    path = tmp_path / name
+    if name.endswith(".safetensors"):
+        save_weights(student, path)
+    else:
+        torch.save(student.state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError) as err:
+        load_weights(build_model("student", "smoke"), path)
+    msg = str(err.value)
+    assert msg.startswith(f"cannot read {path}: truncated or corrupt") and "\n" not in msg

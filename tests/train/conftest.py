@@ -7,12 +7,15 @@ that trains in milliseconds; the real smoke presets are exercised by the slow te
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torch import nn
 
@@ -163,3 +166,40 @@ def vae_dir(tiny_cfg, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_dir(tiny_cfg, vae_dir, tmp_path_factory) -> Path:
     return runs.train_teacher(tiny_cfg, vae_dir, tmp_path_factory.mktemp("runs") / "teacher")
+
+
+def write_cfg(path: Path, cfg_dict: dict) -> Path:
+    """A config dict as the YAML file the CLI's --config reads."""
+    path.write_text(yaml.safe_dump(cfg_dict), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def moebius_cli(monkeypatch, capsys):
+    """Run ``moebius ARGS`` in this process (so the tiny stand-ins train); returns (exit code, stderr)."""
+    from moebius.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        logger = logging.getLogger("moebius")
+        before = list(logger.handlers)
+        monkeypatch.setattr(sys, "argv", ["moebius", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            for h in logger.handlers[:]:
+                if h not in before:  # main() binds a handler to this test's captured stderr
+                    logger.removeHandler(h)
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ``moebius: error:`` line, which must be the last line of stderr, with no traceback."""
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("moebius: error:")]
+    assert errors == [lines[-1]] and "Traceback" not in stderr, stderr
+    return lines[-1]

@@ -1,13 +1,14 @@
-"""A run killed after a checkpoint and resumed ends bit-identical to an uninterrupted run."""
+"""A run killed after a checkpoint and resumed ends bit-identical to an uninterrupted run; what may\nchange between the two calls (the resume identity) and what may not; --fresh and --no-resume."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
-from conftest import tiny_cfg_dict, tiny_train
+from conftest import one_error_line, tiny_cfg_dict, tiny_train, write_cfg
 from safetensors.torch import load_file
 
 from moebius.config import config_from_dict
@@ -56,12 +57,108 @@ def test_distill_resume_with_accumulation_is_bit_identical(data_root, vae_dir, t
     assert info["accumulation"] == 2 and info["global_batch"] == 2
 
 
-def test_resume_refuses_a_checkpoint_from_another_config(tiny_cfg, vae_dir, tmp_path):
+def _replace_train(cfg, section: str, **changes):
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **changes)})
+
+
+def test_settings_that_do_not_change_results_still_resume(tiny_cfg, vae_dir, tmp_path):
+    full = train_teacher(tiny_cfg, vae_dir, tmp_path / "full")
+    part = tmp_path / "part"
+    train_teacher(tiny_cfg, vae_dir, part, stop_after=4)  # last checkpoint: step 3
+    other = _replace_train(tiny_cfg, "teacher_train", log_every=2, checkpoint_every=1, gpus=4)
+    other = dataclasses.replace(
+        other,
+        paths=dataclasses.replace(other.paths, logs=str(tmp_path / "logs"), results=str(tmp_path / "res")),
+        eval=dataclasses.replace(other.eval, batch_size=3),  # a section no training run reads
+        distill=dataclasses.replace(other.distill, lambda_kd=0.5),  # another run's section
+    )
+    moved_vae = tmp_path / "elsewhere" / "vae"  # the same VAE under another path: content, not location
+    shutil.copytree(vae_dir, moved_vae)
+    train_teacher(other, moved_vae, part, resume=True)
+    _assert_same_weights(full, part)
+    assert _same_metrics(full, part)
+    assert json.loads((part / "run.json").read_text())["resumed_at_steps"] == [3]
+    assert json.loads((full / "run.json").read_text())["resumed_at_steps"] == []
+
+
+def test_resume_identity_keeps_what_changes_results(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+    train_teacher(tiny_cfg, vae_dir, tmp_path / "t", stop_after=3)
+    distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "d", stop_after=3)
+    teacher = json.loads((tmp_path / "t" / "state" / "step-00000003" / "state.json").read_text())["identity"]
+    student = json.loads((tmp_path / "d" / "state" / "step-00000003" / "state.json").read_text())["identity"]
+    for ident in (teacher, student):
+        assert {"seed", "train.lr", "train.steps", "train.global_batch", "masks.train_protocols", "model.preset",
+                "sample.beta_start", "sample.num_train_timesteps", "info.data_versions.toy/train", "upstream.vae",
+                "steps", "world_size", "autocast"} <= ident.keys()
+        assert not {k for k in ident if k.endswith(("log_every", "checkpoint_every", "num_workers", "gpus"))}
+        assert not {k for k in ident if k.split(".")[0] in ("paths", "data", "eval", "profile", "weights", "ablation")}
+        assert not {"sample.steps", "masks.seed", "info.vae_dir", "model.teacher_source"} & ident.keys()
+    assert "distill.lambda_kd" not in teacher and "teacher_train.lr" not in teacher  # other runs' settings
+    assert student["distill.lambda_kd"] == 0.01 and student["info.losses"] == ["c_kd", "f_kd", "task", "perceptual"]
+    assert student["upstream.teacher"].startswith("sha256:") and "upstream.teacher" not in teacher
+
+
+@pytest.mark.hostile(
+    "resuming a half-trained run after a results-changing setting changed (teacher_train.lr 1e-3 → 5e-3)",
+    "one line naming the folder, `train.lr: 0.001 → 0.005` and --fresh; the checkpoint is left untouched",
+)
+def test_real_change_refuses_and_names_folder_key_and_fresh(tiny_cfg, vae_dir, tmp_path, data_root, moebius_cli):
     out = tmp_path / "run"
     train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
-    other = dataclasses.replace(tiny_cfg, teacher_train=dataclasses.replace(tiny_cfg.teacher_train, lr=5e-3))
-    with pytest.raises(TrainError, match="different config"):
-        train_teacher(other, vae_dir, out, resume=True)
+    d = tiny_cfg_dict(data_root)
+    d["teacher_train"]["lr"] = 5e-3
+    cfg_file = write_cfg(tmp_path / "lr.yaml", d)
+    code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out)
+    line = one_error_line(err)
+    assert code == 2
+    assert f"cannot resume {out}" in line and "train.lr: 0.001 → 0.005" in line and "--fresh" in line
+    assert json.loads((out / "state" / "latest.json").read_text())["step"] == 3  # untouched
+
+
+def test_fresh_moves_the_old_run_aside_and_starts_over(tiny_cfg, vae_dir, tmp_path, data_root, moebius_cli):
+    out = tmp_path / "run"
+    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
+    d = tiny_cfg_dict(data_root)
+    d["teacher_train"]["lr"] = 5e-3
+    cfg_file = write_cfg(tmp_path / "lr.yaml", d)
+    code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out, "--fresh")
+    assert code == 0, err
+    old = list(tmp_path.glob("run.old-*"))
+    assert len(old) == 1 and "moved the earlier run" in err and str(old[0]) in err
+    assert json.loads((old[0] / "state" / "latest.json").read_text())["step"] == 3  # kept, not deleted
+    reference = train_teacher(config_from_dict(d), vae_dir, tmp_path / "reference")
+    _assert_same_weights(reference, out)  # started over with the new lr, from step 0
+    assert json.loads((out / "run.json").read_text())["resumed_at_steps"] == []
+
+
+@pytest.mark.hostile(
+    "--no-resume into a folder that already holds a (partial) run",
+    "one line naming the folder, --resume and --fresh; nothing overwritten",
+)
+def test_no_resume_refuses_a_folder_that_holds_a_run(tiny_cfg, vae_dir, tmp_path, moebius_cli, data_root):
+    out = tmp_path / "run"
+    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
+    cfg_file = write_cfg(tmp_path / "c.yaml", tiny_cfg_dict(data_root))
+    code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out, "--no-resume")
+    line = one_error_line(err)
+    assert code == 2 and str(out) in line and "--fresh" in line
+    assert json.loads((out / "state" / "latest.json").read_text())["step"] == 3
+
+
+@pytest.mark.hostile(
+    "resuming a teacher run after its VAE run was replaced (same path, other config.json)",
+    "one line naming upstream.vae and --fresh",
+)
+def test_changed_upstream_run_refuses(tiny_cfg, vae_dir, tmp_path):
+    vae = tmp_path / "vae"
+    shutil.copytree(vae_dir, vae)
+    out = tmp_path / "run"
+    train_teacher(tiny_cfg, vae, out, stop_after=3)
+    config = json.loads((vae / "config.json").read_text())
+    config["scaling_factor"] *= 2
+    (vae / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TrainError, match=r"upstream\.vae: sha256:.* → sha256:.*--fresh"):
+        train_teacher(tiny_cfg, vae, out, resume=True)
 
 
 def test_bad_global_batch_is_an_error(tiny_cfg, vae_dir, tmp_path):
