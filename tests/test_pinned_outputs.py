@@ -66,16 +66,14 @@ def test_stored_mask_pixels_are_pinned(protocol, tmp_path) -> None:
 
 def test_derived_seeds_are_pinned() -> None:
     from moebius.data.selection import select_ids
-    from moebius.diffusion.seeding import image_seed
-    from moebius.masks.seeding import mask_rng
-    from moebius.train.batches import derive_seed, numpy_rng, torch_generator
+    from moebius.seeding import derive, image_seed, mask_rng, numpy_rng, torch_generator
 
     assert image_seed(7, "a") == 8962714476612718052
     assert image_seed(7, "b") == 6979156964751566959
-    assert derive_seed(5, "mask", 3) == 8039202257378647619
-    assert derive_seed(2026, "init", "student") == 7754873765975243226
-    assert numpy_rng(5, "epoch", 0).permutation(10).tolist() == [3, 9, 8, 0, 4, 2, 1, 7, 5, 6]
-    assert torch.randint(0, 1000, (3,), generator=torch_generator(5, "batch", 1)).tolist() == [988, 521, 35]
+    assert derive("train", 5, "mask", 3) == 8039202257378647619
+    assert derive("train", 2026, "init", "student") == 7754873765975243226
+    assert numpy_rng("train", 5, "epoch", 0).permutation(10).tolist() == [3, 9, 8, 0, 4, 2, 1, 7, 5, 6]
+    assert torch.randint(0, 1000, (3,), generator=torch_generator("train", 5, "batch", 1)).tolist() == [988, 521, 35]
     assert select_ids([f"id{i}" for i in range(10)], 3, 0, "seeded") == ["id2", "id6", "id7"]
     assert mask_rng("mat_large_512", 1, 2026, "pin-0007").integers(0, 2**31, 3).tolist() == [
         1381796557, 869836364, 1081904822,
@@ -189,7 +187,7 @@ SAMPLES = {  # (image 0 at (20, 20) and image 1 at (40, 10), both in the hole: R
 @pytest.mark.parametrize("start", ["noise", "gt_noised"])
 def test_inpainted_batch_is_pinned(vae, images_masks, start) -> None:
     from moebius.diffusion.sampler import inpaint_batch
-    from moebius.diffusion.seeding import image_seed
+    from moebius.seeding import image_seed
 
     images, masks = images_masks
     torch.manual_seed(0)

@@ -14,7 +14,8 @@ from moebius.diffusion.schedule import (
     scaled_linear_schedule,
     truncate_by_strength,
 )
-from moebius.diffusion.seeding import image_generators, image_seed
+from moebius.diffusion.seeding import image_generators
+from moebius.seeding import image_seed
 from moebius.errors import SamplerError
 
 __all__ = [

@@ -191,7 +191,7 @@ def inpaint_batch(
 ) -> torch.Tensor:
     """Inpaint a batch: images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole → (B,3,H,W) in [-1,1].
 
-    ``seeds[i]`` seeds image i's generator (use ``seeding.image_seed(run seed, id)``). The result is
+    ``seeds[i]`` seeds image i's generator (use ``moebius.seeding.image_seed(run seed, id)``). The result is
     pasted back through the (blurred) mask when ``sample_cfg.paste_back``; callers that score it
     still composite it hard (``composite``).
     """

@@ -29,7 +29,7 @@ from moebius.atomic import atomic_path, write_json
 from moebius.config import Config, ConfigError, config_hash
 from moebius.diffusion.composite import composite
 from moebius.diffusion.sampler import inpaint_batch, vae_factor
-from moebius.diffusion.seeding import image_seed
+from moebius.seeding import image_seed
 from moebius.errors import EvalError
 from moebius.eval.baselines import (
     get_baseline,

@@ -26,28 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from moebius.errors import TrainError
+from moebius.seeding import numpy_rng
 from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
-
-# ---------------------------------------------------------------------------------------------
-# Seeding
-# ---------------------------------------------------------------------------------------------
-
-
-def derive_seed(seed: int, *keys: int | str) -> int:
-    """A 63-bit seed from the run seed and any keys (step, rank, a purpose tag), stable across runs."""
-    blob = "/".join(str(k) for k in (seed, *keys)).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
-
-
-def torch_generator(seed: int, *keys: int | str) -> torch.Generator:
-    """A CPU torch.Generator seeded by ``derive_seed``."""
-    return torch.Generator().manual_seed(derive_seed(seed, *keys))
-
-
-def numpy_rng(seed: int, *keys: int | str) -> np.random.Generator:
-    """A numpy Generator seeded by ``derive_seed``."""
-    return np.random.default_rng(derive_seed(seed, *keys))
-
 
 # ---------------------------------------------------------------------------------------------
 # Images on disk
@@ -119,7 +99,7 @@ class TrainStream(torch.utils.data.Dataset):
     def image_index(self, position: int) -> int:
         epoch, offset = divmod(position, len(self.paths))
         if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, numpy_rng(self.seed, "epoch", epoch).permutation(len(self.paths)))
+            self._perm = (epoch, numpy_rng("train", self.seed, "epoch", epoch).permutation(len(self.paths)))
         return int(self._perm[1][offset])
 
     def load(self, index: int) -> torch.Tensor:
@@ -133,7 +113,7 @@ class TrainStream(torch.utils.data.Dataset):
         return img
 
     def mask(self, position: int) -> torch.Tensor:
-        rng = numpy_rng(self.seed, "mask", position)
+        rng = numpy_rng("train", self.seed, "mask", position)
         if not self.mask_protocols:  # VAE training: no masks
             return torch.zeros(1, self.size, self.size)
         from moebius.masks.generate import sample_training_mask

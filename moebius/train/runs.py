@@ -24,13 +24,13 @@ from torch import nn
 
 from moebius.config import Config, TrainConfig
 from moebius.errors import TrainError
+from moebius.seeding import derive, torch_generator
 from moebius.train.balance import balance
 from moebius.train.batches import (
     TrainStream,
     data_versions,
     diffusion_batch,
     list_images,
-    torch_generator,
 )
 from moebius.train.elatentlpips import build_perceptual_net
 from moebius.train.loop import RunSpec, StepContext, mean_across_ranks, run_training
@@ -85,9 +85,7 @@ def vae_factor(vae: nn.Module) -> int:
 
 
 def _init_seed(cfg: Config, name: str) -> None:
-    from moebius.train.batches import derive_seed
-
-    torch.manual_seed(derive_seed(cfg.seed, "init", name))  # the same fresh weights on every rank
+    torch.manual_seed(derive("train", cfg.seed, "init", name))  # the same fresh weights on every rank
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +140,7 @@ class _VAEReconstruction(nn.Module):
 def latent_std(vae: nn.Module, stream: TrainStream, seed: int, max_images: int = 512, batch: int = 32) -> float:
     """Std of posterior samples of the training images (the diffusers recipe for scaling_factor)."""
     n = min(len(stream), max_images)
-    gen = torch_generator(seed, "latent-std")
+    gen = torch_generator("train", seed, "latent-std")
     device = next(vae.parameters()).device
     zs = []
     with torch.no_grad():

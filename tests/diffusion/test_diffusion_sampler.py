@@ -14,7 +14,7 @@ from moebius.diffusion import SamplerError, inpaint_batch, paste_back
 from moebius.diffusion.composite import gaussian_blur
 from moebius.diffusion.sampler import ddim_sample, guided_eps_fn, start_latents
 from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
-from moebius.diffusion.seeding import image_seed
+from moebius.seeding import image_seed
 
 FAST = SampleConfig(steps=4, paste_back=False)
 

@@ -8,7 +8,8 @@ import torch
 from diffusers import DDPMScheduler
 
 from moebius.errors import TrainError
-from moebius.train.batches import StreamLayout, TrainStream, derive_seed, list_images
+from moebius.seeding import derive
+from moebius.train.batches import StreamLayout, TrainStream, list_images
 from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
 
 
@@ -61,7 +62,7 @@ def test_stream_is_a_function_of_position(data_root):
     img, mask = s1[0]
     assert img.shape == (3, 16, 16) and -1.0 <= float(img.min()) and float(img.max()) <= 1.0
     assert mask.shape == (1, 16, 16) and set(np.unique(mask.numpy())) <= {0.0, 1.0}
-    assert derive_seed(5, "a", 1) != derive_seed(5, "a", 2)
+    assert derive("train", 5, "a", 1) != derive("train", 5, "a", 2)
 
 
 def test_layout_tiles_positions_without_overlap():
