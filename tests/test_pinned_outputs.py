@@ -203,10 +203,10 @@ def test_inpainted_batch_is_pinned(vae, images_masks, start) -> None:
 
 def test_training_batch_is_pinned(vae, images_masks) -> None:
     from moebius.train.batches import diffusion_batch
-    from moebius.train.noising import NoiseSchedule
+    from moebius.diffusion.schedule import scaled_linear_schedule
 
     images, masks = images_masks
-    schedule = NoiseSchedule()
+    schedule = scaled_linear_schedule()
     with torch.no_grad():
         b = diffusion_batch(vae, images, masks, torch.Generator().manual_seed(11), schedule, "lognorm", 0.1, 0.5)
     assert b.t.tolist() == [429, 274] and b.ids[:, 0].tolist() == [0, 0]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from moebius.config import Config
+from moebius.device import resolve_device
 from moebius.diffusion.seeding import image_generators
 from moebius.errors import EvalError
 
@@ -278,8 +279,8 @@ def _build_pipeline(cfg: Config, spec: BaselineSpec):
     from diffusers import FluxFillPipeline, StableDiffusion3InpaintPipeline
 
     cls = FluxFillPipeline if spec.name == "flux_fill" else StableDiffusion3InpaintPipeline
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    device = resolve_device("auto")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     return cls.from_pretrained(path, torch_dtype=dtype).to(device), None
 
 

@@ -42,6 +42,7 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
+from moebius.device import resolve_device
 from moebius.errors import EvalError
 from moebius.records import make_record
 
@@ -109,12 +110,6 @@ def _check_same_size(pairs: Sequence[tuple[Path, Path]]) -> None:
             if ia.size != ib.size:
                 raise EvalError(f"{Path(a).stem}: result {a} is {ia.size[0]}x{ia.size[1]} but ground truth {b} "
                                 f"is {ib.size[0]}x{ib.size[1]}")
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +226,7 @@ def build_inception(
     """torch-fidelity's InceptionV3 (features "2048") on ``device`` and its weights kind."""
     weights, kind = inception_weights_file(allow_standin, weights_dir, standin_seed)
     extractor = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE], feature_extractor_weights_path=weights)
-    return extractor.to(_device(device)).eval(), kind
+    return extractor.to(resolve_device(device)).eval(), kind
 
 
 @torch.no_grad()
@@ -396,7 +391,7 @@ def build_lpips(
     if backbone is not None:
         _load_backbone(model, backbone)
         kind = "official"
-    return model.to(_device(device)).eval(), kind
+    return model.to(resolve_device(device)).eval(), kind
 
 
 @dataclass
@@ -488,7 +483,7 @@ def bootstrap_fid_ci(
     """
     if resamples <= 0 or len(real) < 2:
         return None
-    dev = _device(device)
+    dev = resolve_device(device)
     real, fake = real.to(dev), fake.to(dev)
     idx = torch.from_numpy(bootstrap_indices(len(real), resamples, seed)).to(dev)
     values = np.array([fid_from_features(real[row], fake[row]) for row in idx])

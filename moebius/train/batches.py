@@ -8,9 +8,8 @@ The sample stream is infinite: global position p = ((step·accum + micro)·world
 e = p // N visits the N training images in a permutation seeded by (seed, e). The mask of position p
 is drawn by ``moebius.masks.generate.sample_training_mask`` from a generator seeded by (seed, p).
 
-Denoiser input (official ``RemovalModel``): cat[z_t (4), mask (1, 1 = hole, nearest-resized to the
-latent grid), z_masked (4)], where z_masked encodes image·(1-mask) with the image in [-1, 1] and both
-latents are ``vae.encode(...).latent_dist.sample() · vae.config.scaling_factor``.
+Denoiser input (official ``RemovalModel``): ``moebius.diffusion.latents`` owns it (VAE scale and
+shift, the latent mask, cat[z_t, mask, z_masked]), the same functions the sampler calls.
 """
 
 from __future__ import annotations
@@ -22,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
+
+from moebius.diffusion.latents import denoiser_input, encode, latent_mask
+from moebius.diffusion.schedule import NoiseSchedule
 
 from moebius.errors import TrainError
 from moebius.seeding import numpy_rng
-from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
+from moebius.train.noising import sample_noise, sample_timesteps
 
 # ---------------------------------------------------------------------------------------------
 # Images on disk
@@ -164,29 +165,6 @@ def batch_loader(
         num_workers=num_workers,
         persistent_workers=False,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Latents and the 9-channel input
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def encode(vae: torch.nn.Module, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Scaled VAE latents: latent_dist.sample() · scaling_factor (never a literal 0.13025)."""
-    dist = vae.encode(images).latent_dist
-    eps = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
-    return (dist.mean + dist.std * eps) * vae.config.scaling_factor
-
-
-def latent_mask(mask: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
-    """Binarise at 0.5 and nearest-resize to the latent grid (official: F.interpolate default mode)."""
-    return F.interpolate((mask > 0.5).float(), size=latent_hw, mode="nearest")
-
-
-def denoiser_input(z_t: torch.Tensor, mask_latent: torch.Tensor, z_masked: torch.Tensor) -> torch.Tensor:
-    """cat[z_t (4), mask (1), z_masked (4)] -> (B, 9, h, w)."""
-    return torch.cat([z_t, mask_latent.to(z_t.dtype), z_masked.to(z_t.dtype)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------

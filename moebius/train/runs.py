@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from moebius.config import Config, TrainConfig
+from moebius.diffusion.latents import vae_factor
+from moebius.diffusion.schedule import NoiseSchedule, scaled_linear_schedule
 from moebius.errors import TrainError
 from moebius.seeding import derive, torch_generator
 from moebius.train.balance import balance
@@ -42,7 +44,6 @@ from moebius.train.losses import (
     TaskLoss,
     check_losses,
 )
-from moebius.train.noising import NoiseSchedule
 from moebius.train.state import WEIGHTS_NAME, load_weights, read_run, save_weights
 
 UNCOND_PROB = 0.1  # share of samples trained with the unconditional LCG ids (CFG dropout)
@@ -76,12 +77,7 @@ def build_autoencoder(preset: str) -> nn.Module:
 def schedule_of(cfg: Config) -> NoiseSchedule:
     """The DDPM training schedule, shared with the sampler's config (β 0.00085-0.012, 1000 steps)."""
     s = cfg.sample
-    return NoiseSchedule(s.beta_start, s.beta_end, s.num_train_timesteps)
-
-
-def vae_factor(vae: nn.Module) -> int:
-    """Pixels per latent cell: 2^(levels - 1) of the AutoencoderKL."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    return scaled_linear_schedule(s.beta_start, s.beta_end, s.num_train_timesteps)
 
 
 def _init_seed(cfg: Config, name: str) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from moebius.atomic import write_text
 from moebius.config import Config
+from moebius.diffusion.latents import vae_factor
 from moebius.errors import TrainError
 from moebius.seeding import derive, torch_generator
 from moebius.train.batches import (
@@ -24,7 +25,7 @@ from moebius.train.batches import (
     list_images,
 )
 from moebius.train.losses import TaskLoss
-from moebius.train.runs import load_run, load_vae, schedule_of, vae_factor
+from moebius.train.runs import load_run, load_vae, schedule_of
 from moebius.train.state import METRICS_CSV, read_metrics
 
 VAL_TIMESTEPS = "uniform"  # every noise level weighted equally when comparing runs

@@ -10,12 +10,13 @@ from diffusers import DDPMScheduler
 from moebius.errors import TrainError
 from moebius.seeding import derive
 from moebius.train.batches import StreamLayout, TrainStream, list_images
-from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
+from moebius.diffusion.schedule import scaled_linear_schedule
+from moebius.train.noising import sample_noise, sample_timesteps
 
 
 def test_schedule_matches_diffusers_ddpm():
     ref = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False)
-    ours = NoiseSchedule()
+    ours = scaled_linear_schedule()
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(4, 4, 8, 8, generator=g), torch.randn(4, 4, 8, 8, generator=g)
     t = torch.tensor([0, 10, 500, 999])
