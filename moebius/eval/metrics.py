@@ -29,7 +29,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -42,6 +41,7 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
+from moebius.data.manifest import data_version, manifest_version
 from moebius.device import resolve_device
 from moebius.errors import EvalError
 from moebius.records import make_record
@@ -520,10 +520,6 @@ def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     return [ratios[i] for i in ids]
 
 
-def _file_version(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "none"
-
-
 def evaluate_samples(
     cfg: Config,
     samples_dir: str | Path,
@@ -555,7 +551,7 @@ def evaluate_samples(
     bins = hole_bin_labels(ratios, cfg.eval.hole_bins)
 
     allow, seed = cfg.weights.allow_standin, cfg.seed
-    wdir = os.environ.get("MOEBIUS_WEIGHTS_DIR") or cfg.weights.dir  # the env var wins (config.py)
+    wdir = cfg.weights.dir  # moebius.weights.weights_root lets $MOEBIUS_WEIGHTS_DIR win
     fid = compute_fid([r for _, _, r in pairs], [s for _, s, _ in pairs], allow_standin=allow, weights_dir=wdir,
                       batch_size=cfg.eval.batch_size, standin_seed=seed, device=device,
                       real_cache_dir=Path(cfg.paths.results) / "cache" / "fid_real")
@@ -563,14 +559,14 @@ def evaluate_samples(
                        allow_standin=allow, weights_dir=wdir, batch_size=cfg.eval.batch_size,
                        standin_seed=seed, device=device)
 
-    data_version = _file_version(real_dir / "manifest.csv")
+    version = data_version(real_dir)
     base = {
         **(settings or {}),
         "lpips_net": cfg.eval.lpips_net,
         "lpips_range": cfg.eval.lpips_range,
         "bootstrap": cfg.eval.bootstrap,
         "ci_level": CI_LEVEL,
-        "mask_set": _file_version(masks_dir / "manifest.csv"),
+        "mask_set": manifest_version(masks_dir / "manifest.csv"),
     }
 
     def kind(extractor_kind: str) -> str:
@@ -579,7 +575,7 @@ def evaluate_samples(
     def record(metric: str, value: float, n: int, ci: tuple[float, float] | None, extractor_kind: str,
                **extra: Any) -> dict:
         return make_record(cfg, model=model, benchmark=benchmark, metric=metric, value=value, n_images=n,
-                           weights_kind=kind(extractor_kind), data_version=data_version,
+                           weights_kind=kind(extractor_kind), data_version=version,
                            settings={**base, **extra}, ci=ci)
 
     boot = cfg.eval.bootstrap

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from moebius.atomic import atomic_open
 from moebius.config import Config
 from moebius.device import resolve_device
 from moebius.diffusion.latents import vae_factor
@@ -416,20 +413,3 @@ def profile_model(
                batch=1, steps=cfg.sample.steps, basis="ms_per_step")
     )
     return records
-
-
-CSV_COLUMNS = ("model", "metric", "value", "preset", "arch", "device", "threads", "resolution", "batch",
-               "p10", "p90", "weights_kind", "scale", "git_commit")
-
-
-def profile_to_csv(records: Sequence[dict], out_csv: str | Path) -> Path:
-    """Flatten profile records into one tidy CSV (one row per record), written atomically."""
-    rows = []
-    for rec in records:
-        settings = rec.get("settings", {})
-        row = {col: rec.get(col, settings.get(col)) for col in CSV_COLUMNS}
-        rows.append(row)
-    out_csv = Path(out_csv)
-    with atomic_open(out_csv, "w", encoding="utf-8", newline="") as fh:
-        pd.DataFrame(rows, columns=list(CSV_COLUMNS)).to_csv(fh, index=False)
-    return out_csv

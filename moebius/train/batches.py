@@ -14,7 +14,6 @@ shift, the latent mask, cat[z_t, mask, z_masked]), the same functions the sample
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from PIL import Image
 
 from moebius.diffusion.latents import denoiser_input, encode, latent_mask
 from moebius.diffusion.schedule import NoiseSchedule
-
 from moebius.errors import TrainError
 from moebius.seeding import numpy_rng
 from moebius.train.noising import sample_noise, sample_timesteps
@@ -57,12 +55,10 @@ def list_images(data_root: str | Path, datasets: Sequence[str], split: str) -> l
 
 
 def data_versions(data_root: str | Path, datasets: Sequence[str], split: str) -> dict[str, str]:
-    """sha256 (first 12 hex) of each dataset split's manifest: the data version a run was trained on."""
-    out = {}
-    for name in datasets:
-        manifest = dataset_dir(data_root, name, split) / "manifest.csv"
-        out[f"{name}/{split}"] = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12] if manifest.is_file() else "absent"
-    return out
+    """``moebius.data.manifest.data_version`` of each dataset split: the data a run was trained on."""
+    from moebius.data.manifest import data_version
+
+    return {f"{name}/{split}": data_version(dataset_dir(data_root, name, split)) for name in datasets}
 
 
 def _to_tensor(img: np.ndarray, size: int) -> torch.Tensor:

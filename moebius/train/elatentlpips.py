@@ -170,6 +170,4 @@ def build_perceptual_net(kind: str, cfg: "Config") -> tuple[ELatentLPIPS, str]:
         from moebius.weights import resolve_weight
     except ImportError as exc:
         raise TrainError("moebius.weights is not available: cannot resolve elatentlpips_sdxl") from exc
-    from moebius.train.official import weights_dir
-
-    return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, weights_dir(cfg))), "official"
+    return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, cfg.weights.dir)), "official"

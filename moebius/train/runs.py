@@ -153,7 +153,7 @@ def latent_std(vae: nn.Module, stream: TrainStream, seed: int, max_images: int =
 
 def train_vae(cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: int | None = None) -> Path:
     """Train the smoke VAE (or, with ``model.vae_source: official``, install the SDXL VAE)."""
-    if cfg.model.vae_source == "official":
+    if cfg.model.weights_source("vae") == "official":
         from moebius.train.official import prepare_official
 
         return prepare_official(cfg, "vae", "pretrained", out_dir)
@@ -218,7 +218,7 @@ def train_teacher(
     cfg: Config, vae_dir: Path, out_dir: Path, resume: bool = False, *, stop_after: int | None = None
 ) -> Path:
     """Train the teacher from scratch (smoke) or install the official PixelHacker weights (full)."""
-    if cfg.model.teacher_source == "official":
+    if cfg.model.weights_source("teacher") == "official":
         from moebius.train.official import prepare_official
 
         return prepare_official(cfg, "teacher", "pretrained", out_dir)
@@ -353,10 +353,10 @@ def finetune(
         raise TrainError(f"unknown fine-tuning target {target!r}; choose from {sorted(cfg.finetune.targets)}")
     if model not in ("student", "teacher"):
         raise TrainError(f"finetune model must be 'student' or 'teacher', got {model!r}")
-    if model == "teacher" and cfg.model.teacher_source == "official":
+    if cfg.model.weights_source(model) == "official":  # the published fine-tuned checkpoint instead
         from moebius.train.official import prepare_official
 
-        return prepare_official(cfg, "teacher", f"ft_{target}", out_dir)
+        return prepare_official(cfg, model, f"ft_{target}", out_dir)
     tgt = cfg.finetune.targets[target]
     train = dataclasses.replace(cfg.finetune.train, steps=tgt.steps, global_batch=tgt.global_batch, datasets=tgt.datasets)
     vae = load_vae(vae_dir)
