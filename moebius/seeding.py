@@ -19,7 +19,7 @@ pins one of each). New uses take a new namespace with a prefix of its own.
 separators keep every namespace's texts apart only as far as keys cannot contain them: image ids
 are file-name safe (letters, digits, ``_ . -``), so none holds ``|``, ``:`` or ``/``.
 
-Masks (``mask_rng``), MASKS.md ("Where the reference generators use NumPy's global RNG ..."): MAT,
+Masks (``mask_rng``), docs/mask_protocols.md ("Seeding (our departure)"): MAT,
 CoModGAN / MI-GAN and LaMa all draw from NumPy's global RNG, so a mask depends on how many masks were
 drawn before it, in which process, in which order (and LaMa's generator is not seeded at all;
 MI-GAN draws inside DataLoader workers).

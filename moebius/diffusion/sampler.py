@@ -1,8 +1,8 @@
 """DDIM sampling with LCG classifier-free guidance: the official Moebius / PixelHacker inference.
 
 Source: DDIM (Song et al. 2021, Eq. 12 with η = 0) on the ε-prediction parameterisation; the
-official pipeline (hustvl/Moebius, after diffusers' inpainting pipeline; model_facts.md "Forward
-signature and inputs"): 9-channel input cat[z_t, mask, z_masked], CFG batch [uncond, cond] with the
+official pipeline (hustvl/Moebius, after diffusers' inpainting pipeline; docs/model_facts.md,
+"Latents and the denoiser input" and "Sampling"): 9-channel input cat[z_t, mask, z_masked], CFG batch [uncond, cond] with the
 LCG foreground ids 10..19 as the unconditional branch and background ids 0..9 as the conditional
 one, ε = ε_fg + g·(ε_bg − ε_fg); 20 DDIM steps, scaled-linear β, noise offset 0.0357, strength 0.99.
 Guidance g defaults to 2.5 (natural) / 2.0 (portrait) (paper Sec. 4.1); g = 1 skips the uncond pass.
@@ -177,7 +177,7 @@ def inpaint_batch(
     eps_gt = randn_per_image(gens, shape, device, dtype)
     noise = randn_per_image(gens, shape, device, dtype)
     # Noise offset: a per-image, per-channel constant added to the start noise, the form training
-    # uses (official --noise_offset). model_facts.md lists 0.0357 among the inference defaults; how
+    # uses (official --noise_offset). docs/model_facts.md lists 0.0357 among the inference defaults; how
     # the official pipeline applies it was not visible, so this form is our reading.
     offset = randn_per_image(gens, (shape[0], 1, 1), device, dtype)
     noise = noise + sample_cfg.noise_offset * offset

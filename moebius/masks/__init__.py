@@ -1,6 +1,6 @@
 """Mask protocols of the Moebius benchmarks (MAT, CoModGAN / MI-GAN, LaMa, Places2 40–50 %).
 
-Source: /work/shared/protocols/MASKS.md. Convention: in memory a mask is bool, True = hole; on disk
+Source: docs/mask_protocols.md. Convention: in memory a mask is bool, True = hole; on disk
 a uint8 PNG, 255 = hole, 0 = known (``polarity.py``). Each mask is drawn from its own generator
 seeded from (protocol, version, seed, image id) (``moebius/seeding.py``; a documented departure from the
 reference code's global NumPy RNG).
