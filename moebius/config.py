@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from moebius.errors import ConfigError  # noqa: F401 (re-exported)
+from moebius.errors import UnknownNameError
 
 # ---------------------------------------------------------------------------------------------
 # Sections
@@ -102,8 +103,6 @@ class ModelConfig:
             "moebius": self.student_source,
         }
         if model not in sources:
-            from moebius.errors import UnknownNameError
-
             raise UnknownNameError.of("model with official weights", model, sources)
         return sources[model]  # type: ignore[return-value]
 
