@@ -20,7 +20,10 @@ import pandas as pd
 import torch
 
 from moebius.atomic import atomic_open
-from moebius.eval.profile import VAE_FACTOR, build_on, resolve_device, step_inputs, time_step
+from moebius.device import resolve_device
+from moebius.diffusion.latents import vae_factor
+from moebius.eval.profile import build_on, step_inputs, time_step
+from moebius.models.vae import vae_config
 
 PAPER_MS = {"student": 26.01, "teacher": 46.89}  # L40S, batch 1 per the paper's Tab. 1
 MODELS = {"student": "moebius", "teacher": "pixelhacker"}
@@ -37,7 +40,7 @@ def run(presets: list[str], threads: int, warmup: int, repeats: int, device: str
                 inputs = step_inputs(model, batch, dev, seed=0)
                 stats = time_step(model, inputs, warmup, repeats, dev, threads=threads if dev.type == "cpu" else None)
                 rows.append({
-                    "model": MODELS[arch], "preset": preset, "resolution": model.latent_size * VAE_FACTOR,
+                    "model": MODELS[arch], "preset": preset, "resolution": model.latent_size * vae_factor(vae_config(preset)),
                     "threads": threads if dev.type == "cpu" else None, "batch": batch,
                     "median_ms": round(stats["median_ms"], 3), "p10": round(stats["p10"], 3),
                     "p90": round(stats["p90"], 3), "device": device_name, "torch_version": torch.__version__,

@@ -243,11 +243,7 @@ def train() -> None:
 @click.pass_context
 def train_vae(ctx: click.Context, out: Path, resume: bool, fresh: bool) -> None:
     """Train the tiny VAE (smoke) or install the official SDXL VAE (full)."""
-    cfg = _cfg(ctx)
-    if cfg.model.vae_source == "official":
-        _call("moebius.train:prepare_official")(cfg, "vae", "pretrained", out)
-    else:
-        _call("moebius.train:train_vae")(cfg, out, resume=resume, fresh=fresh)
+    _call("moebius.train:train_vae")(_cfg(ctx), out, resume=resume, fresh=fresh)  # official or trained: decided inside
 
 
 @train.command("teacher")
@@ -258,11 +254,7 @@ def train_vae(ctx: click.Context, out: Path, resume: bool, fresh: bool) -> None:
 @click.pass_context
 def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool, fresh: bool) -> None:
     """Train the teacher from scratch (smoke) or install the official PixelHacker (full)."""
-    cfg = _cfg(ctx)
-    if cfg.model.teacher_source == "official":
-        _call("moebius.train:prepare_official")(cfg, "teacher", "pretrained", out)
-    else:
-        _call("moebius.train:train_teacher")(cfg, vae_dir, out, resume=resume, fresh=fresh)
+    _call("moebius.train:train_teacher")(_cfg(ctx), vae_dir, out, resume=resume, fresh=fresh)  # official or trained: decided inside
 
 
 @train.command("official")

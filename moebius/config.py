@@ -155,6 +155,24 @@ class ModelConfig:
     # distillation + fine-tuning. Tables 2 and 5 always train (they are training ablations).
     student_source: Literal["official", "train"] = "official"
 
+    def weights_source(self, model: str) -> Literal["official", "train"]:
+        """Whether ``model`` is installed from its official checkpoint or trained here.
+
+        ``model``: vae | teacher | student, or the record names pixelhacker (teacher) / moebius
+        (student). The one place the choice is read: the CLI, the training runs and the workflow
+        (``common.smk``, at parse time: this module imports no torch) all ask here.
+        """
+        sources = {
+            "vae": self.vae_source,
+            "teacher": self.teacher_source,
+            "pixelhacker": self.teacher_source,
+            "student": self.student_source,
+            "moebius": self.student_source,
+        }
+        if model not in sources:
+            raise UnknownNameError.of("model with official weights", model, sources)
+        return sources[model]  # type: ignore[return-value]
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -300,7 +318,7 @@ class ProfileConfig:
 class WeightsConfig:
     """External weights: one local directory; stand-ins only where explicitly allowed."""
 
-    dir: str = "weights"  # overridden by $MOEBIUS_WEIGHTS_DIR
+    dir: str = "weights"  # $MOEBIUS_WEIGHTS_DIR wins over it (moebius.weights.weights_root)
     allow_standin: bool = False
 
 

@@ -2,8 +2,8 @@
 
 Each entry records the source (URL or Hugging Face hub id + path), the file name, the sha256
 where it is known (``None`` otherwise: a checksum is never guessed), and the licence. Files live
-in one local weights directory: the ``weights_dir`` argument, else ``$MOEBIUS_WEIGHTS_DIR``, else
-``./weights``. A missing file raises ``MissingWeightError`` with one line naming the file, where
+in one local weights directory, decided by ``weights_root`` alone: ``$MOEBIUS_WEIGHTS_DIR``, else the
+``weights_dir`` argument (the config's ``weights.dir``), else ``./weights``. A missing file raises ``MissingWeightError`` with one line naming the file, where
 to get it and the exact path to put it at; a file whose bytes contradict a known checksum raises
 ``WeightChecksumError``.
 
@@ -31,7 +31,6 @@ from moebius.errors import (  # noqa: F401 (re-exported)
     WeightError,
 )
 
-WEIGHT_KINDS = ("official", "trained", "standin")
 ENV_VAR = "MOEBIUS_WEIGHTS_DIR"
 DEFAULT_DIR = "weights"
 
@@ -172,7 +171,10 @@ def get_weight(key: str) -> WeightFile:
 
 def weights_root(weights_dir: str | os.PathLike | None = None) -> Path:
     """The weights directory: ``$MOEBIUS_WEIGHTS_DIR``, else the argument (config ``weights.dir``), else
-    ``./weights``. The environment wins because it is the machine's answer; the config is the project's."""
+    ``./weights``. The environment wins because it is the machine's answer; the config is the project's.
+
+    The only place that decides it: every caller passes ``cfg.weights.dir`` and lets this choose.
+    """
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
     return Path(weights_dir if weights_dir is not None else DEFAULT_DIR)

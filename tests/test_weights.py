@@ -12,7 +12,6 @@ import pytest
 from moebius import weights
 from moebius.weights import (
     ENV_VAR,
-    WEIGHT_KINDS,
     MissingWeightError,
     UnknownNameError,
     WeightChecksumError,
@@ -34,7 +33,6 @@ def test_registry_covers_every_external_file():
     keys = {w.key for w in list_weights()}
     assert REQUIRED <= keys
     assert [w.key for w in list_weights()] == sorted(keys)
-    assert WEIGHT_KINDS == ("official", "trained", "standin")
     for w in list_weights():
         assert w.licence and w.source and w.used_by
         assert w.sha256 is None or len(w.sha256) == 64

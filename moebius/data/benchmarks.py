@@ -17,7 +17,6 @@ from pathlib import Path
 
 from moebius.atomic import write_json
 from moebius.data.manifest import (
-    MANIFEST_NAME,
     ManifestRow,
     data_version,
     load_verified_image,
@@ -85,15 +84,3 @@ def prepare_benchmark(
     )
     write_manifest(out_dir, rows)  # last: its presence marks a complete benchmark folder
     return out_dir
-
-
-def is_complete(out_dir: Path) -> bool:
-    """True if ``out_dir`` holds a manifest whose images all exist (no hashing; see verify_manifest)."""
-    out_dir = Path(out_dir)
-    if not (out_dir / MANIFEST_NAME).exists():
-        return False
-    try:
-        ids = read_manifest(out_dir)["id"]
-    except DataError:
-        return False
-    return all((out_dir / f"{i}.png").exists() for i in ids)

@@ -264,20 +264,31 @@ def load_verified_image(image: str | os.PathLike, sha256: str | None = None) -> 
     return load_image(image, data)
 
 
+def manifest_version(path: str | os.PathLike) -> str:
+    """12 hex digits of the sha256 of a manifest file's bytes (an image or a mask manifest).
+
+    The one version hash of the project: ``data_version`` (datasets, benchmarks) and the mask-set
+    version of a metric record are both this. A missing file is a ``DataError``, never a placeholder
+    version: a record must not claim data it cannot name.
+    """
+    path = Path(path)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except FileNotFoundError:
+        raise DataError(f"manifest not found: {path}") from None
+
+
 def data_version(directory: str | os.PathLike) -> str:
-    """A 12-hex-digit hash of the manifest's bytes: the version recorded in every result."""
+    """The data version of an image manifest (a ``manifest.csv`` or its folder), recorded in every result.
+
+    The manifest is validated first (``read_manifest``): a malformed one is never versioned.
+    """
     path = _manifest_path(directory)
-    read_manifest(path)  # never version a malformed manifest
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    read_manifest(path)
+    return manifest_version(path)
 
 
 def row_for_png(image_id: str, source: str, png: bytes, width: int, height: int) -> ManifestRow:
     """The manifest row of PNG bytes just written as ``<id>.png``."""
     return ManifestRow(id=image_id, source=source, sha256=hashlib.sha256(png).hexdigest(), width=width, height=height)
 
-
-def row_for_file(directory: Path, image_id: str, source: str, width: int, height: int) -> ManifestRow:
-    """The manifest row of an existing ``<directory>/<id>.png`` (hashes the file)."""
-    return ManifestRow(
-        id=image_id, source=source, sha256=file_sha256(directory / f"{image_id}.png"), width=width, height=height
-    )

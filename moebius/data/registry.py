@@ -32,14 +32,11 @@ from moebius.errors import DataError, DownloadError, UnknownNameError
 
 __all__ = [
     "Archive",
-    "BenchmarkSpec",
-    "BENCHMARKS",
     "DATASETS",
     "DatasetSpec",
     "FFHQ_VALIDATION",
     "Split",
     "fetch_dataset",
-    "get_benchmark",
     "get_dataset",
     "list_datasets",
     "select_ids",
@@ -120,21 +117,6 @@ class DatasetSpec:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"dataset {self.name!r} has no split {name!r}{hint} (known: {', '.join(known)})")
-
-
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    """One evaluation protocol of Sec. 4.1 at full scale (the lead's config mirrors these)."""
-
-    name: str
-    dataset: str
-    split: str
-    n_images: int
-    size: int
-    preprocess: str  # preprocess.PREPROCESSORS key
-    selection: str  # selection rule applied to the split
-    masks: str
-    note: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,23 +420,6 @@ for _name, _domain, _desc in (
         )
     )
 
-BENCHMARKS: dict[str, BenchmarkSpec] = {
-    b.name: b
-    for b in (
-        BenchmarkSpec("places2_test", "places365", "test", 10_000, 512, "mat_crop", "seeded", "places2_test",
-                      "LaMa-style masks with 40-50% hole ratio (LDM / PowerPaint)"),
-        BenchmarkSpec("places2_large", "places365", "val", 36_500, 512, "mat_crop", "all", "mat_large_512"),
-        BenchmarkSpec("places2_small", "places365", "val", 36_500, 512, "mat_crop", "all", "mat_small_512"),
-        BenchmarkSpec("places2_256", "places365", "val", 36_500, 256, "migan_resize", "all", "migan_256"),
-        BenchmarkSpec("celebahq512", "celebahq", "val", 2_993, 512, "mat_crop", "all", "mat_large_512",
-                      "CelebA-HQ is 1024 px: mat_crop takes the central 512 (use migan_resize to downscale)"),
-        BenchmarkSpec("ffhq256", "ffhq", "val", 10_000, 256, "migan_resize", "all", "lama_thick_256",
-                      "which 10K follows ffhq_validation"),
-        BenchmarkSpec("lvis", "lvis", "sample", 10_000, 512, "mat_crop", "all", "places2_test"),
-        BenchmarkSpec("deepfakeface", "deepfakeface", "sample", 3_000, 512, "mat_crop", "all", "mat_large_512"),
-    )
-}
-
 
 def _lookup(table: dict, name: str, what: str):
     if name in table:
@@ -467,11 +432,6 @@ def _lookup(table: dict, name: str, what: str):
 def get_dataset(name: str) -> DatasetSpec:
     """The registered dataset ``name``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
     return _lookup(DATASETS, name, "dataset")
-
-
-def get_benchmark(name: str) -> BenchmarkSpec:
-    """The full-scale benchmark protocol ``name``."""
-    return _lookup(BENCHMARKS, name, "benchmark")
 
 
 def list_datasets(scale: str | None = None) -> list[str]:

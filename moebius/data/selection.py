@@ -4,7 +4,8 @@ Rules:
 * ``all``    every id, in the given order (``n`` must be None or equal to the count);
 * ``first``  the first ``n`` ids in the given order (MI-GAN / CoModGAN's FFHQ "first 10K");
 * ``last``   the last ``n`` ids (FFHQ's official validation = images 60000-69999);
-* ``seeded`` the ``n`` ids whose sha256(f"{seed}:{id}") is smallest, returned in the given order.
+* ``seeded`` the ``n`` ids whose seed ``moebius.seeding.derive("selection", seed, id)`` (the
+  sha256 of ``f"{seed}:{id}"``) is smallest, returned in the given order.
 
 ``seeded`` hashes ids instead of drawing from a NumPy generator so that the sample depends only on
 the seed and the set of ids: not on list order, not on the NumPy version's sampling algorithm,
@@ -14,16 +15,12 @@ and growing ``n`` keeps every previously chosen id (samples are nested).
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Sequence
 
 from moebius.errors import DataError, UnknownNameError
+from moebius.seeding import derive
 
 RULES = ("all", "first", "last", "seeded")
-
-
-def _seeded_key(seed: int, image_id: str) -> bytes:
-    return hashlib.sha256(f"{seed}:{image_id}".encode("utf-8")).digest()
 
 
 def select_ids(all_ids: Sequence[str], n: int | None, seed: int, rule: str) -> list[str]:
@@ -49,5 +46,5 @@ def select_ids(all_ids: Sequence[str], n: int | None, seed: int, rule: str) -> l
         return ids[:n]
     if rule == "last":
         return ids[len(ids) - n :]
-    chosen = set(sorted(ids, key=lambda i: _seeded_key(seed, i))[:n])
+    chosen = set(sorted(ids, key=lambda i: derive("selection", seed, i))[:n])
     return [i for i in ids if i in chosen]

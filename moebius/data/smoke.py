@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import resize_bicubic, save_png
 from moebius.errors import DataError, UnknownNameError
+from moebius.seeding import derive
 
 SPLITS = ("train", "test")
 TRAIN_FRACTION = 0.7  # natural: share of each photo's width that feeds `train`
@@ -90,11 +90,6 @@ def _faces() -> np.ndarray:
     if faces.dtype != np.uint8:  # older skimage returned floats in [0, 1]
         faces = np.clip(np.round(faces * 255.0), 0, 255).astype(np.uint8)
     return faces
-
-
-def _stable_code(text: str) -> int:
-    """A 32-bit integer from a name (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +174,7 @@ def smoke_image(name: str, split: str, index: int, size: int = 64, seed: int = 0
     spec = get_smoke_spec(name)
     if split not in SPLITS:
         raise DataError(f"smoke split must be one of {', '.join(SPLITS)}, got {split!r}")
-    rng = np.random.default_rng([seed, _stable_code(name), SPLITS.index(split), index])
+    rng = np.random.default_rng([seed, derive("smoke", name), SPLITS.index(split), index])
     make = _natural_image if spec.domain == "natural" else _portrait_image
     img, source = make(spec, split, size, rng)
     return np.ascontiguousarray(img), source

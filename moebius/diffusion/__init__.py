@@ -1,12 +1,12 @@
-"""Noise schedule, DDIM sampler with LCG classifier-free guidance, paste-back (paper Sec. 4.1)."""
+"""Latents, noise schedule, DDIM sampler with LCG classifier-free guidance, paste-back (paper Sec. 4.1)."""
 
 from moebius.diffusion.composite import composite, gaussian_blur, paste_back
+from moebius.diffusion.latents import decode, denoiser_input, encode, latent_mask, vae_factor
 from moebius.diffusion.sampler import (
     ddim_sample,
     ddim_step,
     inpaint_batch,
     sampling_timesteps,
-    vae_factor,
 )
 from moebius.diffusion.schedule import (
     NoiseSchedule,
@@ -14,11 +14,13 @@ from moebius.diffusion.schedule import (
     scaled_linear_schedule,
     truncate_by_strength,
 )
-from moebius.diffusion.seeding import image_generators, image_seed
+from moebius.diffusion.seeding import image_generators
 from moebius.errors import SamplerError
+from moebius.seeding import image_seed
 
 __all__ = [
-    "NoiseSchedule", "SamplerError", "composite", "ddim_sample", "ddim_step", "ddim_timesteps",
-    "gaussian_blur", "image_generators", "image_seed", "inpaint_batch", "paste_back",
-    "sampling_timesteps", "scaled_linear_schedule", "truncate_by_strength", "vae_factor",
+    "NoiseSchedule", "SamplerError", "composite", "ddim_sample", "ddim_step", "ddim_timesteps", "decode",
+    "denoiser_input", "encode", "gaussian_blur", "image_generators", "image_seed", "inpaint_batch",
+    "latent_mask", "paste_back", "sampling_timesteps", "scaled_linear_schedule", "truncate_by_strength",
+    "vae_factor",
 ]

@@ -1,6 +1,6 @@
 """Putting the known pixels back: hard compositing for scoring, optional blurred paste-back.
 
-MASKS.md (evaluation conventions): MAT, LaMa and MI-GAN all blend the output with the known region,
+docs/mask_protocols.md ("Evaluation conventions"): MAT, LaMa and MI-GAN all blend the output with the known region,
 ``x·known + y·hole``, before FID / LPIPS. The official Moebius pipeline can additionally paste the
 input back through a (blurred) mask after decoding, which hides the VAE's reconstruction error
 in the known region; ``paste_back`` is that step (pixel space, images in [-1, 1], mask 1 = hole).

@@ -1,8 +1,8 @@
 """DDIM sampling with LCG classifier-free guidance: the official Moebius / PixelHacker inference.
 
 Source: DDIM (Song et al. 2021, Eq. 12 with η = 0) on the ε-prediction parameterisation; the
-official pipeline (hustvl/Moebius, after diffusers' inpainting pipeline; model_facts.md "Forward
-signature and inputs"): 9-channel input cat[z_t, mask, z_masked], CFG batch [uncond, cond] with the
+official pipeline (hustvl/Moebius, after diffusers' inpainting pipeline; docs/model_facts.md,
+"Latents and the denoiser input" and "Sampling"): 9-channel input cat[z_t, mask, z_masked], CFG batch [uncond, cond] with the
 LCG foreground ids 10..19 as the unconditional branch and background ids 0..9 as the conditional
 one, ε = ε_fg + g·(ε_bg − ε_fg); 20 DDIM steps, scaled-linear β, noise offset 0.0357, strength 0.99.
 Guidance g defaults to 2.5 (natural) / 2.0 (portrait) (paper Sec. 4.1); g = 1 skips the uncond pass.
@@ -29,10 +29,10 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from moebius.config import SampleConfig
 from moebius.diffusion.composite import paste_back
+from moebius.diffusion.latents import decode, denoiser_input, encode, latent_mask, vae_factor
 from moebius.diffusion.schedule import (
     NoiseSchedule,
     ddim_timesteps,
@@ -45,39 +45,6 @@ from moebius.errors import SamplerError
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 """ε-prediction of the noisy latent at integer timestep t: (B,4,h,w), t → (B,4,h,w)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# VAE
-# ---------------------------------------------------------------------------------------------
-
-
-def vae_factor(vae: torch.nn.Module) -> int:
-    """Pixels per latent cell: 2^(number of VAE levels − 1) (8 for the SDXL VAE, 4 for smoke)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
-def encode(vae: torch.nn.Module, pixels: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
-    """Scaled latent of ``pixels`` in [-1, 1]: posterior mean + std·eps (eps None → the mean).
-
-    The official pipeline uses ``latent_dist.sample()``; we sample too, but with per-image noise
-    ``eps`` so the draw does not depend on the batch.
-    """
-    dist = vae.encode(pixels).latent_dist
-    z = dist.mean if eps is None else dist.mean + dist.std * eps
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (z - shift) * vae.config.scaling_factor
-
-
-def decode(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
-    """Pixels in [-1, 1] of scaled latents."""
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return vae.decode(latents / vae.config.scaling_factor + shift).sample.clamp(-1.0, 1.0)
-
-
-def latent_mask(masks: torch.Tensor, size: int) -> torch.Tensor:
-    """(B,1,H,W) pixel mask → (B,1,size,size), binarised at 0.5 then nearest-resized (official)."""
-    return F.interpolate((masks > 0.5).to(masks.dtype), size=(size, size), mode="nearest")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,20 +94,20 @@ def sampling_timesteps(sample_cfg: SampleConfig) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def guided_eps_fn(model: torch.nn.Module, cond: torch.Tensor, guidance: float) -> EpsFn:
-    """ε(x, t) of the removal model with LCG CFG; ``cond`` = cat[mask, z_masked] (B,5,h,w)."""
+def guided_eps_fn(model: torch.nn.Module, mask_latent: torch.Tensor, z_masked: torch.Tensor, guidance: float) -> EpsFn:
+    """ε(x, t) of the removal model with LCG CFG; the input is ``denoiser_input(x, mask_latent, z_masked)``."""
     from moebius.models.lcg import (
         lcg_ids,  # the models package owns the token convention
     )
 
-    b = cond.shape[0]
-    device = cond.device
+    b = z_masked.shape[0]
+    device = z_masked.device
     ids_bg = lcg_ids(b, conditional=True, device=device)  # (B, 10) ids 0..9
     ids_fg = lcg_ids(b, conditional=False, device=device)  # (B, 10) ids 10..19
     skip_uncond = guidance == 1.0
 
     def eps_fn(x: torch.Tensor, t: int) -> torch.Tensor:
-        x_in = torch.cat([x, cond], dim=1)  # (B, 9, h, w)
+        x_in = denoiser_input(x, mask_latent, z_masked)  # (B, 9, h, w)
         if skip_uncond:  # ε_fg + 1·(ε_bg − ε_fg) = ε_bg: half the compute
             ts = torch.full((b,), t, dtype=torch.long, device=device)
             return model(x_in, ts, ids_bg).sample
@@ -191,7 +158,7 @@ def inpaint_batch(
 ) -> torch.Tensor:
     """Inpaint a batch: images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole → (B,3,H,W) in [-1,1].
 
-    ``seeds[i]`` seeds image i's generator (use ``seeding.image_seed(run seed, id)``). The result is
+    ``seeds[i]`` seeds image i's generator (use ``moebius.seeding.image_seed(run seed, id)``). The result is
     pasted back through the (blurred) mask when ``sample_cfg.paste_back``; callers that score it
     still composite it hard (``composite``).
     """
@@ -210,21 +177,21 @@ def inpaint_batch(
     eps_gt = randn_per_image(gens, shape, device, dtype)
     noise = randn_per_image(gens, shape, device, dtype)
     # Noise offset: a per-image, per-channel constant added to the start noise, the form training
-    # uses (official --noise_offset). model_facts.md lists 0.0357 among the inference defaults; how
+    # uses (official --noise_offset). docs/model_facts.md lists 0.0357 among the inference defaults; how
     # the official pipeline applies it was not visible, so this form is our reading.
     offset = randn_per_image(gens, (shape[0], 1, 1), device, dtype)
     noise = noise + sample_cfg.noise_offset * offset
 
     hole = (masks > 0.5).to(dtype)
     z_masked = encode(vae, images * (1.0 - hole), eps_masked)  # (B, 4, h, h)
-    cond = torch.cat([latent_mask(masks, h), z_masked], dim=1)  # (B, 5, h, h)
+    m = latent_mask(masks, (h, h))  # (B, 1, h, h)
 
     schedule = scaled_linear_schedule(sample_cfg.beta_start, sample_cfg.beta_end, sample_cfg.num_train_timesteps)
     timesteps = sampling_timesteps(sample_cfg)
     z_gt = encode(vae, images, eps_gt) if sample_cfg.start == "gt_noised" else torch.zeros_like(noise)
     x = start_latents(sample_cfg.start, z_gt, noise, timesteps[0], schedule)
     z0 = ddim_sample(
-        guided_eps_fn(model, cond, float(guidance)),
+        guided_eps_fn(model, m, z_masked, float(guidance)),
         x,
         timesteps,
         step_ratio(sample_cfg.steps, sample_cfg.num_train_timesteps),

@@ -1,10 +1,14 @@
-"""The discrete noise schedule and the DDIM timestep grid the official pipeline samples on.
+"""The one noise schedule (training and sampling) and the DDIM timestep grid the official pipeline samples on.
 
 Source: DDPM (Ho et al. 2020) for q(z_t | z_0) = N(√ᾱ_t z_0, (1 − ᾱ_t) I); the "scaled_linear" β
-schedule of latent diffusion (β linear in √β from 0.00085 to 0.012 over 1000 steps) and DDIM
-(Song et al. 2021) timesteps with diffusers' "leading" spacing, as in the official Moebius /
-PixelHacker pipeline (``DDIMScheduler``: scaled_linear, clip_sample False; model_facts.md).
-``strength`` truncates the grid the way diffusers' img2img / inpaint pipelines do.
+schedule of latent diffusion (β linear in √β from 0.00085 to 0.012 over 1000 steps), the same in the
+official training script (``DDPMScheduler``) and pipeline (``DDIMScheduler``: scaled_linear,
+clip_sample False; docs/model_facts.md), and DDIM (Song et al. 2021) timesteps with diffusers'
+"leading" spacing. ``strength`` truncates the grid the way diffusers' img2img / inpaint pipelines do.
+
+ᾱ is one float64 table. The sampler reads it in float64 (``alpha_bar``); training's ``add_noise`` /
+``predict_x0`` read the same table cast to float32, as diffusers' DDPMScheduler keeps it, so the
+training numbers are those of the float32 schedule training used before the two were one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from moebius.errors import SamplerError
 
 @dataclass(frozen=True)
 class NoiseSchedule:
-    """ᾱ_t for t = 0..N−1 (float64 so that 1 − ᾱ near t = 0 keeps its digits)."""
+    """ᾱ_t for t = 0..N−1 (float64 so that 1 − ᾱ near t = 0 keeps its digits), and the forward process."""
 
     alphas_cumprod: torch.Tensor  # (N,) float64
     # DEVIATION (uncertain, official code): diffusers' DDIMScheduler defaults to set_alpha_to_one=True
@@ -35,6 +39,22 @@ class NoiseSchedule:
         if t < 0:
             return self.final_alpha_cumprod
         return float(self.alphas_cumprod[t])
+
+    def _coeffs(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(√ᾱ_t, √(1 − ᾱ_t)) in float32, shaped to broadcast over ``like`` (B, ...)."""
+        ac = self.alphas_cumprod.to(like.device)[t.long()].to(torch.float32)  # (B,)
+        shape = (-1,) + (1,) * (like.ndim - 1)
+        return ac.sqrt().view(shape), (1.0 - ac).sqrt().view(shape)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """z_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε for a batch of timesteps ``t`` (B,), computed in float32."""
+        a, s = self._coeffs(t, x0)
+        return (a * x0.float() + s * noise.float()).to(x0.dtype)
+
+    def predict_x0(self, z_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x̂0 = (z_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t (DDPMScheduler.step's pred_original_sample), float32."""
+        a, s = self._coeffs(t, z_t)
+        return (z_t.float() - s * eps.float()) / a
 
 
 def scaled_linear_schedule(

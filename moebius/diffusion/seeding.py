@@ -1,23 +1,14 @@
-"""Per-image random generators for sampling, so that results do not depend on batch size or order.
+"""Per-image noise for sampling, so that results do not depend on batch size or order.
 
 Following EDM's sampler (one seeded generator per image), each image draws all of its noise from
-its own ``torch.Generator``, seeded from (run seed, image id) through a stable hash (SHA-256, not
-Python's salted ``hash``): the same image gets the same noise in any batch, on any worker, on a
-resumed run. Noise is drawn on the CPU and moved to the model's device, so CPU and GPU runs start
-from the same numbers.
+its own ``torch.Generator``, seeded with ``moebius.seeding.image_seed(run seed, image id)``: the same
+image gets the same noise in any batch, on any worker, on a resumed run. Noise is drawn on the CPU
+and moved to the model's device, so CPU and GPU runs start from the same numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
-
-
-def image_seed(seed: int, image_id: str) -> int:
-    """A 63-bit seed for one image from the run seed and the image id."""
-    digest = hashlib.sha256(f"moebius-sample:{int(seed)}:{image_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
 def image_generators(seeds: list[int]) -> list[torch.Generator]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from moebius.config import Config
+from moebius.device import resolve_device
 from moebius.diffusion.seeding import image_generators
 from moebius.errors import EvalError
 
@@ -80,11 +80,6 @@ BASELINES: dict[str, BaselineSpec] = {
 CV2_RADIUS = 3  # px neighbourhood of cv2.inpaint (OpenCV's documented example value)
 
 
-def list_baselines() -> list[str]:
-    """Every registered method name, in table order."""
-    return list(BASELINES)
-
-
 # Ablation runs (Table 2: exp1..exp15; Table 5: loss_c..loss_cftp) are our own trained models too:
 # sampled exactly like Moebius, from their run folder.
 _ABLATION_RUN = re.compile(r"exp([1-9]|1[0-5])|loss_(c|cf|cft|cftp)")
@@ -119,11 +114,6 @@ def steps_for(cfg: Config, name: str) -> int | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _weights_dir(cfg: Config) -> str | None:
-    # $MOEBIUS_WEIGHTS_DIR overrides cfg.weights.dir (WeightsConfig); None lets moebius.weights read it.
-    return None if os.environ.get("MOEBIUS_WEIGHTS_DIR") else cfg.weights.dir
-
-
 def _resolve_pipeline(cfg: Config, spec: BaselineSpec) -> tuple[str | None, str]:
     """(local pipeline folder or None, weights_kind) for a diffusers baseline."""
     if cfg.scale == "smoke":
@@ -135,7 +125,7 @@ def _resolve_pipeline(cfg: Config, spec: BaselineSpec) -> tuple[str | None, str]
     except ImportError as exc:  # pragma: no cover - the weights registry ships with the package
         raise EvalError(f"{spec.name}: moebius.weights is unavailable ({exc})") from exc
     try:
-        path, kind = registry.resolve_or_standin(spec.weight_key, cfg.weights.allow_standin, _weights_dir(cfg))
+        path, kind = registry.resolve_or_standin(spec.weight_key, cfg.weights.allow_standin, cfg.weights.dir)
     except registry.WeightError as exc:
         raise EvalError(f"{spec.name}: {exc}") from exc
     return (str(path) if path is not None else None), kind
@@ -278,8 +268,8 @@ def _build_pipeline(cfg: Config, spec: BaselineSpec):
     from diffusers import FluxFillPipeline, StableDiffusion3InpaintPipeline
 
     cls = FluxFillPipeline if spec.name == "flux_fill" else StableDiffusion3InpaintPipeline
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    device = resolve_device("auto")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     return cls.from_pretrained(path, torch_dtype=dtype).to(device), None
 
 
@@ -324,7 +314,9 @@ def load_baseline(cfg: Config, name: str) -> Inpainter:
     ok, why = can_run(name, cfg)
     if not ok:
         raise EvalError(f"cannot run {name}: {why}")
-    key = (name, cfg.scale, cfg.weights.dir, cfg.weights.allow_standin, steps_for(cfg, name))
+    from moebius.weights import weights_root
+
+    key = (name, cfg.scale, str(weights_root(cfg.weights.dir)), cfg.weights.allow_standin, steps_for(cfg, name))
     if key not in _LOADED:
         if spec.family == "classical":
             _LOADED[key] = _cv2_inpainter("INPAINT_TELEA" if name == "telea" else "INPAINT_NS")

@@ -33,9 +33,10 @@ from tqdm import tqdm
 from moebius.atomic import atomic_path, write_json
 from moebius.config import Config, ConfigError, config_hash
 from moebius.data.manifest import check_id, verify_manifest
+from moebius.device import resolve_device
 from moebius.diffusion.composite import composite
-from moebius.diffusion.sampler import inpaint_batch, vae_factor
-from moebius.diffusion.seeding import image_seed
+from moebius.diffusion.latents import vae_factor
+from moebius.diffusion.sampler import inpaint_batch
 from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
@@ -44,6 +45,7 @@ from moebius.eval.baselines import (
     steps_for,
     weights_kind,
 )
+from moebius.seeding import image_seed
 
 MANIFEST = "manifest.csv"
 META = "meta.json"
@@ -236,7 +238,7 @@ def inpaint_benchmark(
     ids = manifest_ids(images_dir)
     masks, mask_info = read_masks(masks_dir, ids, bench.size)
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     model = vae = None
     if spec.family == "ours":
         model, vae, run_meta = _load_ours(run_dir, vae_dir, model_key)

@@ -33,7 +33,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,8 +45,8 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
-from moebius.data.manifest import data_version as manifest_version
-from moebius.data.manifest import verify_manifest
+from moebius.data.manifest import data_version, manifest_version, verify_manifest
+from moebius.device import resolve_device
 from moebius.errors import EvalError
 from moebius.records import make_record
 
@@ -130,12 +129,6 @@ def _check_same_size(pairs: Sequence[tuple[Path, Path]]) -> None:
         if size_a != size_b:
             raise EvalError(f"{Path(a).stem}: result {a} is {size_a[0]}x{size_a[1]} but ground truth {b} "
                             f"is {size_b[0]}x{size_b[1]}")
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +245,7 @@ def build_inception(
     """torch-fidelity's InceptionV3 (features "2048") on ``device`` and its weights kind."""
     weights, kind = inception_weights_file(allow_standin, weights_dir, standin_seed)
     extractor = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE], feature_extractor_weights_path=weights)
-    return extractor.to(_device(device)).eval(), kind
+    return extractor.to(resolve_device(device)).eval(), kind
 
 
 @torch.no_grad()
@@ -422,7 +415,7 @@ def build_lpips(
     if backbone is not None:
         _load_backbone(model, backbone)
         kind = "official"
-    return model.to(_device(device)).eval(), kind
+    return model.to(resolve_device(device)).eval(), kind
 
 
 @dataclass
@@ -526,7 +519,7 @@ def fid_interval(
     n = len(real)
     if resamples <= 0 or n < 4:
         return None
-    dev = _device(device)
+    dev = resolve_device(device)
     real, fake = real.to(dev), fake.to(dev)
     point = fid_from_features(real, fake)
     idx = torch.from_numpy(half_sample_indices(n, resamples, seed)).to(dev)
@@ -575,10 +568,6 @@ def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     return [ratios[i] for i in ids]
 
 
-def _file_version(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "none"
-
-
 def evaluate_samples(
     cfg: Config,
     samples_dir: str | Path,
@@ -611,7 +600,7 @@ def evaluate_samples(
     bins = hole_bin_labels(ratios, cfg.eval.hole_bins)
 
     allow, seed = cfg.weights.allow_standin, cfg.seed
-    wdir = os.environ.get("MOEBIUS_WEIGHTS_DIR") or cfg.weights.dir  # the env var wins (config.py)
+    wdir = cfg.weights.dir  # moebius.weights.weights_root lets $MOEBIUS_WEIGHTS_DIR win
     fid = compute_fid([r for _, _, r in pairs], [s for _, s, _ in pairs], allow_standin=allow, weights_dir=wdir,
                       batch_size=cfg.eval.batch_size, standin_seed=seed, device=device,
                       real_cache_dir=Path(cfg.paths.results) / "cache" / "fid_real")
@@ -619,14 +608,14 @@ def evaluate_samples(
                        allow_standin=allow, weights_dir=wdir, batch_size=cfg.eval.batch_size,
                        standin_seed=seed, device=device)
 
-    data_version = manifest_version(real_dir)
+    version = data_version(real_dir)
     base = {
         **(settings or {}),
         "lpips_net": cfg.eval.lpips_net,
         "lpips_range": cfg.eval.lpips_range,
         "bootstrap": cfg.eval.bootstrap,
         "ci_level": CI_LEVEL,
-        "mask_set": _file_version(masks_dir / "manifest.csv"),
+        "mask_set": manifest_version(masks_dir / "manifest.csv"),
     }
 
     def kind(extractor_kind: str) -> str:
@@ -635,7 +624,7 @@ def evaluate_samples(
     def record(metric: str, value: float, n: int, ci: tuple[float, float] | None, extractor_kind: str,
                **extra: Any) -> dict:
         return make_record(cfg, model=model, benchmark=benchmark, metric=metric, value=value, n_images=n,
-                           weights_kind=kind(extractor_kind), data_version=data_version,
+                           weights_kind=kind(extractor_kind), data_version=version,
                            settings={**base, **extra}, ci=ci)
 
     boot = cfg.eval.bootstrap

@@ -23,23 +23,20 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from moebius.atomic import atomic_open
 from moebius.config import Config
+from moebius.device import resolve_device
+from moebius.diffusion.latents import vae_factor
 from moebius.errors import EvalError
 from moebius.records import make_record
 
-VAE_FACTOR = 8  # SDXL VAE f8: a 512x512 image is a 64x64 latent
 TIMESTEP = 999  # model_facts.md measured FLOPs at t=999; the cost does not depend on t
-IN_CHANNELS = 9  # cat[noisy latent 4, mask 1, masked-image latent 4]
 
 PROFILE_MODELS: dict[str, str] = {
     "moebius": "student",
@@ -207,15 +204,6 @@ def torch_flops(model: nn.Module, inputs: Any) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; asking for cuda without one is an EvalError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EvalError("profile.device is 'cuda' but torch.cuda.is_available() is False")
-    return torch.device(device)
-
-
 def time_step(
     model: nn.Module,
     inputs: Any,
@@ -288,11 +276,12 @@ def step_inputs(
 
     device = torch.device(device)
     side = model.latent_size  # type: ignore[attr-defined]
+    channels = model.spec.in_channels  # type: ignore[attr-defined]  # cat[z_t 4, mask 1, z_masked 4]
     if device.type == "meta":
-        latents = torch.empty(batch, IN_CHANNELS, side, side, device=device, dtype=dtype)
+        latents = torch.empty(batch, channels, side, side, device=device, dtype=dtype)
     else:
         gen = torch.Generator().manual_seed(seed)
-        latents = torch.randn(batch, IN_CHANNELS, side, side, generator=gen, dtype=dtype).to(device)
+        latents = torch.randn(batch, channels, side, side, generator=gen, dtype=dtype).to(device)
     timesteps = torch.full((batch,), TIMESTEP, dtype=torch.long, device=device)
     if batch % 2 == 0:
         ids = cfg_ids(batch // 2, device=device)
@@ -330,14 +319,17 @@ def compute_counts(arch: str, preset: str) -> dict[str, int]:
 
 
 def _resolution(model: nn.Module, requested: int, preset: str) -> int:
+    from moebius.models.vae import vae_config
+
     latent = model.latent_size  # type: ignore[attr-defined]
-    if requested // VAE_FACTOR == latent and requested % VAE_FACTOR == 0:
+    factor = vae_factor(vae_config(preset))  # the VAE that goes with the preset (f8 paper, f4 smoke)
+    if requested // factor == latent and requested % factor == 0:
         return requested
     if preset == "smoke":
-        return latent * VAE_FACTOR  # tiny presets have their own fixed latent side
+        return latent * factor  # tiny presets have their own fixed latent side
     raise EvalError(
         f"profile.resolution {requested} does not match the {preset} model's latent side {latent} "
-        f"(x{VAE_FACTOR} = {latent * VAE_FACTOR})"
+        f"(x{factor} = {latent * factor})"
     )
 
 
@@ -362,7 +354,7 @@ def profile_model(
         raise EvalError(f"unknown profile model {name!r}; choose one of {', '.join(PROFILE_MODELS)}")
     arch = PROFILE_MODELS[name]
     kind = weights_kind or ("official" if cfg.scale == "full" else "standin")
-    device = resolve_device(cfg.profile.device)
+    device = resolve_device(cfg.profile.device, "profile.device")
     threads = cfg.profile.threads if device.type == "cpu" else None
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
@@ -421,20 +413,3 @@ def profile_model(
                batch=1, steps=cfg.sample.steps, basis="ms_per_step")
     )
     return records
-
-
-CSV_COLUMNS = ("model", "metric", "value", "preset", "arch", "device", "threads", "resolution", "batch",
-               "p10", "p90", "weights_kind", "scale", "git_commit")
-
-
-def profile_to_csv(records: Sequence[dict], out_csv: str | Path) -> Path:
-    """Flatten profile records into one tidy CSV (one row per record), written atomically."""
-    rows = []
-    for rec in records:
-        settings = rec.get("settings", {})
-        row = {col: rec.get(col, settings.get(col)) for col in CSV_COLUMNS}
-        rows.append(row)
-    out_csv = Path(out_csv)
-    with atomic_open(out_csv, "w", encoding="utf-8", newline="") as fh:
-        pd.DataFrame(rows, columns=list(CSV_COLUMNS)).to_csv(fh, index=False)
-    return out_csv

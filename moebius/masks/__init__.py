@@ -1,8 +1,8 @@
 """Mask protocols of the Moebius benchmarks (MAT, CoModGAN / MI-GAN, LaMa, Places2 40–50 %).
 
-Source: /work/shared/protocols/MASKS.md. Convention: in memory a mask is bool, True = hole; on disk
+Source: docs/mask_protocols.md. Convention: in memory a mask is bool, True = hole; on disk
 a uint8 PNG, 255 = hole, 0 = known (``polarity.py``). Each mask is drawn from its own generator
-seeded from (protocol, version, seed, image id) (``seeding.py``; a documented departure from the
+seeded from (protocol, version, seed, image id) (``moebius/seeding.py``; a documented departure from the
 reference code's global NumPy RNG).
 """
 
@@ -11,7 +11,7 @@ from moebius.masks.generate import generate_mask, resize_nearest, sample_trainin
 from moebius.masks.load import MaskSetInfo, read_mask, read_mask_set
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.registry import Protocol, get_protocol, list_protocols
-from moebius.masks.seeding import mask_rng
+from moebius.seeding import mask_rng
 from moebius.masks.stats import (
     hole_ratios,
     mask_stats,

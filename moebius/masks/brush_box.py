@@ -1,6 +1,6 @@
 """MAT / CoModGAN / MI-GAN brush-and-box masks ("RandomMask" + "RandomBrush").
 
-Source: /work/shared/protocols/MASKS.md, section "MAT / CoModGAN / MI-GAN brush-and-box generator",
+Source: docs/mask_protocols.md, section "MAT / CoModGAN / MI-GAN brush-and-box generator",
 which describes fenglinglwb/MAT ``datasets/mask_generator_{512,256}{,_small}.py`` and
 zsyzzsoft/co-mod-gan ``dataset_tools/tfrecord_utils.py`` (also used by MI-GAN). Independent code,
 written from that description. Returns a bool array, True = hole (project convention, see

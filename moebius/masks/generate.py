@@ -1,7 +1,7 @@
 """Drawing single masks: reproducible per-id masks for stored sets, and on-the-fly training masks.
 
 Source: DESIGN.md / STYLE.md ("per-image generators for masks"); the generators are in
-``brush_box.py`` and ``lama.py``, the per-mask seeding in ``seeding.py``. Masks are bool arrays,
+``brush_box.py`` and ``lama.py``, the per-mask seeding in ``moebius/seeding.py``. Masks are bool arrays,
 True = hole.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from moebius.errors import MaskError
 from moebius.masks.registry import get_protocol
-from moebius.masks.seeding import mask_rng
+from moebius.seeding import mask_rng
 
 
 def resize_nearest(hole: np.ndarray, size: int) -> np.ndarray:

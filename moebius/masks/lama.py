@@ -1,6 +1,6 @@
 """LaMa masks: irregular strokes or boxes (one kind per mask), and LaMa's mask-dataset pipeline.
 
-Source: /work/shared/protocols/MASKS.md, section "LaMa generator", describing advimman/lama
+Source: docs/mask_protocols.md, section "LaMa generator", describing advimman/lama
 ``saicinpainting/training/data/masks.py`` (``make_random_irregular_mask``,
 ``make_random_rectangle_mask``, ``MixedMaskGenerator``) and ``bin/gen_mask_dataset.py`` with the
 ``configs/data_gen/random_{thick,medium,thin}_{256,512}.yaml`` settings. Independent code, written

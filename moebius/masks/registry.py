@@ -3,7 +3,7 @@
 Source: MASKS.md (generator tables) and DESIGN.md (``masks/<protocol>/v<version>/``). A protocol is
 a name, a version, a native size and a draw function ``rng -> bool mask (True = hole)``. A version
 is bumped whenever the masks a (name, seed, id) produces would change; the version is part of each
-mask's seed (``seeding.mask_rng``), so two versions never share masks.
+mask's seed (``moebius.seeding.mask_rng``), so two versions never share masks.
 
 | name | generator | counts / config |
 |---|---|---|

@@ -4,7 +4,7 @@ Source: DESIGN.md "Contracts between phases" (mask set: ``masks/<protocol>/v<ver
 ``manifest.csv``) and MASKS.md pitfalls (FID depends on the mask set, so sets are generated once and
 stored, and the drawing library's version is recorded). PNGs are single-channel uint8, 255 = hole,
 0 = known (``polarity.py``). Each mask depends only on (protocol, version, seed, id)
-(``seeding.py``), so the bytes are the same for any worker count or order.
+(``moebius/seeding.py``), so the bytes are the same for any worker count or order.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -152,14 +151,3 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     meta.update(metadata or {})
     with atomic_path(p) as tmp:
         save_file(state, str(tmp), metadata=meta)
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata stored in a ``.safetensors`` file by ``save_weights``."""
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return dict(fh.metadata() or {})
-    except OSError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read metadata of {path}: truncated or corrupt safetensors file ({_reason(exc)})") from exc

@@ -59,14 +59,6 @@ class RemovalModel(nn.Module):
         """Full state-dict name of θ_C (paper): the last layer before the coarse feature."""
         return f"diff_model.{self.diff_model.coarse_layer_param()}"
 
-    def get_parameter_by_name(self, name: str) -> nn.Parameter:
-        """The parameter called ``name`` (e.g. ``final_layer_param``)."""
-        return self.get_parameter(name)
-
-    def num_parameters(self) -> int:
-        """Trainable + frozen parameters (buffers excluded), the paper's "Params"."""
-        return sum(p.numel() for p in self.parameters())
-
     def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
         """Recompute U-Net blocks in backward (training only) to save activation memory."""
         self.diff_model.gradient_checkpointing = enabled

@@ -56,7 +56,3 @@ def build_vae(preset: str) -> AutoencoderKL:
     """A freshly initialised ``AutoencoderKL`` for ``preset``."""
     return AutoencoderKL(**vae_config(preset))
 
-
-def downsampling_factor(vae: AutoencoderKL) -> int:
-    """Pixels per latent cell along one side (8 for SDXL, 4 for ``smoke``)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)

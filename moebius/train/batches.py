@@ -8,46 +8,25 @@ The sample stream is infinite: global position p = ((step·accum + micro)·world
 e = p // N visits the N training images in a permutation seeded by (seed, e). The mask of position p
 is drawn by ``moebius.masks.generate.sample_training_mask`` from a generator seeded by (seed, p).
 
-Denoiser input (official ``RemovalModel``): cat[z_t (4), mask (1, 1 = hole, nearest-resized to the
-latent grid), z_masked (4)], where z_masked encodes image·(1-mask) with the image in [-1, 1] and both
-latents are ``vae.encode(...).latent_dist.sample() · vae.config.scaling_factor``.
+Denoiser input (official ``RemovalModel``): ``moebius.diffusion.latents`` owns it (VAE scale and
+shift, the latent mask, cat[z_t, mask, z_masked]), the same functions the sampler calls.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from moebius.diffusion.latents import denoiser_input, encode, latent_mask
+from moebius.diffusion.schedule import NoiseSchedule
 from moebius.errors import TrainError
-from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
-
-# ---------------------------------------------------------------------------------------------
-# Seeding
-# ---------------------------------------------------------------------------------------------
-
-
-def derive_seed(seed: int, *keys: int | str) -> int:
-    """A 63-bit seed from the run seed and any keys (step, rank, a purpose tag), stable across runs."""
-    blob = "/".join(str(k) for k in (seed, *keys)).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
-
-
-def torch_generator(seed: int, *keys: int | str) -> torch.Generator:
-    """A CPU torch.Generator seeded by ``derive_seed``."""
-    return torch.Generator().manual_seed(derive_seed(seed, *keys))
-
-
-def numpy_rng(seed: int, *keys: int | str) -> np.random.Generator:
-    """A numpy Generator seeded by ``derive_seed``."""
-    return np.random.default_rng(derive_seed(seed, *keys))
-
+from moebius.seeding import numpy_rng
+from moebius.train.noising import sample_noise, sample_timesteps
 
 # ---------------------------------------------------------------------------------------------
 # Images on disk
@@ -76,12 +55,10 @@ def list_images(data_root: str | Path, datasets: Sequence[str], split: str) -> l
 
 
 def data_versions(data_root: str | Path, datasets: Sequence[str], split: str) -> dict[str, str]:
-    """sha256 (first 12 hex) of each dataset split's manifest: the data version a run was trained on."""
-    out = {}
-    for name in datasets:
-        manifest = dataset_dir(data_root, name, split) / "manifest.csv"
-        out[f"{name}/{split}"] = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12] if manifest.is_file() else "absent"
-    return out
+    """``moebius.data.manifest.data_version`` of each dataset split: the data a run was trained on."""
+    from moebius.data.manifest import data_version
+
+    return {f"{name}/{split}": data_version(dataset_dir(data_root, name, split)) for name in datasets}
 
 
 def _to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
@@ -119,7 +96,7 @@ class TrainStream(torch.utils.data.Dataset):
     def image_index(self, position: int) -> int:
         epoch, offset = divmod(position, len(self.paths))
         if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, numpy_rng(self.seed, "epoch", epoch).permutation(len(self.paths)))
+            self._perm = (epoch, numpy_rng("train", self.seed, "epoch", epoch).permutation(len(self.paths)))
         return int(self._perm[1][offset])
 
     def load(self, index: int) -> torch.Tensor:
@@ -135,7 +112,7 @@ class TrainStream(torch.utils.data.Dataset):
         return img
 
     def mask(self, position: int) -> torch.Tensor:
-        rng = numpy_rng(self.seed, "mask", position)
+        rng = numpy_rng("train", self.seed, "mask", position)
         if not self.mask_protocols:  # VAE training: no masks
             return torch.zeros(1, self.size, self.size)
         from moebius.masks.generate import sample_training_mask
@@ -186,29 +163,6 @@ def batch_loader(
         num_workers=num_workers,
         persistent_workers=False,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Latents and the 9-channel input
-# ---------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def encode(vae: torch.nn.Module, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Scaled VAE latents: latent_dist.sample() · scaling_factor (never a literal 0.13025)."""
-    dist = vae.encode(images).latent_dist
-    eps = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
-    return (dist.mean + dist.std * eps) * vae.config.scaling_factor
-
-
-def latent_mask(mask: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
-    """Binarise at 0.5 and nearest-resize to the latent grid (official: F.interpolate default mode)."""
-    return F.interpolate((mask > 0.5).float(), size=latent_hw, mode="nearest")
-
-
-def denoiser_input(z_t: torch.Tensor, mask_latent: torch.Tensor, z_masked: torch.Tensor) -> torch.Tensor:
-    """cat[z_t (4), mask (1), z_masked (4)] -> (B, 9, h, w)."""
-    return torch.cat([z_t, mask_latent.to(z_t.dtype), z_masked.to(z_t.dtype)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------

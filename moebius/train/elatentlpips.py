@@ -2,7 +2,7 @@
 
 Our own re-implementation of the network of Kang et al., "Diffusion2GAN" / ``elatentlpips`` (the package
 is not installed here), built so that its ``state_dict`` has exactly the keys and shapes of the official
-``sdxl_latest_vgg16_tuned.pth`` (see shared/reference/elatentlpips_sdxl_state_dict.tsv):
+``sdxl_latest_vgg16_tuned.pth`` (see tests/train/manifests/elatentlpips_sdxl_state_dict.tsv):
 
 - trunk: torchvision ``vgg16_bn`` features with the first conv taking the 4 latent channels (4 -> 64)
   and the first three max-pools replaced by identities (a 64x64 latent is already 8x downsampled),
@@ -203,6 +203,4 @@ def build_perceptual_net(kind: str, cfg: "Config") -> tuple[ELatentLPIPS, str]:
         from moebius.weights import resolve_weight
     except ImportError as exc:
         raise TrainError("moebius.weights is not available: cannot resolve elatentlpips_sdxl") from exc
-    from moebius.train.official import weights_dir
-
-    return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, weights_dir(cfg))), "official"
+    return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, cfg.weights.dir)), "official"

@@ -59,12 +59,11 @@ from tqdm import tqdm
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, TrainConfig, config_hash, to_dict
 from moebius.errors import MoebiusError, TrainError
+from moebius.seeding import derive, torch_generator
 from moebius.train.batches import (
     StreamLayout,
     TrainStream,
     batch_loader,
-    derive_seed,
-    torch_generator,
 )
 from moebius.train.optim import build_optimizer, lr_at
 from moebius.train.state import (
@@ -414,9 +413,9 @@ def _train(
         for micro in range(accum):
             images, masks = next(loader)
             images, masks = images.to(info.device, non_blocking=True), masks.to(info.device, non_blocking=True)
-            seed = derive_seed(cfg.seed, spec.kind, step, micro, info.rank)
+            seed = derive("train", cfg.seed, spec.kind, step, micro, info.rank)
             torch.manual_seed(seed)  # dropout and any other global draw: per step, not running
-            ctx = StepContext(step, micro, info.rank, info.device, torch_generator(seed))
+            ctx = StepContext(step, micro, info.rank, info.device, torch_generator("train", cfg.seed, spec.kind, step, micro, info.rank))
             sync = micro == accum - 1 or info.world_size == 1
             with _maybe_no_sync(ddp_model, sync):  # forward and backward both inside, as DDP requires
                 with _autocast(info.device, amp):

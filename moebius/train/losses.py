@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moebius.diffusion.schedule import NoiseSchedule
 from moebius.errors import TrainError
-from moebius.train.noising import NoiseSchedule
 
 LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")
 KD_LOSSES = ("c_kd", "f_kd")

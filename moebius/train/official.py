@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +38,12 @@ def weight_name(kind: str, variant: str) -> str:
     return _WEIGHT_NAMES[kind].format(variant=variant)
 
 
-def weights_dir(cfg: Config) -> str:
-    """$MOEBIUS_WEIGHTS_DIR if set, else ``cfg.weights.dir``."""
-    return os.environ.get("MOEBIUS_WEIGHTS_DIR") or cfg.weights.dir
-
-
 def _resolve(name: str, cfg: Config) -> Path:
     try:
         from moebius.weights import resolve_weight
     except ImportError as exc:
         raise TrainError(f"moebius.weights is not available: cannot resolve {name}") from exc
-    return Path(resolve_weight(name, weights_dir(cfg)))
+    return Path(resolve_weight(name, cfg.weights.dir))
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -24,14 +24,16 @@ import torch
 from torch import nn
 
 from moebius.config import Config, TrainConfig
+from moebius.diffusion.latents import vae_factor
+from moebius.diffusion.schedule import NoiseSchedule, scaled_linear_schedule
 from moebius.errors import TrainError
+from moebius.seeding import derive, torch_generator
 from moebius.train.balance import balance
 from moebius.train.batches import (
     TrainStream,
     data_versions,
     diffusion_batch,
     list_images,
-    torch_generator,
 )
 from moebius.train.elatentlpips import build_perceptual_net
 from moebius.train.loop import RunSpec, StepContext, mean_across_ranks, run_training
@@ -43,7 +45,6 @@ from moebius.train.losses import (
     TaskLoss,
     check_losses,
 )
-from moebius.train.noising import NoiseSchedule
 from moebius.train.state import WEIGHTS_NAME, load_weights, read_run, save_weights
 
 UNCOND_PROB = 0.1  # share of samples trained with the unconditional LCG ids (CFG dropout)
@@ -77,18 +78,11 @@ def build_autoencoder(preset: str) -> nn.Module:
 def schedule_of(cfg: Config) -> NoiseSchedule:
     """The DDPM training schedule, shared with the sampler's config (β 0.00085-0.012, 1000 steps)."""
     s = cfg.sample
-    return NoiseSchedule(s.beta_start, s.beta_end, s.num_train_timesteps)
-
-
-def vae_factor(vae: nn.Module) -> int:
-    """Pixels per latent cell: 2^(levels - 1) of the AutoencoderKL."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+    return scaled_linear_schedule(s.beta_start, s.beta_end, s.num_train_timesteps)
 
 
 def _init_seed(cfg: Config, name: str) -> None:
-    from moebius.train.batches import derive_seed
-
-    torch.manual_seed(derive_seed(cfg.seed, "init", name))  # the same fresh weights on every rank
+    torch.manual_seed(derive("train", cfg.seed, "init", name))  # the same fresh weights on every rank
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +137,7 @@ class _VAEReconstruction(nn.Module):
 def latent_std(vae: nn.Module, stream: TrainStream, seed: int, max_images: int = 512, batch: int = 32) -> float:
     """Std of posterior samples of the training images (the diffusers recipe for scaling_factor)."""
     n = min(len(stream), max_images)
-    gen = torch_generator(seed, "latent-std")
+    gen = torch_generator("train", seed, "latent-std")
     device = next(vae.parameters()).device
     zs = []
     with torch.no_grad():
@@ -162,7 +156,7 @@ def train_vae(
     cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: int | None = None, fresh: bool = False
 ) -> Path:
     """Train the smoke VAE (or, with ``model.vae_source: official``, install the SDXL VAE)."""
-    if cfg.model.vae_source == "official":
+    if cfg.model.weights_source("vae") == "official":
         from moebius.train.official import prepare_official
 
         return prepare_official(cfg, "vae", "pretrained", out_dir)
@@ -233,7 +227,7 @@ def train_teacher(
     fresh: bool = False,
 ) -> Path:
     """Train the teacher from scratch (smoke) or install the official PixelHacker weights (full)."""
-    if cfg.model.teacher_source == "official":
+    if cfg.model.weights_source("teacher") == "official":
         from moebius.train.official import prepare_official
 
         return prepare_official(cfg, "teacher", "pretrained", out_dir)
@@ -377,10 +371,10 @@ def finetune(
         raise TrainError(f"unknown fine-tuning target {target!r}; choose from {sorted(cfg.finetune.targets)}")
     if model not in ("student", "teacher"):
         raise TrainError(f"finetune model must be 'student' or 'teacher', got {model!r}")
-    if model == "teacher" and cfg.model.teacher_source == "official":
+    if cfg.model.weights_source(model) == "official":  # the published fine-tuned checkpoint instead
         from moebius.train.official import prepare_official
 
-        return prepare_official(cfg, "teacher", f"ft_{target}", out_dir)
+        return prepare_official(cfg, model, f"ft_{target}", out_dir)
     tgt = cfg.finetune.targets[target]
     train = dataclasses.replace(cfg.finetune.train, steps=tgt.steps, global_batch=tgt.global_batch, datasets=tgt.datasets)
     vae = load_vae(vae_dir)

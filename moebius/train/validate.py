@@ -16,16 +16,16 @@ import torch
 
 from moebius.atomic import write_text
 from moebius.config import Config
+from moebius.diffusion.latents import vae_factor
 from moebius.errors import TrainError
+from moebius.seeding import derive, torch_generator
 from moebius.train.batches import (
     TrainStream,
-    derive_seed,
     diffusion_batch,
     list_images,
-    torch_generator,
 )
 from moebius.train.losses import TaskLoss
-from moebius.train.runs import load_run, load_vae, schedule_of, vae_factor
+from moebius.train.runs import load_run, load_vae, schedule_of
 from moebius.train.state import METRICS_CSV, read_metrics
 
 VAL_TIMESTEPS = "uniform"  # every noise level weighted equally when comparing runs
@@ -46,7 +46,7 @@ def validation_loss(
         raise TrainError(f"n_batches and batch_size must be >= 1, got {n_batches}, {batch_size}")
     model, _ = load_run(run_dir)
     vae = load_vae(vae_dir)
-    seed = derive_seed(cfg.seed, "validation")
+    seed = derive("train", cfg.seed, "validation")
     stream = TrainStream(
         list_images(cfg.paths.data, (dataset,), split), model.latent_size * vae_factor(vae), seed, cfg.masks.train_protocols
     )
@@ -55,7 +55,7 @@ def validation_loss(
     for i in range(n_batches):
         pos = range(i * batch_size, (i + 1) * batch_size)
         images, masks = (torch.stack(x) for x in zip(*(stream[p] for p in pos)))
-        b = diffusion_batch(vae, images, masks, torch_generator(seed, "batch", i), schedule, VAL_TIMESTEPS, 0.0, 0.0)
+        b = diffusion_batch(vae, images, masks, torch_generator("train", seed, "batch", i), schedule, VAL_TIMESTEPS, 0.0, 0.0)
         total += float(task(model(b.x, b.t, b.ids).sample, b.noise))
     return total / n_batches
 

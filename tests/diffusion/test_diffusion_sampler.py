@@ -14,7 +14,7 @@ from moebius.diffusion import SamplerError, inpaint_batch, paste_back
 from moebius.diffusion.composite import gaussian_blur
 from moebius.diffusion.sampler import ddim_sample, guided_eps_fn, start_latents
 from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
-from moebius.diffusion.seeding import image_seed
+from moebius.seeding import image_seed
 
 FAST = SampleConfig(steps=4, paste_back=False)
 
@@ -53,15 +53,15 @@ def test_guidance_batches_uncond_then_cond_and_combines() -> None:
             return SimpleNamespace(sample=value.expand(x.shape[0], 4, *x.shape[2:]))
 
     m = Constant()
-    cond = torch.zeros(2, 5, 4, 4)
-    eps = guided_eps_fn(m, cond, 2.5)(torch.zeros(2, 4, 4, 4), 500)
+    mask_latent, z_masked = torch.zeros(2, 1, 4, 4), torch.zeros(2, 4, 4, 4)
+    eps = guided_eps_fn(m, mask_latent, z_masked, 2.5)(torch.zeros(2, 4, 4, 4), 500)
     torch.testing.assert_close(eps, torch.full_like(eps, 1.0 + 2.5 * (3.0 - 1.0)))
     ids = m.seen[-1]
     assert ids.shape == (4, 10)
     assert ids[:2].min() == 10 and ids[2:].max() == 9  # [uncond (foreground), cond (background)]
 
     m.seen.clear()
-    eps1 = guided_eps_fn(m, cond, 1.0)(torch.zeros(2, 4, 4, 4), 500)
+    eps1 = guided_eps_fn(m, mask_latent, z_masked, 1.0)(torch.zeros(2, 4, 4, 4), 500)
     assert m.seen[-1].shape == (2, 10) and m.seen[-1].max() == 9  # g = 1: conditional pass only
     torch.testing.assert_close(eps1, torch.full_like(eps1, 3.0))
 

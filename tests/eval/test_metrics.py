@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from moebius.data.manifest import row_for_file, write_manifest
+from moebius.data.manifest import row_for_png, write_manifest
 from moebius.errors import EvalError
 from moebius.eval import metrics as M
 
@@ -40,7 +40,7 @@ def _write_set(root: Path, seed: int, noise: int = 0, base_seed: int | None = No
 def sets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("metrics")
     real = _write_set(root / "real", seed=1)
-    write_manifest(real, [row_for_file(real, f"img{i:02d}", "x", SIZE, SIZE) for i in range(N_IMAGES)])
+    write_manifest(real, [row_for_png(p.stem, "x", p.read_bytes(), SIZE, SIZE) for p in sorted(real.glob("*.png"))])
     fake = _write_set(root / "fake", seed=2, noise=60, base_seed=1)
     (fake / "meta.json").write_text(json.dumps({"weights_kind": "trained", "model": "moebius", "benchmark": "b"}))
     masks = root / "masks"

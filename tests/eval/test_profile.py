@@ -187,7 +187,7 @@ def test_paper_convention_macs_match_table2(name, gmacs, paper, exact):
 @needs_models
 def test_profile_model_smoke_records():
     from moebius.config import load_config
-    from moebius.eval.profile import profile_model, profile_to_csv
+    from moebius.eval.profile import profile_model
 
     cfg = load_config("config/smoke.yaml")
     records = profile_model(cfg, "moebius", "smoke")

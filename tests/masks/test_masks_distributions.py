@@ -1,6 +1,6 @@
 """Hole-ratio distributions of every protocol against an independent reference implementation.
 
-The reference below is written again, straight from /work/shared/protocols/MASKS.md, in the style of
+The reference below is written again, straight from docs/mask_protocols.md, in the style of
 the original repositories: scalar draws one at a time from one ``default_rng`` stream (a different
 stream from the package's per-mask generators), the MAT canvas built as 1 = known, strokes drawn
 segment by segment with ``cv2.line``, LaMa's dataset pipeline run literally (5 candidates, drop

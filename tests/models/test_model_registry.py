@@ -35,7 +35,7 @@ def test_smoke_model_attributes() -> None:
     model = build_model("exp5", "smoke")
     assert model.preset == "smoke" and model.latent_size == 16 and model.name == "exp5"
     assert model.final_layer_param == "diff_model.conv_out.conv_pw.weight"
-    assert isinstance(model.get_parameter_by_name(model.coarse_layer_param), torch.nn.Parameter)
+    assert isinstance(model.get_parameter(model.coarse_layer_param), torch.nn.Parameter)
 
 
 def test_student_linear_init_is_xavier() -> None:

@@ -2,8 +2,9 @@
 import pytest
 import torch
 
+from moebius.diffusion.latents import vae_factor
 from moebius.errors import UnknownNameError
-from moebius.models.vae import build_vae, downsampling_factor, sdxl_vae_config
+from moebius.models.vae import build_vae, sdxl_vae_config, vae_config
 
 
 def test_paper_config_is_the_shipped_sdxl_json() -> None:
@@ -16,7 +17,8 @@ def test_paper_config_is_the_shipped_sdxl_json() -> None:
 def test_smoke_vae_is_factor_four() -> None:
     torch.manual_seed(0)
     vae = build_vae("smoke")
-    assert downsampling_factor(vae) == 4 and vae.config.latent_channels == 4
+    assert vae_factor(vae) == vae_factor(vae_config("smoke")) == 4 and vae.config.latent_channels == 4
+    assert vae_factor(sdxl_vae_config()) == 8
     with torch.no_grad():
         z = vae.encode(torch.randn(2, 3, 64, 64)).latent_dist.sample() * vae.config.scaling_factor
         assert z.shape == (2, 4, 16, 16)

@@ -12,7 +12,7 @@ from moebius.models.registry import MODEL_NAMES, build_model
 from moebius.models.student import student_spec
 from moebius.models.variants import EXPERIMENTS, variant_spec
 
-# "Table 2 variants rebuilt" and "Parameter counts" in shared/reference/model_facts.md
+# "Table 2 variants" and "State dicts and parameter counts" in docs/model_facts.md
 FACT_PARAMS = {
     "student": 226_041_531,
     "teacher": 862_251_708,

@@ -131,7 +131,7 @@ def tiny_cfg_dict(data: Path) -> dict:
         "scale": "smoke",
         "seed": 3,
         "paths": {"data": str(data)},
-        "model": {"preset": "smoke", "vae_source": "train", "teacher_source": "train"},
+        "model": {"preset": "smoke", "vae_source": "train", "teacher_source": "train", "student_source": "train"},
         "masks": {"train_protocols": ["mat_large_512"]},
         "vae_train": tiny_train(optimizer="adamw"),
         "teacher_train": tiny_train(),

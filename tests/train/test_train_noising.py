@@ -8,13 +8,15 @@ import torch
 from diffusers import DDPMScheduler
 
 from moebius.errors import TrainError
-from moebius.train.batches import StreamLayout, TrainStream, derive_seed, list_images
-from moebius.train.noising import NoiseSchedule, sample_noise, sample_timesteps
+from moebius.seeding import derive
+from moebius.train.batches import StreamLayout, TrainStream, list_images
+from moebius.diffusion.schedule import scaled_linear_schedule
+from moebius.train.noising import sample_noise, sample_timesteps
 
 
 def test_schedule_matches_diffusers_ddpm():
     ref = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000, clip_sample=False)
-    ours = NoiseSchedule()
+    ours = scaled_linear_schedule()
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(4, 4, 8, 8, generator=g), torch.randn(4, 4, 8, 8, generator=g)
     t = torch.tensor([0, 10, 500, 999])
@@ -61,7 +63,7 @@ def test_stream_is_a_function_of_position(data_root):
     img, mask = s1[0]
     assert img.shape == (3, 16, 16) and -1.0 <= float(img.min()) and float(img.max()) <= 1.0
     assert mask.shape == (1, 16, 16) and set(np.unique(mask.numpy())) <= {0.0, 1.0}
-    assert derive_seed(5, "a", 1) != derive_seed(5, "a", 2)
+    assert derive("train", 5, "a", 1) != derive("train", 5, "a", 2)
 
 
 def test_layout_tiles_positions_without_overlap():

@@ -160,12 +160,12 @@ def efficiency_records():
 
 
 ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()
-SOURCES = {"moebius": CFG.model.student_source, "pixelhacker": CFG.model.teacher_source}
+SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
 # Training runs whose curves the report plots (official weights have none).
 TRAIN_RUNS = {f"{e}": f"{P.checkpoints}/ablation_arch/{e}" for e in EXPERIMENTS}
-if CFG.model.vae_source == "train":
+if CFG.model.weights_source("vae") == "train":
     TRAIN_RUNS["vae"] = vae_run()
-if CFG.model.teacher_source == "train":
+if CFG.model.weights_source("teacher") == "train":
     TRAIN_RUNS["teacher"] = f"{P.checkpoints}/teacher"
 TRAIN_RUNS["distill"] = f"{P.checkpoints}/distill"  # Exp 9 is trained at every scale
 for _model, _source in SOURCES.items():

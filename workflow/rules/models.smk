@@ -11,7 +11,7 @@
 rule vae:
     """The VAE: trained here (smoke) or the official SDXL f8d4 VAE installed as a run (full)."""
     input:
-        data=train_data(CFG.vae_train) if CFG.model.vae_source == "train" else [],
+        data=train_data(CFG.vae_train) if CFG.model.weights_source("vae") == "train" else [],
     output:
         f"{P.checkpoints}/vae/run.json",
     params:
@@ -32,7 +32,7 @@ rule teacher:
     """PixelHacker: trained from scratch with the diffusion loss (smoke) or the official checkpoint (full)."""
     input:
         vae=rules.vae.output[0],
-        data=train_data(CFG.teacher_train) if CFG.model.teacher_source == "train" else [],
+        data=train_data(CFG.teacher_train) if CFG.model.weights_source("teacher") == "train" else [],
     output:
         f"{P.checkpoints}/teacher/run.json",
     params:
