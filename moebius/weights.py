@@ -17,7 +17,6 @@ trained by this project), ``standin`` (a deterministic substitute at smoke scale
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.util
 import os
@@ -30,6 +29,7 @@ from moebius.errors import (  # noqa: F401 (re-exported)
     WeightChecksumError,
     WeightError,
 )
+from moebius.registry import Registry
 
 ENV_VAR = "MOEBIUS_WEIGHTS_DIR"
 DEFAULT_DIR = "weights"
@@ -152,7 +152,7 @@ _ENTRIES: list[WeightFile] = [
     ),
 ]
 
-WEIGHTS: dict[str, WeightFile] = {w.key: w for w in _ENTRIES}
+WEIGHTS: Registry[WeightFile] = Registry("weight", ((w.key, w) for w in _ENTRIES))
 
 
 def list_weights() -> list[WeightFile]:
@@ -162,11 +162,7 @@ def list_weights() -> list[WeightFile]:
 
 def get_weight(key: str) -> WeightFile:
     """The registry entry ``key``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
-    if key not in WEIGHTS:
-        close = difflib.get_close_matches(key, list(WEIGHTS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"unknown weight {key!r}{hint} (known: {', '.join(sorted(WEIGHTS))})")
-    return WEIGHTS[key]
+    return WEIGHTS.get(key)
 
 
 def weights_root(weights_dir: str | os.PathLike | None = None) -> Path:

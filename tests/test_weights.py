@@ -90,7 +90,8 @@ def test_torchvision_hash_prefix_is_checked(tmp_path):
 def test_full_checksum_pass_and_fail(tmp_path, monkeypatch):
     good = b"pretend checkpoint"
     entry = replace(get_weight("sdxl_vae"), sha256=hashlib.sha256(good).hexdigest())
-    monkeypatch.setitem(weights.WEIGHTS, "sdxl_vae", entry)
+    pinned = weights.Registry("weight", {k: (entry if k == "sdxl_vae" else w) for k, w in weights.WEIGHTS.items()})
+    monkeypatch.setattr(weights, "WEIGHTS", pinned)
     path = tmp_path / entry.path
     path.parent.mkdir(parents=True)
     path.write_bytes(good)

@@ -8,10 +8,9 @@ features meet at 1/4 of the latent side exactly as 16×16 features do at full sc
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from moebius.errors import UnknownNameError
+from moebius.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Preset:
     layers_per_block: int = 2  # resnets (+ transformers) per down level; up levels get one more
 
 
-PRESETS: dict[str, Preset] = {
+PRESETS: Registry[Preset] = Registry("preset", {
     "paper": Preset(
         name="paper",
         image_size=512,
@@ -60,20 +59,9 @@ PRESETS: dict[str, Preset] = {
         # structure, block_outputs and the coarse-feature indices are unchanged.
         layers_per_block=1,
     ),
-}
-
-
-def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
-    """A ' (did you mean X?)' suffix for an unknown name, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+})
 
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; unknown names raise ``UnknownNameError`` with a hint."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown preset {name!r}{did_you_mean(name, tuple(PRESETS))}; choose from {sorted(PRESETS)}"
-        ) from None
+    return PRESETS.get(name)

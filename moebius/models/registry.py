@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from moebius.errors import UnknownNameError
-from moebius.models.presets import did_you_mean, get_preset
+from collections.abc import Callable
+from functools import partial
+
+from moebius.models.presets import Preset, get_preset
 from moebius.models.removal import RemovalModel
 from moebius.models.student import student_spec
 from moebius.models.teacher import teacher_spec
 from moebius.models.unet import UNetSpec
-from moebius.models.variants import EXPERIMENTS, get_experiment, variant_spec
+from moebius.models.variants import EXPERIMENTS, variant_spec
+from moebius.registry import Registry
 
-MODEL_NAMES: tuple[str, ...] = ("student", "teacher", *(f"exp{i}" for i in sorted(EXPERIMENTS)))
+# name -> spec builder (Preset -> UNetSpec)
+SPECS: Registry[Callable[[Preset], UNetSpec]] = Registry(
+    "model",
+    {
+        "student": student_spec,
+        "teacher": teacher_spec,
+        **{f"exp{i}": partial(variant_spec, EXPERIMENTS[i]) for i in sorted(EXPERIMENTS)},
+    },
+)
+MODEL_NAMES: tuple[str, ...] = SPECS.names()
 """Every name ``build_model`` accepts (feed it to the CLI's ``choices``)."""
 
 
 def model_spec(name: str, preset: str = "paper") -> UNetSpec:
     """The architecture spec of ``name`` at ``preset`` sizes, without building anything."""
-    p = get_preset(preset)
-    if name == "student":
-        return student_spec(p)
-    if name == "teacher":
-        return teacher_spec(p)
-    if name in MODEL_NAMES:
-        return variant_spec(get_experiment(name), p)
-    raise UnknownNameError(
-        f"unknown model {name!r}{did_you_mean(name, MODEL_NAMES)}; choose student, teacher or exp1..exp15"
-    )
+    return SPECS.get(name)(get_preset(preset))
 
 
 def build_model(name: str, preset: str = "paper") -> RemovalModel:

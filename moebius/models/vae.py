@@ -14,10 +14,7 @@ from typing import Any
 
 from diffusers import AutoencoderKL
 
-from moebius.errors import UnknownNameError
-from moebius.models.presets import did_you_mean
-
-VAE_PRESETS = ("paper", "smoke")
+from moebius.registry import Registry
 
 
 def sdxl_vae_config() -> dict[str, Any]:
@@ -43,13 +40,13 @@ def smoke_vae_config() -> dict[str, Any]:
     return config
 
 
+_VAE_CONFIGS = Registry("VAE preset", {"paper": sdxl_vae_config, "smoke": smoke_vae_config})
+VAE_PRESETS = _VAE_CONFIGS.names()
+
+
 def vae_config(preset: str) -> dict[str, Any]:
     """The AutoencoderKL config of ``preset`` ("paper" | "smoke")."""
-    if preset == "paper":
-        return sdxl_vae_config()
-    if preset == "smoke":
-        return smoke_vae_config()
-    raise UnknownNameError(f"unknown VAE preset {preset!r}{did_you_mean(preset, VAE_PRESETS)}; choose {VAE_PRESETS}")
+    return _VAE_CONFIGS.get(preset)()
 
 
 def build_vae(preset: str) -> AutoencoderKL:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from moebius.errors import UnknownNameError
 from moebius.models.blocks import ConvKind, CrossAttn, FFNKind, SelfAttention
-from moebius.models.presets import Preset, did_you_mean
+from moebius.models.presets import Preset
 from moebius.models.teacher import teacher_spec
 from moebius.models.unet import UNetSpec
 
@@ -70,8 +70,7 @@ def get_experiment(name: str | int) -> Experiment:
     num = key[3:] if key.startswith("exp") else key
     if num.isdigit() and int(num) in EXPERIMENTS:
         return EXPERIMENTS[int(num)]
-    names = [e.name for e in EXPERIMENTS.values()]
-    raise UnknownNameError(f"unknown experiment {key!r}{did_you_mean(key, names)}; choose exp1..exp15")
+    raise UnknownNameError.of("experiment", key, [e.name for e in EXPERIMENTS.values()])
 
 
 def three_level_base(preset: Preset) -> UNetSpec:
