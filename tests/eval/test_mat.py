@@ -88,7 +88,7 @@ def test_outputs_match_the_official_code(resolution: int) -> None:
 # ---------------------------------------------------------------------------------------------
 
 # Stands for MAT's code: a module that the pickle references by name, found only in --mat-repo, whose
-# unpickling runs code (it writes a file into the working directory it runs in).
+# unpickling runs code: it writes a file into the folder it runs in, and reports that folder.
 _FAKE_MAT = '''
 import os
 import torch
@@ -110,6 +110,8 @@ class Holder(torch.nn.Module):
         super().__setstate__(state)
         with open("unpickled-here.txt", "w") as fh:
             fh.write(os.getcwd())
+        with open(REPORT, "w") as fh:
+            fh.write(os.getcwd())
 '''
 
 
@@ -119,7 +121,7 @@ def fake_mat_repo(tmp_path: Path):
     repo = tmp_path / "MAT"
     (repo / "torch_utils").mkdir(parents=True)
     (repo / "torch_utils" / "persistence.py").write_text("")
-    (repo / "fakemat.py").write_text(_FAKE_MAT)
+    (repo / "fakemat.py").write_text(f"REPORT = {str(tmp_path / 'unpickled-in.txt')!r}\n" + _FAKE_MAT)
     sys.path.insert(0, str(repo))
     try:
         import fakemat
@@ -149,7 +151,10 @@ def test_convert_runs_the_pickle_elsewhere_and_writes_loadable_safetensors(tmp_p
 
     summary = convert_mat_pickle(pkl, out, repo)
 
-    assert list(here.iterdir()) == []  # the pickle's code ran in the child's own empty folder, not here
+    # The pickle's code ran, in the child's own temporary folder (gone now), not in ours.
+    ran_in = Path((tmp_path / "unpickled-in.txt").read_text())
+    assert ran_in.name == "cwd" and ran_in.parent.name.startswith("moebius-mat-convert-") and not ran_in.exists()
+    assert list(here.iterdir()) == []
     loaded, sha256 = load_mat_state(out)
     assert sha256 == summary["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
