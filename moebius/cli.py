@@ -537,6 +537,18 @@ def weights_check(ctx: click.Context, key: str) -> None:
     click.echo(resolve_weight(key, _cfg(ctx).weights.dir))
 
 
+@weights.command("convert-mat")
+@click.argument("pkl", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=PathArg, required=True, help="The safetensors file to write (e.g. weights/mat/Places_512.safetensors).")
+@click.option("--mat-repo", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A clone of github.com/fenglinglwb/MAT (the pickle's classes import its torch_utils/dnnlib).")
+def weights_convert_mat(pkl: Path, out: Path, mat_repo: Path) -> None:
+    """Convert an official MAT checkpoint (.pkl, code-carrying) to safetensors in an isolated subprocess."""
+    summary = _call("moebius.eval.mat_convert:convert_mat_pickle")(pkl, out, mat_repo)
+    click.echo(f"wrote {summary['out']} ({summary['tensors']} tensors, {summary['parameters']:,} parameters, "
+               f"sha256 {summary['sha256']})")
+
+
 # OS errors that mean "the machine or the path cannot take this", not a bug: one line, exit 2.
 _OS_ERRORS = {
     errno.ENOSPC: "disk full",

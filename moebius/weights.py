@@ -64,6 +64,8 @@ _HF = "https://huggingface.co"
 _TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet (its terms apply)"
 _MOEBIUS_LICENCE = "Apache-2.0 per github.com/hustvl/Moebius README; MIT per the HF model card"
 _PIXELHACKER_LICENCE = "MIT (HF model card hustvl/PixelHacker)"
+_MAT_ONEDRIVE = ("https://mycuhk-my.sharepoint.com/:f:/g/personal/1155137927_link_cuhk_edu_hk/"
+                 "EuY30ziF-G5BvwziuHNFzDkBVC6KBPRg69kCeHIu-BXORA?e=7OwJyE")
 
 
 def _hf(key: str, repo: str, file: str, path: str, licence: str, used_by: str) -> WeightFile:
@@ -150,6 +152,22 @@ _ENTRIES: list[WeightFile] = [
         directory=True, licence="Stability AI Community License (gated: accept it on the model page)",
         used_by="baseline SD3.5 Large-Inpainting (diffusers StableDiffusion3InpaintPipeline, 28 steps)",
     ),
+    # MAT (baseline of Tables 3, 4, 7): the official network pickles run code when unpickled, so the
+    # registry holds their safetensors conversion (`moebius weights convert-mat`, moebius.eval.mat_convert).
+    *[
+        WeightFile(
+            key=key, path=f"mat/{name}.safetensors",
+            source=f"{name}.pkl from the OneDrive folder linked in github.com/fenglinglwb/MAT's README "
+            f"({_MAT_ONEDRIVE}), converted: moebius weights convert-mat {name}.pkl --out "
+            f"<weights dir>/mat/{name}.safetensors --mat-repo <a clone of github.com/fenglinglwb/MAT>",
+            licence="CC BY-NC 4.0 (MAT repository: research use only)", used_by=f"baseline MAT ({used})",
+        )
+        for key, name, used in (
+            ("mat_places512", "Places_512", "Places2 benchmarks and LVIS; the 1.8M-image Places365-Standard model"),
+            ("mat_celebahq512", "CelebA-HQ_512", "CelebA-HQ and DeepFakeFace benchmarks"),
+            ("mat_ffhq512", "FFHQ_512", "FFHQ benchmark"),
+        )
+    ],
 ]
 
 WEIGHTS: Registry[WeightFile] = Registry("weight", ((w.key, w) for w in _ENTRIES))

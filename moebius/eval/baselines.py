@@ -11,7 +11,10 @@ Names are the ones ``EvalConfig.models`` uses; an unknown name gets a "did you m
 - ``telea`` / ``navier_stokes``: OpenCV's ``cv2.inpaint`` (Telea 2004; Bertalmio et al. 2001),
   real at every scale. They have no learned weights; we record weights_kind ``official`` for them,
   meaning "the method itself, as published", since nothing was trained or substituted.
-- ``lama`` / ``mat`` / ``migan``: no checkpoint loader here; their numbers are the paper's
+- ``mat``: MAT (Li et al. 2022), our re-implementation ``moebius.eval.mat`` running the official
+  checkpoints converted to safetensors (``moebius weights convert-mat``), one per fine-tuning target
+  (``target``: places2 / celebahq / ffhq); smoke scale runs a reduced-width stand-in (``standin``).
+- ``lama`` / ``migan``: no checkpoint loader here; their numbers are the paper's
   (reported) and ``can_run`` says so.
 """
 
@@ -30,7 +33,7 @@ import torch
 from moebius.config import Config
 from moebius.device import resolve_device
 from moebius.diffusion.seeding import image_generators
-from moebius.errors import EvalError
+from moebius.errors import EvalError, WeightError
 
 Inpainter = Callable[[torch.Tensor, torch.Tensor, list[int], float | None], torch.Tensor]
 """(images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole, seeds, guidance) → images in [-1,1]."""
@@ -43,7 +46,7 @@ class BaselineSpec:
     name: str
     display: str  # as the paper's tables print it
     kind: Literal["diffusion", "non-diffusion"]
-    family: Literal["ours", "diffusers", "classical", "reported"]  # how it runs here
+    family: Literal["ours", "diffusers", "classical", "reported", "mat"]  # how it runs here
     weights_source: str
     steps: int | None  # denoising steps at inference (None: not iterative)
     default_guidance: float | None  # guidance when the caller gives none (ours: from the domain)
@@ -70,8 +73,9 @@ BASELINES: dict[str, BaselineSpec] = {
                      None, None, note="not in the paper; a classical floor for the smoke tables"),
         BaselineSpec("lama", "LaMa", "non-diffusion", "reported", "reported in the paper", None, None,
                      note="no checkpoint loader here: numbers from the paper's tables"),
-        BaselineSpec("mat", "MAT", "non-diffusion", "reported", "reported in the paper", None, None,
-                     note="no checkpoint loader here: numbers from the paper's tables"),
+        BaselineSpec("mat", "MAT", "non-diffusion", "mat",
+                     "github:fenglinglwb/MAT checkpoints, converted (moebius weights convert-mat)", None, None,
+                     note="moebius.eval.mat; checkpoint per fine-tuning target"),
         BaselineSpec("migan", "MI-GAN", "non-diffusion", "reported", "reported in the paper", None, None,
                      note="no checkpoint loader here: numbers from the paper's tables"),
     )
@@ -131,9 +135,11 @@ def _resolve_pipeline(cfg: Config, spec: BaselineSpec) -> tuple[str | None, str]
     return (str(path) if path is not None else None), kind
 
 
-def weights_kind(cfg: Config, name: str) -> str:
+def weights_kind(cfg: Config, name: str, target: str | None = None) -> str:
     """``official`` | ``standin`` for the non-Moebius methods (ours come from the run's meta)."""
     spec = get_baseline(name)
+    if spec.family == "mat":  # per fine-tuning target: the inpainter knows what it loaded
+        return load_baseline(cfg, name, target=target).weights_kind
     if spec.family == "classical":
         return "official"  # no learned weights: the published method itself (module docstring)
     if spec.family == "diffusers":
@@ -146,6 +152,8 @@ def can_run(name: str, cfg: Config) -> tuple[bool, str]:
     spec = get_baseline(name)
     if spec.family == "reported":
         return False, f"{spec.display}: {spec.note}"
+    if spec.family == "mat" and cfg.scale == "smoke" and not cfg.weights.allow_standin:
+        return False, f"{spec.display}: smoke scale runs a stand-in; set weights.allow_standin"
     if spec.family == "diffusers":
         try:
             _resolve_pipeline(cfg, spec)
@@ -306,8 +314,9 @@ def _diffusers_inpainter(cfg: Config, spec: BaselineSpec) -> Inpainter:
 _LOADED: dict[tuple, Inpainter] = {}
 
 
-def load_baseline(cfg: Config, name: str) -> Inpainter:
-    """Build (once per process and setting) the inpainter of a non-Moebius method."""
+def load_baseline(cfg: Config, name: str, target: str | None = None) -> Inpainter:
+    """Build (once per process and setting) the inpainter of a non-Moebius method; ``target`` (the
+    benchmark's fine-tuning target) picks the checkpoint of methods that have one per domain (MAT)."""
     spec = get_baseline(name)
     if spec.family == "ours":
         raise EvalError(f"{name} is one of our models: run it with inpaint_benchmark and a run folder")
@@ -317,8 +326,17 @@ def load_baseline(cfg: Config, name: str) -> Inpainter:
     from moebius.weights import weights_root
 
     key = (name, cfg.scale, str(weights_root(cfg.weights.dir)), cfg.weights.allow_standin, steps_for(cfg, name))
+    if spec.family == "mat":
+        key += (target,)
     if key not in _LOADED:
-        if spec.family == "classical":
+        if spec.family == "mat":
+            from moebius.eval.mat import load_mat_inpainter
+
+            try:
+                _LOADED[key] = load_mat_inpainter(cfg.scale, cfg.weights.allow_standin, cfg.weights.dir, target)
+            except WeightError as exc:
+                raise EvalError(f"{name}: {exc}") from exc
+        elif spec.family == "classical":
             _LOADED[key] = _cv2_inpainter("INPAINT_TELEA" if name == "telea" else "INPAINT_NS")
         else:
             _LOADED[key] = _diffusers_inpainter(cfg, spec)
@@ -326,7 +344,8 @@ def load_baseline(cfg: Config, name: str) -> Inpainter:
 
 
 def run_baseline(
-    cfg: Config, name: str, images: torch.Tensor, masks: torch.Tensor, seeds: list[int], guidance: float | None = None
+    cfg: Config, name: str, images: torch.Tensor, masks: torch.Tensor, seeds: list[int], guidance: float | None = None,
+    target: str | None = None,
 ) -> torch.Tensor:
     """Inpaint with a non-Moebius method: images (B,3,H,W) [-1,1], masks (B,1,H,W) 1 = hole → [-1,1]."""
     if images.ndim != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
@@ -335,4 +354,4 @@ def run_baseline(
     if len(seeds) != images.shape[0]:
         raise EvalError(f"need one seed per image: {len(seeds)} seeds for {images.shape[0]} images")
     with torch.inference_mode():
-        return load_baseline(cfg, name)(images, masks, seeds, guidance)
+        return load_baseline(cfg, name, target=target)(images, masks, seeds, guidance)

@@ -250,9 +250,12 @@ def inpaint_benchmark(
         sampler = {"start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
                    "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur}
     else:
-        load_baseline(cfg, model_key)  # build it once now: a method that cannot run fails before any work
-        kind = weights_kind(cfg, model_key)
-        model_size = None  # baselines run at the benchmark's own size
+        # Build it once now: a method that cannot run fails before any work. ``finetune`` names the
+        # domain, for methods with one checkpoint per domain (MAT).
+        inpainter = load_baseline(cfg, model_key, target=bench.finetune)
+        kind = weights_kind(cfg, model_key, target=bench.finetune)
+        # Baselines run at the benchmark's own size, except fixed-resolution networks (MAT: 512 px).
+        model_size = getattr(inpainter, "model_size", None)
         if guidance is None:
             guidance = spec.default_guidance
         sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
@@ -263,6 +266,7 @@ def inpaint_benchmark(
         # DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px), so
         # images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
         # the model's size and the output back, masks nearest; scores then include this resampling.
+        # MAT likewise: its generate_image.py takes multiples of 512 px only ("pad or resize").
         resized = {"from": bench.size, "to": work_size, "images": "bicubic", "masks": "nearest"}
 
     settings = {
@@ -271,6 +275,8 @@ def inpaint_benchmark(
         "size": bench.size, "model_size": work_size, "resized": resized, "masks": mask_info,
         "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
     }
+    if spec.family != "ours" and getattr(inpainter, "weights_record", None):
+        settings["weights"] = inpainter.weights_record  # which file (sha256) made these samples
     _check_resume(out_dir, settings)
 
     pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", bench.size)]
@@ -286,7 +292,7 @@ def inpaint_benchmark(
             if spec.family == "ours":
                 out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
             else:
-                out = run_baseline(cfg, model_key, x, m, seeds, guidance)
+                out = run_baseline(cfg, model_key, x, m, seeds, guidance, target=bench.finetune)
             out = resize_images(out.float().cpu(), bench.size)
             out = composite(out, images, hole)  # scored images keep the known pixels exactly
             for image_id, image in zip(chunk, out):

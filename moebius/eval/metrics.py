@@ -617,6 +617,8 @@ def evaluate_samples(
         "ci_level": CI_LEVEL,
         "mask_set": manifest_version(masks_dir / "manifest.csv"),
     }
+    if meta.get("weights"):  # the model file behind the samples (e.g. MAT: key, sha256, widths)
+        base["model_weights"] = meta["weights"]
 
     def kind(extractor_kind: str) -> str:
         return "standin" if "standin" in (extractor_kind, samples_kind) else samples_kind
