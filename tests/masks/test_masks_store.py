@@ -91,12 +91,12 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
 def test_generate_into_a_file_is_one_line(tmp_path: Path, run_cli) -> None:
     from PIL import Image
 
-    from moebius.data.manifest import row_for_file, write_manifest
+    from moebius.data.manifest import row_for_png, write_manifest
 
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "a1.png")
-    write_manifest(images, [row_for_file(images, "a1", "test", 32, 32)])
+    write_manifest(images, [row_for_png("a1", "test", (images / "a1.png").read_bytes(), 32, 32)])
     out = tmp_path / "masks"
     out.write_text("not a folder\n")
     config = Path(__file__).resolve().parents[2] / "config" / "smoke.yaml"

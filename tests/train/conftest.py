@@ -120,7 +120,7 @@ def tiny_models():
 def tiny_train(**over) -> dict:
     base = dict(
         steps=6, batch_size=2, global_batch=2, lr=1e-3, lr_milestones=[0.5], lr_gamma=0.5, optimizer="muon",
-        precision="fp32", checkpoint_every=3, log_every=1, datasets=["toy"], num_workers=0, weight_decay=0.0,
+        precision="fp32", checkpoint_every=3, log_every=1, datasets=["smoke_natural"], num_workers=0, weight_decay=0.0,
     )
     base.update(over)
     return base
@@ -131,14 +131,22 @@ def tiny_cfg_dict(data: Path) -> dict:
         "scale": "smoke",
         "seed": 3,
         "paths": {"data": str(data)},
+        "data": {"source": "smoke", "datasets": ["smoke_natural"]},
         "model": {"preset": "smoke", "vae_source": "train", "teacher_source": "train", "student_source": "train"},
         "masks": {"train_protocols": ["mat_large_512"]},
+        # the config checks need one benchmark; the training tests never score it
+        "benchmarks": {
+            "toy_test": {"dataset": "smoke_natural", "split": "test", "n_images": 4, "size": 64, "preprocess": "mat_crop",
+                         "mask_protocol": "mat_large_512", "domain": "natural", "finetune": "places2"},
+        },
         "vae_train": tiny_train(optimizer="adamw"),
         "teacher_train": tiny_train(),
         "distill": {"train": tiny_train(), "perceptual": "standin"},
+        "ablation": {"benchmark": "toy_test"},
+        "eval": {"cfg_sweep": {"toy_test": [1.0, 2.5]}},
         "finetune": {
             "train": tiny_train(lr_milestones=[]),
-            "targets": {"toy": {"datasets": ["toy"], "steps": 3, "global_batch": 2}},
+            "targets": {"places2": {"datasets": ["smoke_natural"], "steps": 3, "global_batch": 2}},
         },
     }
 
@@ -146,8 +154,8 @@ def tiny_cfg_dict(data: Path) -> dict:
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("data")
-    write_dataset(data, "toy", "train", 8, seed=1)
-    write_dataset(data, "toy", "test", 4, seed=2)
+    write_dataset(data, "smoke_natural", "train", 8, seed=1)
+    write_dataset(data, "smoke_natural", "test", 4, seed=2)
     return data
 
 

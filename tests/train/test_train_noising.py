@@ -49,7 +49,7 @@ def test_noise_offset_adds_a_per_channel_constant():
 
 
 def test_stream_is_a_function_of_position(data_root):
-    paths = list_images(data_root, ["toy"], "train")
+    paths = list_images(data_root, ["smoke_natural"], "train")
     s1 = TrainStream(paths, 16, seed=5, mask_protocols=["mat_large_512"])
     s2 = TrainStream(paths, 16, seed=5, mask_protocols=["mat_large_512"])
     # each epoch is a permutation of all images, different between epochs

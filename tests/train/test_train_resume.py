@@ -88,7 +88,7 @@ def test_resume_identity_keeps_what_changes_results(tiny_cfg, vae_dir, teacher_d
     student = json.loads((tmp_path / "d" / "state" / "step-00000003" / "state.json").read_text())["identity"]
     for ident in (teacher, student):
         assert {"seed", "train.lr", "train.steps", "train.global_batch", "masks.train_protocols", "model.preset",
-                "sample.beta_start", "sample.num_train_timesteps", "info.data_versions.toy/train", "upstream.vae",
+                "sample.beta_start", "sample.num_train_timesteps", "info.data_versions.smoke_natural/train", "upstream.vae",
                 "steps", "world_size", "autocast"} <= ident.keys()
         assert not {k for k in ident if k.endswith(("log_every", "checkpoint_every", "num_workers", "gpus"))}
         assert not {k for k in ident if k.split(".")[0] in ("paths", "data", "eval", "profile", "weights", "ablation")}

@@ -31,7 +31,7 @@ def test_vae_scaling_factor_gives_unit_std_latents(tiny_cfg, vae_dir, data_root)
     vae = load_vae(vae_dir)
     config = json.loads((vae_dir / "config.json").read_text())
     assert vae.config.scaling_factor == pytest.approx(config["scaling_factor"])
-    stream = TrainStream(list_images(data_root, ["toy"], "train"), 64, 0, None)  # the smoke preset's image size
+    stream = TrainStream(list_images(data_root, ["smoke_natural"], "train"), 64, 0, None)  # the smoke preset's image size
     std = latent_std(vae, stream, seed=tiny_cfg.seed)
     assert std * vae.config.scaling_factor == pytest.approx(1.0, rel=1e-5)
     assert config["scaling_factor"] != 0.13025  # measured, not the SDXL literal
@@ -95,9 +95,9 @@ def test_official_balance_runs_and_rejects_subsets(tiny_cfg, vae_dir, teacher_di
 
 
 def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_path):
-    out = finetune(tiny_cfg, "teacher", teacher_dir, vae_dir, "toy", tmp_path / "ft")
+    out = finetune(tiny_cfg, "teacher", teacher_dir, vae_dir, "places2", tmp_path / "ft")
     info = json.loads((out / "run.json").read_text())
-    assert info["kind"] == "finetune" and info["target"] == "toy" and info["steps"] == 3
+    assert info["kind"] == "finetune" and info["target"] == "places2" and info["steps"] == 3
     init, _ = load_run(teacher_dir)
     tuned, _ = load_run(out)
     changed = [not torch.equal(a, b) for a, b in zip(init.state_dict().values(), tuned.state_dict().values())]
@@ -105,17 +105,17 @@ def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_p
     with pytest.raises(TrainError, match="unknown fine-tuning target"):
         finetune(tiny_cfg, "teacher", teacher_dir, vae_dir, "places9", tmp_path / "x")
     with pytest.raises(TrainError, match="holds 'teacher'"):
-        finetune(tiny_cfg, "student", teacher_dir, vae_dir, "toy", tmp_path / "y")
+        finetune(tiny_cfg, "student", teacher_dir, vae_dir, "places2", tmp_path / "y")
 
 
 def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_dir, teacher_dir, tmp_path):
     kd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "kd", steps=2)
     nokd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "nokd", steps=2, kd=False)
-    v1 = validation_loss(tiny_cfg, kd, vae_dir, "toy", n_batches=2, batch_size=2)
-    v2 = validation_loss(tiny_cfg, kd, vae_dir, "toy", n_batches=2, batch_size=2)
+    v1 = validation_loss(tiny_cfg, kd, vae_dir, "smoke_natural", n_batches=2, batch_size=2)
+    v2 = validation_loss(tiny_cfg, kd, vae_dir, "smoke_natural", n_batches=2, batch_size=2)
     assert v1 == v2 and v1 > 0  # same examples every call
-    assert validation_loss(tiny_cfg, nokd, vae_dir, "toy", n_batches=2, batch_size=2) != v1
-    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset="toy", n_batches=2)
+    assert validation_loss(tiny_cfg, nokd, vae_dir, "smoke_natural", n_batches=2, batch_size=2) != v1
+    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset="smoke_natural", n_batches=2)
     rows = list(csv.DictReader(path.open()))
     assert [r["run"] for r in rows] == ["exp9", "exp10"]
     assert [r["kd"] for r in rows] == ["True", "False"]

@@ -22,7 +22,7 @@ def test_real_smoke_models_train_distil_and_reload(tmp_path, monkeypatch):
     for name, fn in REAL_BUILDERS.items():
         monkeypatch.setattr(runs, name, fn)
     data = tmp_path / "data"
-    write_dataset(data, "toy", "train", 8, seed=1)  # 16 px images, resized to the preset's 64 px
+    write_dataset(data, "smoke_natural", "train", 8, seed=1)  # 16 px images, resized to the preset's 64 px
     d = tiny_cfg_dict(data)
     d["vae_train"] = tiny_train(steps=2, batch_size=4, global_batch=4, optimizer="adamw")
     d["teacher_train"] = tiny_train(steps=2, batch_size=2, global_batch=2)
