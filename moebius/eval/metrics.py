@@ -46,9 +46,11 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
+from moebius.data.benchmarks import benchmark_settings
 from moebius.data.manifest import data_version as manifest_version
 from moebius.data.manifest import verify_manifest
 from moebius.errors import EvalError
+from moebius.eval.score_size import scoring_truth
 from moebius.records import make_record
 
 FID_FEATURE = "2048"  # torch-fidelity's FID layer of InceptionV3
@@ -575,8 +577,13 @@ def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     return [ratios[i] for i in ids]
 
 
-def _file_version(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "none"
+def _mask_settings(masks_dir: Path) -> dict:
+    from moebius.masks import MaskError, mask_set_settings
+
+    try:
+        return mask_set_settings(masks_dir)
+    except MaskError as exc:
+        raise EvalError(str(exc)) from exc
 
 
 def evaluate_samples(
@@ -604,7 +611,9 @@ def evaluate_samples(
     samples_kind = meta.get("weights_kind")
     if samples_kind is None:
         raise EvalError(f"{samples_dir / 'meta.json'} has no weights_kind")
-    pairs = pair_by_stem(samples_dir, real_dir)
+    # Samples at the model's size (sample.score_size = model) score against the LANCZOS-resized truth.
+    truth_dir, size_settings = scoring_truth(meta, real_dir, Path(cfg.paths.results) / "cache" / "score_truth")
+    pairs = pair_by_stem(samples_dir, truth_dir)
     _check_same_size([(s, r) for _, s, r in pairs])  # before any network runs
     ids = [i for i, _, _ in pairs]
     ratios = _hole_ratios(masks_dir, ids)
@@ -626,7 +635,9 @@ def evaluate_samples(
         "lpips_range": cfg.eval.lpips_range,
         "bootstrap": cfg.eval.bootstrap,
         "ci_level": CI_LEVEL,
-        "mask_set": _file_version(masks_dir / "manifest.csv"),
+        **size_settings,
+        **benchmark_settings(real_dir),  # which split, selection and preprocessing the images are
+        **_mask_settings(masks_dir),  # mask_source, mask_set (protocol + version, or official + sha256)
     }
 
     def kind(extractor_kind: str) -> str:
