@@ -36,6 +36,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 
@@ -99,14 +100,15 @@ def lanczos_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
 def score_truth(real_dir: Path, size: int, cache_root: Path) -> Path:
     """The ground truth of the ``model`` form: every benchmark image LANCZOS to ``size``, in a folder.
 
-    Content-addressed (``<cache_root>/<benchmark data version>_lanczos<size>/``), so every model and
+    Content-addressed (``<cache_root>/<data version>_lanczos<size>_pillow<version>/``), so every model and
     every evaluation of one benchmark share it; each source image is checked against the benchmark
     manifest as it is read, the folder gets its own manifest (written last), and a folder found
     there is verified against it before use. PNG encoding is deterministic, so two jobs building it
     at once write the same bytes.
     """
     real_dir = Path(real_dir)
-    out = Path(cache_root) / f"{manifest_version(real_dir)}_lanczos{int(size)}"
+    # the Pillow version is part of the name: its LANCZOS made the samples' known region too
+    out = Path(cache_root) / f"{manifest_version(real_dir)}_lanczos{int(size)}_pillow{PIL.__version__}"
     if (out / "manifest.csv").is_file():
         verify_manifest(out)  # a damaged cache is an error naming the file, never a silent score
         return out

@@ -102,7 +102,7 @@ def test_evaluate_scores_model_size_samples_against_the_lanczos_truth(tmp_path, 
     fid = next(r for r in records if r["metric"] == "fid")
     assert fid["settings"]["score_size"] == "model" and fid["settings"]["scored_at"] == 32
     assert fid["n_images"] == 4
-    (truth,) = (tmp_path / "results" / "cache" / "score_truth").glob("*_lanczos32")
+    (truth,) = (tmp_path / "results" / "cache" / "score_truth").glob("*_lanczos32_pillow*")
     assert {p.stem for p in truth.glob("*.png")} == set(IDS)
     # the benchmark form, and samples made at the benchmark's size, score against the benchmark itself
     back = {"resized": resize_plan("benchmark", 16, 32)}
