@@ -198,6 +198,46 @@ def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) 
     )
 
 
+# Copied from moebius.data.registry.OFFICIAL_MASKS_URL (kept here so `--help` imports nothing; a test
+# keeps the two equal).
+OFFICIAL_MASKS_URL = "https://drive.google.com/drive/folders/13J91fdQt2RnHp4j-VzdtSrHRHPA1OxJ5?usp=sharing"
+
+
+@masks.command(
+    "import",
+    help="Import the authors' published evaluation masks of one benchmark (SOURCE: the archive or folder as "
+    "downloaded) as a stored set, 255 = hole.\n\n\b\nDownload (Moebius README, 'Evaluation Resources'):\n"
+    f"{OFFICIAL_MASKS_URL}\n\nRefused when the count, the size or the names of the masks do not match the "
+    "benchmark's images.",
+)
+@click.argument("source", type=ExistingPath)
+@click.option("--benchmark", required=True)
+@click.option("--images", type=ExistingPath, default=None,
+              help="The benchmark's image folder. Default: <paths.data>/benchmarks/<benchmark>.")
+@click.option("--out", type=PathArg, default=None, help="Default: <paths.masks>/official/v1/<benchmark>.")
+@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+              help="How to read the files: 255_hole as the official pipeline does, 255_known (MAT) inverts. "
+              "Default: masks.official.polarity.")
+@click.option("--pairing", type=click.Choice(["stem", "sorted"]), default=None,
+              help="stem: a file's name is an image id or the original image's name; sorted: the i-th file "
+              "with the i-th image by name (the official script). Default: masks.official.pairing.")
+@click.pass_context
+def masks_import(ctx: click.Context, source: Path, benchmark: str, images: Path | None, out: Path | None,
+                 polarity: str | None, pairing: str | None) -> None:
+    cfg = _cfg(ctx)
+    cfg.benchmark(benchmark)  # a typo is a one-line error with a hint
+    official = _call("moebius.masks.official:official_dir")
+    summary = _call("moebius.masks.official:import_official_masks")(
+        source, benchmark, images or Path(cfg.paths.data) / "benchmarks" / benchmark,
+        out or official(cfg.paths.masks, benchmark),
+        polarity=polarity or cfg.masks.official.polarity, pairing=pairing or cfg.masks.official.pairing,
+    )
+    click.echo(f"imported {summary['n']} official masks of {benchmark} ({summary['size']} px) into {summary['dir']}: "
+               f"mean hole ratio {summary['mean_hole_ratio']:.3f} with 255 read as "
+               f"{'hole' if summary['source_polarity'] == '255_hole' else 'known (inverted)'}; "
+               f"source sha256 {summary['source_sha256'][:12]}..., manifest sha256 {summary['manifest_sha256'][:12]}...")
+
+
 @masks.command("stats")
 @click.option("--set", "mask_dirs", multiple=True, type=ExistingPath, help="Stored mask sets to summarise.")
 @click.option("--out-csv", type=PathArg, required=True, help="Per-protocol statistics of fresh draws.")

@@ -113,7 +113,9 @@ class DataConfig:
     image_size: int = ranged(64, ge=8)  # smoke only: side of the generated images
     n_train: int = ranged(64, ge=1)  # smoke only: training images per dataset
     n_test: int = ranged(16, ge=1)  # smoke only: test images per dataset
-    ffhq_validation: Literal["last_10k", "first_10k"] = "last_10k"  # official vs CoModGAN/MI-GAN split
+    # Which 10K of FFHQ's 70K images FFHQ (256) scores: the first (CoModGAN / MI-GAN, whose protocol the
+    # paper's FFHQ row follows; training uses the other 60K) or the last (FFHQ's own validation split).
+    ffhq_validation: Literal["first_10k", "last_10k"] = "first_10k"
 
 
 @dataclass(frozen=True)
@@ -125,17 +127,38 @@ class BenchmarkConfig:
     n_images: int = field(metadata=bounds(ge=1))  # images scored; FID depends strongly on it (MAT #63)
     size: int = field(metadata=bounds(ge=8, multiple_of=8))  # side of the evaluated images; the VAE is f8
     preprocess: Literal["mat_crop", "migan_resize", "lama_crop"]
-    mask_protocol: str
+    mask_protocol: str  # the generator of the stored set (and what an official set stands in for)
     domain: Literal["natural", "portrait"]  # picks the CFG scale (2.5 natural, 2.0 portrait)
     finetune: Literal["places2", "celebahq", "ffhq"]  # which fine-tuned weights evaluate it
     ood: bool = False  # zero-shot (Tab. 7)
     selection: Literal["first", "last", "seeded"] = "first"  # how n_images are chosen from the split
+    # Which mask set scores it: None follows masks.source; generated = mask_protocol's seeded set;
+    # official = the authors' published masks, imported with `moebius masks import`.
+    mask_source: Literal["generated", "official"] | None = None
+
+
+@dataclass(frozen=True)
+class OfficialMasksConfig:
+    """The evaluation masks the Moebius authors publish (README "Evaluation Resources"), per benchmark."""
+
+    # benchmark -> the archive (.zip / .tar) or folder as downloaded; read by the `official_mask_set` rule
+    archives: dict[str, str] = field(default_factory=dict)
+    # How their files are read. 255_hole is how the official pipeline reads a mask file (255 = inpaint);
+    # 255_known is MAT / MI-GAN's convention (inverted on import). See moebius/masks/official.py.
+    polarity: Literal["255_hole", "255_known"] = "255_hole"
+    # stem: a mask file's name is the image's id or original file name; sorted: the official inference
+    # script's rule, the i-th mask in name order goes with the i-th image in name order.
+    pairing: Literal["stem", "sorted"] = "stem"
 
 
 @dataclass(frozen=True)
 class MaskConfig:
     """Stored mask sets (MASKS.md): one seed per project, one version per protocol."""
 
+    # generated: each benchmark's mask_protocol, drawn here from a seed; official: the authors' published
+    # masks (imported). A benchmark's own `mask_source` overrides this.
+    source: Literal["generated", "official"] = "generated"
+    official: OfficialMasksConfig = field(default_factory=OfficialMasksConfig)
     seed: int = ranged(2026, ge=0)
     workers: int = ranged(1, ge=1)
     stats_n: int = ranged(2000, ge=1)  # masks drawn per protocol for `moebius masks stats`
@@ -272,6 +295,10 @@ class SampleConfig:
     # (strength 0.99), so some ground truth leaks into the hole; `noise` starts from pure noise.
     start: Literal["noise", "gt_noised"] = "noise"
     strength: float = ranged(0.99, gt=0, le=1)
+    # Benchmarks smaller than the model (256 px; 32 px at smoke scale). model: as the official pipeline,
+    # LANCZOS to the model's size, scored there against the LANCZOS-resized ground truth; benchmark:
+    # bicubic there and back, scored at the benchmark's size (moebius/eval/score_size.py).
+    score_size: Literal["model", "benchmark"] = "model"
     noise_offset: float = ranged(0.0357, ge=0)
     paste_back: bool = True
     paste_blur: int = ranged(0, ge=0)  # Gaussian blur radius (px) of the paste-back mask; 0 = hard composite
@@ -350,6 +377,10 @@ class Config:
             hint = did_you_mean(name, self.benchmarks)
             raise ConfigError(f"unknown benchmark {name!r}{hint}; configured: {', '.join(self.benchmarks)}")
         return self.benchmarks[name]
+
+    def mask_source(self, name: str) -> str:
+        """``generated`` or ``official``: the benchmark's own setting, else ``masks.source``."""
+        return self.benchmark(name).mask_source or self.masks.source
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,6 +638,14 @@ def check_config(cfg: Config) -> Config:
             )
 
     _names("config.masks.train_protocols", "mask protocol", cfg.masks.train_protocols, protocols)
+    for bname in cfg.masks.official.archives:
+        _name(f"config.masks.official.archives.{bname}", "benchmark", bname, cfg.benchmarks)
+    for bname in cfg.benchmarks:
+        if cfg.mask_source(bname) == "official" and bname not in cfg.masks.official.archives:
+            raise ConfigError(
+                f"config.masks.official.archives: no archive for benchmark {bname!r}, which is scored with the "
+                f"official masks; name the file or folder downloaded from the link in `moebius masks import --help`"
+            )
 
     # Training sections: which ones run follows the model sources (official weights are not trained).
     model = cfg.model

@@ -47,6 +47,20 @@ SWITCHES: tuple[Switch, ...] = (
         official="pipeline starts from the ground-truth latent noised to t≈900 (`gt_noised`)",
     ),
     Switch(
+        "score_size",
+        "sample.score_size",
+        paper="256-px benchmarks scored at 256 (Sec. 4.1); model input resized bicubic there and back (`benchmark`)",
+        official="pipeline resizes the 256 image and mask LANCZOS to 512 and returns 512: scored at 512 against "
+                 "the LANCZOS-512 ground truth (`model`)",
+    ),
+    Switch(
+        "mask_source",
+        "masks.source",
+        paper="masks drawn by each protocol's generator (MAT / MI-GAN / LaMa; seeded here) (`generated`)",
+        official="the authors' published evaluation masks (Google Drive, imported with `moebius masks import`; "
+                 "`official`); a benchmark's own `mask_source` overrides",
+    ),
+    Switch(
         "flop_convention",
         None,
         paper="GFLOPs column = thop multiply-accumulates (`gmacs_thop`)",

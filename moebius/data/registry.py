@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moebius.atomic import write_json
 from moebius.data.checksums import ChecksumLedger, file_sha256
 from moebius.data.download import archive_kind, download, extract, verify_file
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
@@ -33,8 +34,11 @@ from moebius.errors import DataError, DownloadError, UnknownNameError
 __all__ = [
     "Archive",
     "DATASETS",
-    "DatasetSpec",
     "FFHQ_VALIDATION",
+    "OFFICIAL_MASKS",
+    "OFFICIAL_MASKS_URL",
+    "Archive",
+    "DatasetSpec",
     "Split",
     "fetch_dataset",
     "get_dataset",
@@ -106,7 +110,7 @@ class DatasetSpec:
                 return a
         raise UnknownNameError(f"dataset {self.name!r} has no archive {name!r}")
 
-    def split(self, name: str, ffhq_validation: str = "last_10k") -> Split:
+    def split(self, name: str, ffhq_validation: str = "first_10k") -> Split:
         """The split ``name``; for FFHQ, ``val`` / ``train`` follow ``ffhq_validation``."""
         if self.name == "ffhq" and name in ("train", "val"):
             name = f"{name}_{_check_ffhq_validation(ffhq_validation)}"
@@ -179,6 +183,9 @@ def _list_places365(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
     if split in ("val", "test"):
         folder = _find_dir(_extracted(raw_dir, f"{split}_large"), f"{split}_large")
         return [(p.stem, p) for p in _images_in(folder)]  # Places365_val_00000001 etc.
+    if split == "val_256":  # the same 36,500 images, as Places publishes them at 256 x 256
+        folder = _find_dir(_extracted(raw_dir, "val_256"), "val_256")
+        return [(p.stem, p) for p in _images_in(folder)]
     if split == "train":
         lists = _extracted(raw_dir, "filelist_places365-standard")
         listing = _find_file([lists], "places365_train_standard.txt")
@@ -255,9 +262,11 @@ def _list_deepfakeface(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
 # ---------------------------------------------------------------------------------------------
 
 PLACES365_BASE = "http://data.csail.mit.edu/places/places365/"
+SPLIT_NAME = "split.json"  # beside a fetched split's manifest: which split (as resolved) it holds
 FFHQ_VALIDATION = {
+    "first_10k": "CoModGAN / MI-GAN convention (the paper's FFHQ (256) row): images 0-9999 are evaluated, "
+                 "10000-69999 train",
     "last_10k": "official FFHQ split: images 60000-69999 validate, 0-59999 train",
-    "first_10k": "CoModGAN / MI-GAN convention: images 0-9999 are evaluated",
 }
 
 
@@ -289,6 +298,9 @@ _register(
                     md5="67e186b496a84c929568076ed01a8aa1"),  # 105 GB
             Archive("val_large.tar", PLACES365_BASE + "val_large.tar",
                     md5="9b71c4993ad89d2d8bcbdc4aef38042f"),  # 2.1 GB
+            # The 256 x 256 validation images (each image resized to a square, aspect ratio not kept),
+            # which MI-GAN evaluates Places2 (256) on. No md5 recorded here: ours is kept on first download.
+            Archive("val_256.tar", PLACES365_BASE + "val_256.tar"),
             Archive("test_large.tar", PLACES365_BASE + "test_large.tar",
                     md5="41a4b6b724b1d2cd862fb3871ed59913"),  # 19 GB
         ),
@@ -296,7 +308,9 @@ _register(
             Split("train", ("filelist_places365-standard.tar", "train_large_places365standard.tar"), 1_803_460,
                   source_count=1_803_460),
             Split("val", ("val_large.tar",), 36_500, source_count=36_500,
-                  note="MAT / MI-GAN evaluate all 36,500 validation images"),
+                  note="MAT evaluates all 36,500 validation images (512 centre crops)"),
+            Split("val_256", ("val_256.tar",), 36_500, source_count=36_500,
+                  note="MI-GAN's Places2 (256): the 36,500 validation images as Places publishes them at 256 x 256"),
             Split("test", ("test_large.tar",), 328_500, source_count=328_500,
                   note="Places2 (Test) draws a seeded 10K from here (a reconstruction: no public list exists)"),
         ),
@@ -352,7 +366,8 @@ _register(
                   note=FFHQ_VALIDATION["first_10k"]),
             Split("all", _FFHQ_ARCHIVES, 70_000, source_count=70_000),
         ),
-        note="ask for split 'train' / 'val' with ffhq_validation = last_10k (official) or first_10k (MI-GAN)",
+        note="ask for split 'train' / 'val' with ffhq_validation = first_10k (MI-GAN, the default) or last_10k "
+             "(FFHQ's own split)",
         lister=_list_ffhq,
     )
 )
@@ -421,6 +436,25 @@ for _name, _domain, _desc in (
     )
 
 
+# The evaluation masks the Moebius authors publish (github.com/hustvl/Moebius README, "Evaluation
+# Resources"): one Google Drive folder, so no direct download link, no published checksum and no stated
+# layout or polarity. `moebius masks import` takes the archive or folder as downloaded and records its
+# sha256 on first import (moebius.masks.official); a later import of other bytes is refused.
+OFFICIAL_MASKS_URL = "https://drive.google.com/drive/folders/13J91fdQt2RnHp4j-VzdtSrHRHPA1OxJ5?usp=sharing"
+OFFICIAL_MASKS = Archive(
+    name="moebius_evaluation_masks",
+    url=None,  # a Drive folder is not a file URL
+    sha256=None,  # none published: recorded on first import
+    manual=f"download the benchmark's masks from the Google Drive folder {OFFICIAL_MASKS_URL} (linked from "
+           "https://github.com/hustvl/Moebius, README 'Evaluation Resources'), then run "
+           "`moebius masks import <archive or folder> --benchmark <name>`",
+)
+# The image sources that README names beside the masks (for the record; our datasets above come from
+# the publishers): Places2 http://places2.csail.mit.edu/download-private.html, CelebA-HQ
+# https://openxlab.org.cn/datasets/OpenDataLab/CelebA-HQ, FFHQ a Google Drive folder
+# (https://drive.google.com/drive/folders/1tZUcXDBeOibC6jcMCtgRRz67pzrAHeHL).
+
+
 def _lookup(table: dict, name: str, what: str):
     if name in table:
         return table[name]
@@ -467,7 +501,7 @@ def fetch_dataset(
     split: str,
     *,
     base_url: str | None = None,
-    ffhq_validation: str = "last_10k",
+    ffhq_validation: str = "first_10k",
     seed: int | None = None,
     check_counts: bool = True,
     progress: bool = True,
@@ -511,5 +545,12 @@ def fetch_dataset(
         source = str(path.relative_to(raw_dir)) if path.is_relative_to(raw_dir) else str(path)
         rows.append(row_for_png(image_id, source, png, img.shape[1], img.shape[0]))
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Which split this folder holds, as resolved (FFHQ's "val" is first or last 10K): benchmarks copy it
+    # into their selection.json and every result record names it (benchmarks.benchmark_settings).
+    write_json(out_dir / SPLIT_NAME, {
+        "dataset": name, "split": split, "resolved": sp.name, "source": sp.source or sp.name, "rule": sp.rule,
+        "seed": (sp.seed if seed is None else seed) if sp.rule == "seeded" else None,
+        "n_images": len(chosen), "n_source": len(entries), "note": sp.note,
+    })
     write_manifest(out_dir, rows)
     return out_dir

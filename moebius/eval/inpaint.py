@@ -45,6 +45,7 @@ from moebius.eval.baselines import (
     steps_for,
     weights_kind,
 )
+from moebius.eval.score_size import lanczos_images, lanczos_masks, resize_plan
 from moebius.seeding import image_seed
 
 MANIFEST = "manifest.csv"
@@ -261,25 +262,23 @@ def inpaint_benchmark(
         sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
 
     work_size = model_size or bench.size
-    resized = None
-    if work_size != bench.size:
-        # DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px), so
-        # images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
-        # the model's size and the output back, masks nearest; scores then include this resampling.
-        # MAT likewise: its generate_image.py takes multiples of 512 px only ("pad or resize").
-        resized = {"from": bench.size, "to": work_size, "images": "bicubic", "masks": "nearest"}
+    # The student only runs at its trained size (64 latents → 512 px): a benchmark of another size (the
+    # 256-px ones; 32 px at smoke scale) is resized to it; sample.score_size says how and at which size
+    # the samples are written and scored (moebius/eval/score_size.py).
+    resized = resize_plan(cfg.sample.score_size, bench.size, work_size)
+    out_size = resized["scored_at"] if resized else bench.size
 
     settings = {
         "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,
         "guidance": guidance, "steps": steps_for(cfg, model_key), "seed": cfg.sample.seed, "sampler": sampler,
-        "size": bench.size, "model_size": work_size, "resized": resized, "masks": mask_info,
+        "size": bench.size, "model_size": work_size, "resized": resized, "out_size": out_size, "masks": mask_info,
         "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
     }
     if spec.family != "ours" and getattr(inpainter, "weights_record", None):
         settings["weights"] = inpainter.weights_record  # which file (sha256) made these samples
     _check_resume(out_dir, settings)
 
-    pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", bench.size)]
+    pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", out_size)]
     batch_size = max(1, cfg.sample.batch_size)
     started = time.perf_counter()
     with tqdm(total=len(pending), desc=f"{model_key}/{benchmark}", unit="img") as bar:
@@ -288,13 +287,21 @@ def inpaint_benchmark(
             images = torch.stack([read_image(images_dir / f"{i}.png", bench.size) for i in chunk])  # (B,3,S,S)
             hole = torch.stack([torch.from_numpy(masks[i]) for i in chunk]).unsqueeze(1).float()  # (B,1,S,S)
             seeds = [image_seed(cfg.sample.seed, i) for i in chunk]
-            x, m = resize_images(images, work_size), resize_masks(hole, work_size)
+            if resized and resized["mode"] == "model":  # the official pipeline's LANCZOS (mask re-binarised)
+                x, m = lanczos_images(images, work_size), lanczos_masks(hole, work_size)
+            else:
+                x, m = resize_images(images, work_size), resize_masks(hole, work_size)
             if spec.family == "ours":
                 out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
             else:
                 out = run_baseline(cfg, model_key, x, m, seeds, guidance, target=bench.finetune)
-            out = resize_images(out.float().cpu(), bench.size)
-            out = composite(out, images, hole)  # scored images keep the known pixels exactly
+            # composited: scored images keep the known pixels of the image they are scored against exactly
+            if resized and resized["mode"] == "model":
+                out = composite(out.float().cpu(), x, m)  # kept at the model's size, as the pipeline returns it
+            else:
+                # DEVIATION (official pipeline, sample.score_size = benchmark): the output is resized back
+                # to the benchmark's size (bicubic) and scored there; the pipeline returns the 512 image.
+                out = composite(resize_images(out.float().cpu(), bench.size), images, hole)
             for image_id, image in zip(chunk, out):
                 write_png(out_dir / f"{image_id}.png", image)
             bar.update(len(chunk))

@@ -45,9 +45,11 @@ from torch import nn
 
 from moebius.atomic import atomic_path
 from moebius.config import Config
-from moebius.data.manifest import data_version, manifest_version, verify_manifest
+from moebius.data.benchmarks import benchmark_settings
+from moebius.data.manifest import data_version, verify_manifest
 from moebius.device import resolve_device
 from moebius.errors import EvalError
+from moebius.eval.score_size import scoring_truth
 from moebius.records import make_record
 
 FID_FEATURE = "2048"  # torch-fidelity's FID layer of InceptionV3
@@ -568,6 +570,15 @@ def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     return [ratios[i] for i in ids]
 
 
+def _mask_settings(masks_dir: Path) -> dict:
+    from moebius.masks import MaskError, mask_set_settings
+
+    try:
+        return mask_set_settings(masks_dir)
+    except MaskError as exc:
+        raise EvalError(str(exc)) from exc
+
+
 def evaluate_samples(
     cfg: Config,
     samples_dir: str | Path,
@@ -593,7 +604,9 @@ def evaluate_samples(
     samples_kind = meta.get("weights_kind")
     if samples_kind is None:
         raise EvalError(f"{samples_dir / 'meta.json'} has no weights_kind")
-    pairs = pair_by_stem(samples_dir, real_dir)
+    # Samples at the model's size (sample.score_size = model) score against the LANCZOS-resized truth.
+    truth_dir, size_settings = scoring_truth(meta, real_dir, Path(cfg.paths.results) / "cache" / "score_truth")
+    pairs = pair_by_stem(samples_dir, truth_dir)
     _check_same_size([(s, r) for _, s, r in pairs])  # before any network runs
     ids = [i for i, _, _ in pairs]
     ratios = _hole_ratios(masks_dir, ids)
@@ -615,7 +628,9 @@ def evaluate_samples(
         "lpips_range": cfg.eval.lpips_range,
         "bootstrap": cfg.eval.bootstrap,
         "ci_level": CI_LEVEL,
-        "mask_set": manifest_version(masks_dir / "manifest.csv"),
+        **size_settings,
+        **benchmark_settings(real_dir),  # which split, selection and preprocessing the images are
+        **_mask_settings(masks_dir),  # mask_source, mask_set (protocol + version, or official + sha256)
     }
     if meta.get("weights"):  # the model file behind the samples (e.g. MAT: key, sha256, widths)
         base["model_weights"] = meta["weights"]

@@ -13,6 +13,7 @@ pixels in every score without any other error.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from PIL import Image
 
 from moebius.data.manifest import check_id
 from moebius.errors import DataError, MaskError
+from moebius.masks.official import OFFICIAL
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.store import MANIFEST
 
@@ -135,6 +137,46 @@ def _check_ratio(path: Path, hole: np.ndarray, stored: float, manifest_path: Pat
     raise MaskError(f"{path}: hole ratio {actual:.4f} in the pixels but {stored:.4f} in {manifest_path}{hint}")
 
 
+def _check_sha256(path: Path, expected: str, manifest_path: Path) -> None:
+    """Refuse a mask whose bytes are not the ones its manifest lists (replaced since it was stored)."""
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise MaskError(f"mask file not found: {path}") from None
+    if actual != expected:
+        raise MaskError(f"{path}: sha256 {actual[:12]}... does not match {expected[:12]}... in {manifest_path} "
+                        f"(replaced since the set was stored)")
+
+
+def mask_set_settings(mask_dir: Path) -> dict[str, str]:
+    """Which mask set scored a result (record ``settings``): ``mask_source``, ``mask_set`` and the
+    sha256 of its manifest.
+
+    A generated set is named by protocol, version and seed (it is reproducible from them); an imported
+    official set by the sha256 of its manifest, which pins every mask's bytes. A set whose manifest
+    names neither (made by hand) is ``unknown``, named by the manifest's hash alone.
+    """
+    manifest_path = Path(mask_dir) / MANIFEST
+    try:
+        data = manifest_path.read_bytes()
+        manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise MaskError(f"unreadable mask manifest {manifest_path}: {(str(exc).splitlines() or [''])[0]}") from exc
+    sha = hashlib.sha256(data).hexdigest()
+
+    def first(col: str) -> str:
+        return str(manifest[col].iloc[0]) if col in manifest.columns and len(manifest) else ""
+
+    protocol = first("protocol")
+    if protocol == OFFICIAL:
+        return {"mask_source": "official", "mask_set": f"official v{first('version')} sha256:{sha}",
+                "mask_manifest_sha256": sha}
+    if protocol:
+        return {"mask_source": "generated", "mask_set": f"{protocol} v{first('version')} seed {first('seed')}",
+                "mask_manifest_sha256": sha}
+    return {"mask_source": "unknown", "mask_set": f"sha256:{sha}", "mask_manifest_sha256": sha}
+
+
 def read_mask_set(mask_dir: Path, ids: list[str],
                   expected_size: int) -> tuple[dict[str, np.ndarray], MaskSetInfo]:
     """The masks of ``ids`` from a stored set, keyed by id, converted to True = hole.
@@ -168,9 +210,12 @@ def read_mask_set(mask_dir: Path, ids: list[str],
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         raise MaskError(f"mask set {mask_dir}: no mask for image id {absent[0]!r}{more}")
     stored = _stored_ratios(manifest, manifest_path)
+    digests = dict(zip(manifest["id"], manifest["sha256"])) if "sha256" in manifest.columns else None
     masks = {}
     for i in ids:  # every id here is a checked manifest id (``listed``)
         path = mask_dir / f"{i}.png"
+        if digests is not None:  # imported sets pin their bytes (generated ones are reproducible instead)
+            _check_sha256(path, digests[i], manifest_path)
         masks[i] = read_mask(path, expected_size, polarity)
         if stored is not None:
             _check_ratio(path, masks[i], stored[i], manifest_path, polarity)

@@ -37,13 +37,15 @@ def _img(h=12, w=10) -> np.ndarray:
 
 def test_paper_counts_and_sources():
     places = get_dataset("places365")
-    assert {s.name: s.count for s in places.splits} == {"train": 1_803_460, "val": 36_500, "test": 328_500}
+    assert {s.name: s.count for s in places.splits} == {"train": 1_803_460, "val": 36_500, "val_256": 36_500,
+                                                         "test": 328_500}
     assert all(a.url.startswith("http://data.csail.mit.edu/places/places365/") for a in places.archives)
     assert places.archive("val_large.tar").md5 == "9b71c4993ad89d2d8bcbdc4aef38042f"
     celeba = get_dataset("celebahq")
     assert (celeba.split("train").count, celeba.split("val").count) == (24_183, 2_993)
     ffhq = get_dataset("ffhq")
     assert ffhq.split("val", "last_10k").rule == "last" and ffhq.split("val", "first_10k").rule == "first"
+    assert ffhq.split("val").name == "val_first_10k"  # MI-GAN's first 10K unless asked otherwise
     assert ffhq.split("train", "last_10k").count + ffhq.split("val", "last_10k").count == 70_000
     lvis = get_dataset("lvis")
     assert lvis.split("sample").count == 10_000 and lvis.split("sample").rule == "seeded"
@@ -59,6 +61,17 @@ def test_no_invented_checksums():
         for a in spec.archives:
             assert a.sha256 is None  # none is published for any of these archives
             assert a.md5 is None or spec.name == "places365"
+    assert get_dataset("places365").archive("val_256.tar").md5 is None  # not recorded here: ours on first download
+
+
+def test_official_masks_are_registered_without_a_checksum():
+    from moebius import cli
+    from moebius.data.registry import OFFICIAL_MASKS, OFFICIAL_MASKS_URL
+
+    assert OFFICIAL_MASKS.url is None and OFFICIAL_MASKS.sha256 is None and OFFICIAL_MASKS.md5 is None
+    assert OFFICIAL_MASKS_URL.startswith("https://drive.google.com/drive/folders/")
+    assert OFFICIAL_MASKS_URL in OFFICIAL_MASKS.manual and "moebius masks import" in OFFICIAL_MASKS.manual
+    assert cli.OFFICIAL_MASKS_URL == OFFICIAL_MASKS_URL  # the copy that `--help` shows
 
 
 def test_lookups_hint_on_typos():
@@ -97,6 +110,22 @@ def test_config_benchmarks_resolve_against_the_registry(config):
             assert b["n_images"] <= (split.count or 0), name
     if config == "full.yaml":
         assert sorted(benchmarks) == sorted(PAPER_PROTOCOLS)
+
+
+def test_full_config_follows_the_protocol_of_each_paper_row():
+    """FFHQ (256): MI-GAN's first 10K; Places2 (256): Places' own 256 x 256 val images (MI-GAN);
+    CelebA-HQ (512): MAT's whole faces, downscaled; 256-px benchmarks scored at the model's 512 (official)."""
+    from moebius.config import DataConfig, SampleConfig, load_config
+
+    cfg = load_config(REPO / "config" / "full.yaml")
+    assert cfg.data.ffhq_validation == DataConfig().ffhq_validation == "first_10k"
+    ffhq = cfg.benchmarks["ffhq256"]
+    assert get_dataset(ffhq.dataset).split(ffhq.split, cfg.data.ffhq_validation).name == "val_first_10k"
+    assert get_dataset("ffhq").split("train", cfg.data.ffhq_validation).rule == "last"  # trains on the other 60K
+    assert (cfg.benchmarks["places2_256"].split, cfg.benchmarks["places2_256"].preprocess) == ("val_256", "migan_resize")
+    assert cfg.benchmarks["celebahq512"].preprocess == "migan_resize"  # not a 512 crop out of a 1024 face
+    assert cfg.sample.score_size == SampleConfig().score_size == "model"
+    assert cfg.masks.source == "generated" and not cfg.masks.official.archives
 
 
 # --- fetch --------------------------------------------------------------------------------------
@@ -157,6 +186,26 @@ def test_fetch_checks_published_md5(http_server, tmp_path):
     assert not (tmp_path / "raw" / "val_large.tar").exists()
 
 
+def test_fetch_places365_val_256_for_places2_256(http_server, tmp_path):
+    """MI-GAN's Places2 (256) images: Places' own 256 x 256 validation archive, checksum recorded on first use."""
+    buf = io.BytesIO()
+    pics = {n: _img(256, 256) for n in (2, 1)}
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for n, pixels in pics.items():
+            data = encode_png(pixels)
+            info = tarfile.TarInfo(f"val_256/Places365_val_{n:08d}.jpg")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    http_server.files["/val_256.tar"] = buf.getvalue()
+    out = fetch_dataset("places365", tmp_path / "raw", tmp_path / "val_256", "val_256", base_url=http_server.url,
+                        check_counts=False, progress=False)
+    assert list(read_manifest(out)["id"]) == ["Places365_val_00000001", "Places365_val_00000002"]
+    np.testing.assert_array_equal(load_image(out / "Places365_val_00000002.png"), pics[2])
+    assert json.loads((tmp_path / "raw" / "checksums.json").read_text()) == {
+        "val_256.tar": hashlib.sha256(buf.getvalue()).hexdigest()}
+    assert json.loads((out / "split.json").read_text())["resolved"] == "val_256"
+
+
 def test_fetch_celebahq_uses_the_celeba_partition_of_each_source_image(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -196,6 +245,52 @@ def test_fetch_ffhq_validation_convention(tmp_path):
         registry.DATASETS["ffhq"] = spec
     assert list(read_manifest(last)["id"]) == ["ffhq-49000", "ffhq-56000", "ffhq-63000"]
     assert list(read_manifest(first)["id"]) == ["ffhq-00000", "ffhq-07000", "ffhq-14000"]
+
+
+def test_ffhq_defaults_to_the_first_10k_and_every_record_names_the_split(tmp_path):
+    """FFHQ (256) follows MI-GAN (first 10K) by default; the split travels to the benchmark's records."""
+    from dataclasses import replace
+
+    from moebius.data import registry
+    from moebius.data.benchmarks import (
+        benchmark_settings,
+        prepare_benchmark,
+        source_stems,
+    )
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    entries = {f"images1024x1024/{n:05d}.png": encode_png(_img(8, 8)) for n in range(0, 70_000, 7000)}
+    (raw / "images1024x1024.zip").write_bytes(_zip_bytes(entries))
+    spec = registry.DATASETS["ffhq"]
+    small = replace(spec, splits=tuple(replace(s, count=3 if s.count == 10_000 else s.count) for s in spec.splits))
+    registry.DATASETS["ffhq"] = small
+    try:
+        val = fetch_dataset("ffhq", raw, tmp_path / "datasets/ffhq/val", "val", check_counts=False, progress=False)
+    finally:
+        registry.DATASETS["ffhq"] = spec
+    assert list(read_manifest(val)["id"]) == ["ffhq-00000", "ffhq-07000", "ffhq-14000"]
+    split = json.loads((val / "split.json").read_text())
+    assert (split["resolved"], split["rule"], split["n_images"], split["n_source"]) == ("val_first_10k", "first", 3, 10)
+    bench = prepare_benchmark(val, tmp_path / "benchmarks/ffhq256", n_images=2, size=8, preprocess="migan_resize",
+                              seed=0, rule="first")
+    assert benchmark_settings(bench) == {"data_split": "ffhq/val_first_10k", "data_selection": "first 2 of 3",
+                                         "data_preprocess": "migan_resize 8"}
+    assert source_stems(bench) == {"ffhq-00000": "00000", "ffhq-07000": "07000"}  # the original file names
+
+
+@pytest.mark.hostile(
+    "a benchmark folder whose selection.json is not JSON, or lacks the rule and counts",
+    "DataError naming the file when a result record is made from it",
+)
+@pytest.mark.parametrize("text", ["{not json", '{"split": {"dataset": "ffhq"}}'])
+def test_benchmark_settings_refuse_a_broken_selection_record(tmp_path, text):
+    from moebius.data.benchmarks import benchmark_settings
+
+    assert benchmark_settings(tmp_path)["data_split"] == "unknown"  # a folder made by hand says so
+    (tmp_path / "selection.json").write_text(text)
+    with pytest.raises(DataError, match="selection.json"):
+        benchmark_settings(tmp_path)
 
 
 def test_fetch_refuses_manual_archives_that_are_absent_and_smoke_sets(tmp_path):

@@ -115,10 +115,33 @@ def test_ours_composited_by_id_with_meta(tmp_path, ours) -> None:
 def test_resize_to_model_size_and_back(tmp_path, ours) -> None:
     images_dir, masks_dir = _write_benchmark(tmp_path, 16, mask_order=IDS)
     out = tmp_path / "out"
-    meta = inpaint_benchmark(_cfg(16), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
-    assert meta["resized"] == {"from": 16, "to": 32, "images": "bicubic", "masks": "nearest"}
+    cfg = _cfg(16)
+    cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, score_size="benchmark"))
+    meta = inpaint_benchmark(cfg, "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
+    assert meta["resized"] == {"from": 16, "to": 32, "images": "bicubic", "masks": "nearest", "mode": "benchmark",
+                               "scored_at": 16}
     assert Image.open(out / "b07.png").size == (16, 16)
     _check_composited(images_dir, masks_dir, out)
+
+
+def test_score_size_model_keeps_the_model_size_as_the_official_pipeline(tmp_path, ours) -> None:
+    from moebius.eval.score_size import MASK_THRESHOLD, lanczos_uint8
+
+    images_dir, masks_dir = _write_benchmark(tmp_path, 16, mask_order=IDS)
+    out = tmp_path / "out"
+    meta = inpaint_benchmark(_cfg(16), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
+    assert meta["resized"] == {"from": 16, "to": 32, "images": "lanczos", "masks": "lanczos>=128", "mode": "model",
+                               "scored_at": 32}
+    assert meta["out_size"] == 32
+    for i in IDS:
+        sample = _read(out / f"{i}.png")
+        assert sample.shape == (32, 32, 3), i  # not resized back
+        src = np.asarray(Image.open(images_dir / f"{i}.png").convert("RGB"))
+        up = lanczos_uint8(src, 32).astype(int)
+        mask = Image.open(masks_dir / f"{i}.png").resize((32, 32), Image.Resampling.LANCZOS)
+        hole = np.asarray(mask) >= MASK_THRESHOLD
+        assert np.array_equal(sample[~hole], up[~hole]), i  # known pixels: the LANCZOS image, exactly
+        assert np.abs(sample[hole] - up[hole]).mean() > 5, i  # the hole was repainted
 
 
 def test_resume_regenerates_only_missing_or_broken(tmp_path, ours) -> None:

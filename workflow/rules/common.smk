@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from moebius.config import config_hash, dump_yaml, load_config, to_dict
-from moebius.masks import get_protocol
+from moebius.masks import get_protocol, list_protocols, official_dir
 
 
 # Fail before anything runs, with the CLI's loader and its one-line messages (types, ranges, names,
@@ -63,6 +63,9 @@ def benchmark_dir(benchmark):
 
 
 def mask_dir(benchmark):
+    """The stored set that scores `benchmark`: the imported official one, or its protocol's generated one."""
+    if CFG.mask_source(benchmark) == "official":
+        return str(official_dir(P.masks, benchmark))
     protocol = get_protocol(CFG.benchmarks[benchmark].mask_protocol)
     return f"{P.masks}/{protocol.name}/v{protocol.version}/{benchmark}"
 

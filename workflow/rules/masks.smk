@@ -7,6 +7,8 @@ rule mask_set:
         lambda w: f"{benchmark_dir(w.benchmark)}/manifest.csv",
     output:
         f"{P.masks}/{{protocol}}/v{{version}}/{{benchmark}}/manifest.csv",
+    wildcard_constraints:
+        protocol="|".join(list_protocols()),  # not "official": imported sets come from official_mask_set
     params:
         cfg=lambda w: section("masks") + config_hash(CFG.benchmarks[w.benchmark]),
         moebius=MOEBIUS,
@@ -18,6 +20,27 @@ rule mask_set:
         ENV
     shell:
         "{params.moebius} masks generate --benchmark {wildcards.benchmark} --images {params.images}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule official_mask_set:
+    """The authors' published masks of a benchmark (Moebius README), imported as a stored set (255 = hole)."""
+    input:
+        images=lambda w: f"{benchmark_dir(w.benchmark)}/manifest.csv",
+        archive=lambda w: CFG.masks.official.archives[w.benchmark],
+    output:
+        f"{official_dir(P.masks, '{benchmark}')}/manifest.csv",
+    params:
+        cfg=lambda w: config_hash([CFG.masks.official.polarity, CFG.masks.official.pairing]),
+        moebius=MOEBIUS,
+        images=lambda w, input: parent(input.images),
+        out=lambda w, output: parent(output[0]),
+    log:
+        f"{P.logs}/masks/official_{{benchmark}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} masks import {input.archive} --benchmark {wildcards.benchmark} --images {params.images}"
         " --out {params.out} > {log} 2>&1"
 
 
