@@ -43,7 +43,7 @@ from typing import IO
 
 from moebius.data.checksums import file_digest
 from moebius.errors import ChecksumError, DataError, DownloadError, UnsafeArchiveError
-from moebius.progress import progress
+from moebius.progress import progress as progress_bar
 
 _USER_AGENT = "moebius-repro/0.1 (+https://github.com/hustvl/Moebius reproduction)"
 _CHUNK = 64 * 1024  # small enough that a cut-off read loses little, big enough to be cheap
@@ -141,7 +141,7 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
         remaining = int(length_header) if length_header.strip().isdigit() else None  # absent or garbled: unknown
         total = offset + remaining if remaining is not None else expected_size
         received = 0
-        with open(part, mode) as fh, progress(
+        with open(part, mode) as fh, progress_bar(
             total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=not progress
         ) as bar:
             try:
