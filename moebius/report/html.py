@@ -86,7 +86,7 @@ def _e(text: Any) -> str:
 def _inline(text: str) -> str:
     """Escape, then turn Markdown's `code` and **bold** (used by the shared texts) into tags."""
     out = _e(text)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"``(.+?)``|`([^`]+)`", lambda m: f"<code>{m.group(1) or m.group(2)}</code>", out)  # RST or MD
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
@@ -240,8 +240,8 @@ def _bin_key(label: str) -> float:
 
 
 def _hole_bins(records: Sequence[dict[str, Any]]) -> list[str]:
-    """FID / LPIPS per hole-ratio bin, one table per (experiment, benchmark, metric), models down, bins across."""
-    groups: dict[tuple[str, str, str], dict[tuple[str, str], dict]] = defaultdict(dict)
+    """FID and LPIPS per hole-ratio bin: one table per (experiment, benchmark), models down, metric × bin across."""
+    groups: dict[tuple[str, str], dict[tuple[str, str, str], dict]] = defaultdict(dict)
     for r in records:
         if r["metric"] not in BIN_METRICS:
             continue
@@ -249,29 +249,31 @@ def _hole_bins(records: Sequence[dict[str, Any]]) -> list[str]:
         label = settings.get("hole_bin")
         if label is None:
             continue
-        key = (str(settings.get("experiment", "")), r["benchmark"], r["metric"])
-        groups[key][(r["model"], str(label))] = r
+        groups[(str(settings.get("experiment", "")), r["benchmark"])][(r["metric"], r["model"], str(label))] = r
     if not groups:
         return ["<p>No per-bin records (bins need at least two images each).</p>"]
-    out = []
-    for (exp, bench, metric), cells in sorted(groups.items()):
-        models = list(dict.fromkeys(m for m, _ in cells))
-        bins = sorted({b for _, b in cells}, key=_bin_key)
-        out.append(f"<h3>{_e(BENCHMARK_NAMES.get(bench, bench))} — {BIN_METRICS[metric]} by hole ratio "
-                   f"<small>({_e(exp)})</small></h3>")
-        out.append('<div class="scroll"><table><thead><tr><th>model</th>'
-                   + "".join(f'<th class="num">hole {_e(b)}</th>' for b in bins) + "</tr></thead><tbody>")
-        for m in models:
+    out = ["<p>Each cell: the score over the images whose hole covers that share of the image (n = images).</p>"]
+    for (exp, bench), cells in sorted(groups.items()):
+        models = list(dict.fromkeys(m for _, m, _ in cells))
+        metrics = [m for m in BIN_METRICS if any(k[0] == m for k in cells)]
+        bins = {m: sorted({b for k, _, b in cells if k == m}, key=_bin_key) for m in metrics}
+        out.append(f"<h3>{_e(BENCHMARK_NAMES.get(bench, bench))} <small>({_e(exp)})</small></h3>")
+        head1 = "".join(f'<th colspan="{len(bins[m])}">{BIN_METRICS[m]} by hole ratio</th>' for m in metrics)
+        head2 = "".join(f'<th class="num">{_e(b)}</th>' for m in metrics for b in bins[m])
+        out.append(f'<div class="scroll"><table><thead><tr><th rowspan="2">model</th>{head1}</tr>'
+                   f"<tr>{head2}</tr></thead><tbody>")
+        for model in models:
             row = []
-            for b in bins:
-                rec = cells.get((m, b))
-                if rec is None:
-                    row.append('<td class="num"></td>')
-                    continue
-                tip = f"n = {rec.get('n_images')} images · weights: {rec.get('weights_kind')}"
-                row.append(f'<td class="num" title="{_e(tip)}">{_num(rec["value"])} '
-                           f'<small>(n={_e(rec.get("n_images"))})</small></td>')
-            out.append(f"<tr><th>{_e(display_name(m))}</th>{''.join(row)}</tr>")
+            for m in metrics:
+                for b in bins[m]:
+                    rec = cells.get((m, model, b))
+                    if rec is None:
+                        row.append('<td class="num"></td>')
+                        continue
+                    tip = f"n = {rec.get('n_images')} images · weights: {rec.get('weights_kind')}"
+                    row.append(f'<td class="num" title="{_e(tip)}">{_num(rec["value"])} '
+                               f'<small>(n={_e(rec.get("n_images"))})</small></td>')
+            out.append(f"<tr><th>{_e(display_name(model))}</th>{''.join(row)}</tr>")
         out.append("</tbody></table></div>")
     return out
 

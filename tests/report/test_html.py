@@ -61,6 +61,13 @@ def test_delta_class_steps() -> None:
     assert delta_class(float("nan")) == ""
 
 
+def test_marker_text_is_escaped_and_code_spans_pair_up() -> None:
+    from moebius.report.html import _inline
+
+    assert _inline("own ``numpy.random.Generator`` (PCG64), `x` <b> & **note**") == (
+        "own <code>numpy.random.Generator</code> (PCG64), <code>x</code> &lt;b&gt; &amp; <strong>note</strong>")
+
+
 def test_offline_and_every_link_resolves(page) -> None:
     html, links = page["html"], page["links"]
     assert "script" not in links.tags and "<script" not in html.lower()
@@ -100,7 +107,8 @@ def test_banner_bins_provenance_and_paper_vs_code(page) -> None:
     html = page["html"]
     assert "Stand-in weights were used." in html and "Smoke scale:" in html
     bins = html.split('id="bins"', 1)[1].split('id="qualitative"', 1)[0]
-    assert "LVIS (OOD natural) — FID by hole ratio" in bins and "hole 40-50" in bins and ">22 <small>" in bins
+    assert "LVIS (OOD natural) <small>(ood)</small>" in bins and "FID by hole ratio" in bins
+    assert '<th class="num">40-50</th>' in bins and ">22 <small>(n=12)</small>" in bins
     assert "<code>cfg0123abcd</code>" in html and "<code>2.3.1</code>" in html
     section = html.split('id="paper-vs-code"', 1)[1]
     for marker in collect_markers():
