@@ -521,13 +521,27 @@ def profile(ctx: click.Context, model_keys: tuple[str, ...], latency: bool, out:
 @click.option("--plots-dir", type=PathArg, required=True)
 @click.option("--report", "report_md", type=PathArg, required=True)
 @click.option("--metrics-json", type=PathArg, required=True)
+@click.option("--html", "html_out", type=PathArg, default=None, help="Also write the offline web page here.")
+@click.option("--thumbs-dir", type=PathArg, default=None, help="Grid thumbnails (default: thumbs/ beside --html).")
+@click.option(
+    "--grid", "grid_specs", multiple=True,
+    help="A qualitative grid: experiment=E,benchmark=B,images=DIR,masks=DIR,samples=DIR,models=M1+M2 (repeatable).",
+)
+@click.option("--grid-images", type=click.IntRange(1, 32), default=4, help="Images (rows) per qualitative grid.")
 def report(
     record_files: tuple[Path, ...], reference: Path, train_metrics: tuple[str, ...], mask_stats: Path | None,
-    tables_dir: Path, plots_dir: Path, report_md: Path, metrics_json: Path,
+    tables_dir: Path, plots_dir: Path, report_md: Path, metrics_json: Path, html_out: Path | None,
+    thumbs_dir: Path | None, grid_specs: tuple[str, ...], grid_images: int,
 ) -> None:
-    """Tables 1-7 + efficiency (CSV), plots, results/report.md and metrics.json, from records only."""
+    """Tables 1-7 + efficiency (CSV), plots, results/report.md and metrics.json, from records only.
+
+    With --html, also the web page (tables, figures, qualitative grids of --grid, provenance)."""
     from moebius.records import read_records
 
+    if grid_specs and html_out is None:
+        raise click.UsageError("--grid needs --html (the grids' thumbnails are for the page)")
+    parse_grid = _call("moebius.report.qualitative:parse_grid")
+    grid_list = [parse_grid(g) for g in grid_specs]  # malformed specs fail before any work
     records = read_records(record_files)
     tables = _call("moebius.report.tables:build_tables")(records, reference, tables_dir)
     curves = {}
@@ -535,7 +549,14 @@ def report(
         name, _, path = item.partition("=")
         curves[name] = Path(path)
     plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats)
-    _call("moebius.report.page:write_report")(tables, plots, records, report_md, metrics_json)
+    grids = []
+    if html_out is not None:
+        thumbs = thumbs_dir if thumbs_dir is not None else html_out.parent / "thumbs"
+        grids = _call("moebius.report.qualitative:make_grids")(grid_list, thumbs, plots_dir, grid_images)
+    figures = plots + [figure for _, figure in grids]
+    _call("moebius.report.page:write_report")(tables, figures, records, report_md, metrics_json)
+    if html_out is not None:
+        _call("moebius.report.html:write_html")(html_out, tables, figures, records, grids, report_md)
 
 
 @cli.command("trace")

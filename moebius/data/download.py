@@ -1,4 +1,4 @@
-"""Resumable, verified downloads and safe archive extraction (standard library + tqdm only).
+"""Resumable, verified downloads and safe archive extraction (standard library + the progress bar of moebius.progress only).
 
 The full-scale datasets arrive as multi-gigabyte archives over plain HTTP (Places365's tarballs are
 21-105 GB), so a transfer has to survive being cut off:
@@ -41,10 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tqdm import tqdm
-
 from moebius.data.checksums import file_digest
 from moebius.errors import ChecksumError, DataError, DownloadError, UnsafeArchiveError
+from moebius.progress import progress as progress_bar
 
 _USER_AGENT = "moebius-repro/0.1 (+https://github.com/hustvl/Moebius reproduction)"
 _CHUNK = 64 * 1024  # small enough that a cut-off read loses little, big enough to be cheap
@@ -142,7 +141,7 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
         remaining = int(length_header) if length_header.strip().isdigit() else None  # absent or garbled: unknown
         total = offset + remaining if remaining is not None else expected_size
         received = 0
-        with open(part, mode) as fh, tqdm(
+        with open(part, mode) as fh, progress_bar(
             total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=not progress
         ) as bar:
             try:

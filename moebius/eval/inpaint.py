@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from moebius.atomic import atomic_path, write_json
 from moebius.config import Config, ConfigError, config_hash
@@ -46,6 +45,7 @@ from moebius.eval.baselines import (
     weights_kind,
 )
 from moebius.eval.score_size import lanczos_images, lanczos_masks, resize_plan
+from moebius.progress import progress
 from moebius.seeding import image_seed
 
 MANIFEST = "manifest.csv"
@@ -281,7 +281,7 @@ def inpaint_benchmark(
     pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", out_size)]
     batch_size = max(1, cfg.sample.batch_size)
     started = time.perf_counter()
-    with tqdm(total=len(pending), desc=f"{model_key}/{benchmark}", unit="img") as bar:
+    with progress(total=len(pending), desc=f"{model_key}/{benchmark}", unit="img") as bar:
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
             images = torch.stack([read_image(images_dir / f"{i}.png", bench.size) for i in chunk])  # (B,3,S,S)

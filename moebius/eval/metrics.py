@@ -50,6 +50,7 @@ from moebius.data.manifest import data_version, verify_manifest
 from moebius.device import resolve_device
 from moebius.errors import EvalError
 from moebius.eval.score_size import scoring_truth
+from moebius.progress import progress
 from moebius.records import make_record
 
 FID_FEATURE = "2048"  # torch-fidelity's FID layer of InceptionV3
@@ -255,10 +256,12 @@ def inception_features(paths: Sequence[Path], extractor: nn.Module, batch_size: 
     """(N, 2048) float64 pool features of the images at ``paths``, in order."""
     device = next(extractor.parameters()).device
     feats = []
-    for start in range(0, len(paths), batch_size):
-        batch = _load_batch(paths[start:start + batch_size]).to(device)
-        (f,) = extractor(batch)
-        feats.append(f.to("cpu", torch.float64))
+    with progress(total=len(paths), desc="Inception features", unit="img") as bar:
+        for start in range(0, len(paths), batch_size):
+            batch = _load_batch(paths[start:start + batch_size]).to(device)
+            (f,) = extractor(batch)
+            feats.append(f.to("cpu", torch.float64))
+            bar.update(len(batch))
     return torch.cat(feats)
 
 
@@ -451,15 +454,17 @@ def compute_lpips(
     model, kind = build_lpips(net, allow_standin, weights_dir, standin_seed, device)
     dev = next(model.parameters()).device
     scores = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        x = _load_batch([a for a, _ in chunk]).to(dev, torch.float32) / 255.0  # (B, 3, H, W) in [0, 1]
-        y = _load_batch([b for _, b in chunk]).to(dev, torch.float32) / 255.0
-        if lpips_range == "minus_one_one":
-            d = model(x * 2 - 1, y * 2 - 1, normalize=False)
-        else:
-            d = model(x, y, normalize=True)
-        scores.append(d.flatten().to("cpu", torch.float64))
+    with progress(total=len(pairs), desc="LPIPS", unit="pair") as bar:
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            x = _load_batch([a for a, _ in chunk]).to(dev, torch.float32) / 255.0  # (B, 3, H, W) in [0, 1]
+            y = _load_batch([b for _, b in chunk]).to(dev, torch.float32) / 255.0
+            if lpips_range == "minus_one_one":
+                d = model(x * 2 - 1, y * 2 - 1, normalize=False)
+            else:
+                d = model(x, y, normalize=True)
+            scores.append(d.flatten().to("cpu", torch.float64))
+            bar.update(len(chunk))
     per_image = torch.cat(scores).numpy()
     return LpipsResult(float(per_image.mean()), per_image, kind)
 

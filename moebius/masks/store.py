@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from moebius.atomic import atomic_open
 from moebius.data.manifest import check_id
@@ -23,6 +22,7 @@ from moebius.errors import DataError, MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
 from moebius.masks.polarity import HOLE_255
 from moebius.masks.registry import get_protocol
+from moebius.progress import progress
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ["id", "seed", "hole_ratio", "protocol", "version", "polarity", "size", "cv2_version"]
@@ -91,7 +91,7 @@ def write_mask_set(protocol: str, ids: list[str], out_dir: Path, seed: int, size
     chunks = [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
     args = (proto.name, proto.version, int(seed), int(size), str(out_dir))
     ratios: list[float] = []
-    with tqdm(total=len(ids), desc=f"masks {proto.name} v{proto.version}", unit="mask") as bar:
+    with progress(total=len(ids), desc=f"masks {proto.name} v{proto.version}", unit="mask") as bar:
         if workers == 1:
             for chunk in chunks:
                 ratios += _write_chunk(*args, chunk)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,20 +99,37 @@ def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A warning on top of the report: its level (GitHub alert name), headline and explanation."""
+
+    level: str  # "WARNING" | "NOTE" | "CAUTION"
+    headline: str
+    detail: str
+
+
+def notices(prov: dict[str, Any]) -> list[Notice]:
+    """What a reader must know before any number: stand-ins, smoke scale, mixed provenance."""
+    out = []
+    if "standin" in prov["weights_kind"]:
+        out.append(Notice("WARNING", "Stand-in weights were used.",
+                          "Some numbers come from deterministic stand-ins for external networks (Inception, "
+                          "LPIPS backbones, E-LatentLPIPS, FLUX / SD3.5): they test the pipeline and are "
+                          "not comparable to the paper."))
+    if "smoke" in prov["scale"]:
+        out.append(Notice("NOTE", "Smoke scale:",
+                          "tiny data, tiny models, CPU. Every rule ran; no number here reproduces the paper. "
+                          "Run the full scale for that."))
+    if len(prov["git_commit"]) > 1 or len(prov["config_hash"]) > 1 or len(prov["scale"]) > 1:
+        out.append(Notice("CAUTION", "Records come from more than one commit, config or scale",
+                          "(see Provenance)."))
+    return out
+
+
 def _banner(prov: dict[str, Any]) -> list[str]:
     lines = []
-    if "standin" in prov["weights_kind"]:
-        lines += ["> [!WARNING]",
-                  "> **Stand-in weights were used.** Some numbers come from deterministic stand-ins for",
-                  "> external networks (Inception, LPIPS backbones, E-LatentLPIPS, FLUX / SD3.5): they test the",
-                  "> pipeline and are **not comparable to the paper**.", ""]
-    if "smoke" in prov["scale"]:
-        lines += ["> [!NOTE]",
-                  "> **Smoke scale**: tiny data, tiny models, CPU. Every rule ran; no number here reproduces",
-                  "> the paper. Run the full scale for that.", ""]
-    if len(prov["git_commit"]) > 1 or len(prov["config_hash"]) > 1 or len(prov["scale"]) > 1:
-        lines += ["> [!CAUTION]",
-                  "> Records come from **more than one commit, config or scale** (see Provenance).", ""]
+    for n in notices(prov):
+        lines += [f"> [!{n.level}]", f"> **{n.headline}** {n.detail}", ""]
     return lines
 
 

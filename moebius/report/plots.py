@@ -74,7 +74,8 @@ def comparable(frames: list[pd.DataFrame]) -> bool:
     return not rep.empty and set(rep["scale"]) == {"full"} and "standin" not in set(rep["weights_kind"])
 
 
-def _save(fig: plt.Figure, path: Path, note: str) -> Path:
+def save_figure(fig: plt.Figure, path: Path, note: str) -> Path:
+    """Write ``fig`` as a PNG with ``note`` as its footnote (scale, weights), atomically; close it."""
     fig.text(0.01, 0.005, note, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     with atomic_path(path) as tmp:
@@ -117,7 +118,7 @@ def plot_cfg_sweep(t6: pd.DataFrame, out_png: Path) -> Path:
                 handles = (handles[0] + h2[0], handles[1] + h2[1])
             ax.legend(*handles, fontsize=7, loc="upper center")
     fig.suptitle("Tab. 6 — Moebius quality vs classifier-free guidance scale")
-    return _save(fig, out_png, footnote([t6], "error bars: bootstrap CI of the reproduced value"))
+    return save_figure(fig, out_png, footnote([t6], "error bars: bootstrap CI of the reproduced value"))
 
 
 def _errorbars(rep: pd.DataFrame) -> np.ndarray | None:
@@ -161,7 +162,7 @@ def plot_efficiency(eff: pd.DataFrame, t1: pd.DataFrame | None, out_png: Path) -
         ax.set_ylabel("latency (ms per denoising step)")
         ax.set_title(title, fontsize=10)
     fig.suptitle("Efficiency — parameters vs latency (bubble area ∝ FID on Places2 Small; grey: no FID)")
-    return _save(fig, out_png, footnote([eff] + ([t1] if t1 is not None else []),
+    return save_figure(fig, out_png, footnote([eff] + ([t1] if t1 is not None else []),
                                         "latency measured on different hardware is not comparable"))
 
 
@@ -194,7 +195,7 @@ def plot_ablation_bars(df: pd.DataFrame, name: str, out_png: Path) -> Path:
     axes[-1].set_xticks(x, methods, rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=8)
     axes[-1].set_xlabel("experiment" if name == "table2" else "losses used (cumulative)")
     fig.suptitle(f"{TABLES[name].title}: FID, reproduced vs reported")
-    return _save(fig, out_png, footnote([df]))
+    return save_figure(fig, out_png, footnote([df]))
 
 
 def plot_mask_stats(stats_csv: Path, out_png: Path, note: str) -> Path:
@@ -222,7 +223,7 @@ def plot_mask_stats(stats_csv: Path, out_png: Path, note: str) -> Path:
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.suptitle("Mask protocols — hole-area distribution (orange: mean)")
-    return _save(fig, out_png, note)
+    return save_figure(fig, out_png, note)
 
 
 def plot_training_curves(run: str, csv: Path, out_png: Path, note: str) -> Path:
@@ -251,7 +252,7 @@ def plot_training_curves(run: str, csv: Path, out_png: Path, note: str) -> Path:
         ax.legend(fontsize=7, ncols=min(4, len(cols)))
     axes[-1, 0].set_xlabel("optimiser step")
     fig.suptitle(f"Training curves — {run}")
-    return _save(fig, out_png, note)
+    return save_figure(fig, out_png, note)
 
 
 # ---------------------------------------------------------------------------------------------
