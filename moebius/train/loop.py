@@ -7,7 +7,8 @@ loop provides, the same way for all of them:
   without a process group;
 - gradient accumulation: global_batch = batch_size x world_size x accum (an exact multiple or an error);
 - bf16 autocast where asked (``precision: bf16``) or where the device supports it (``auto``);
-- gradient clipping, the step lr schedule (optim.py), a tqdm bar, one metrics row per step;
+- gradient clipping, the step lr schedule (optim.py), a progress bar, one metrics row per step (also as
+  DVCLive curves in ``dvclive/``, for ``dvc plots show``);
 - atomic checkpoints every ``checkpoint_every`` steps and exact resumption: every random draw of a
   step is seeded from (seed, run kind, step, micro-step, rank) and the data order from (seed, epoch),
   so a resumed run repeats the uninterrupted one bit for bit (same device, same thread count);
@@ -54,17 +55,18 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, TrainConfig, config_hash, to_dict
 from moebius.errors import MoebiusError, TrainError
+from moebius.progress import progress
 from moebius.seeding import derive, torch_generator
 from moebius.train.batches import (
     StreamLayout,
     TrainStream,
     batch_loader,
 )
+from moebius.train.live import write_live
 from moebius.train.optim import build_optimizer, lr_at
 from moebius.train.state import (
     METRICS_CSV,
@@ -400,7 +402,7 @@ def _train(
     loader = iter(batch_loader(spec.stream, layout, start, spec.steps, train.num_workers))
     params = [p for p in model.parameters() if p.requires_grad]
     meta = {"identity": identity, "kind": spec.kind, "resumed_at_steps": resumes}
-    bar = tqdm(total=spec.steps, initial=start, desc=spec.kind, disable=not info.is_main, mininterval=1.0)
+    bar = progress(total=spec.steps, initial=start, desc=spec.kind, unit="step", disable=not info.is_main)
     t_begin, timed_steps = None, 0
 
     for step in range(start, spec.steps):
@@ -444,6 +446,7 @@ def _train(
         if done % max(train.checkpoint_every, 1) == 0 or done == spec.steps:
             if info.is_main:
                 save_state(out_dir, done, model, optimizer.state_dict(), rows, meta)
+                write_live(out_dir, rows)  # DVCLive curves, rewritten whole: a resumed run writes the same bytes
             _barrier()
         if stop_after is not None and done >= stop_after and done < spec.steps:
             bar.close()
@@ -470,6 +473,7 @@ def _finish(
             spec.finalize(model, out_dir)
         save_weights(spec.export if spec.export is not None else model, out_dir / WEIGHTS_NAME)
         write_text(out_dir / METRICS_CSV, metrics_csv_text(rows))
+        write_live(out_dir, rows)
         run = {
             **spec.info,
             "steps": spec.steps,

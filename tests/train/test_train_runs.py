@@ -47,6 +47,10 @@ def test_distillation_lowers_total_loss(data_root, vae_dir, teacher_dir, tmp_pat
     out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "kd")
     rows = read_metrics(out / "train_metrics.csv")
     assert len(rows) == 40
+    # the same curve as DVCLive files (dvc plots show): one row per step of loss_total
+    live = (out / "dvclive" / "plots" / "metrics" / "loss_total.tsv").read_text().splitlines()
+    assert live[0] == "step\tloss_total" and len(live) == 41
+    assert float(live[-1].split("\t")[1]) == pytest.approx(rows[-1]["loss_total"], rel=1e-6)
     first = np.mean([r["loss_total"] for r in rows[:8]])
     last = np.mean([r["loss_total"] for r in rows[-8:]])
     assert last < 0.8 * first
