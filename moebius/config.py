@@ -300,8 +300,17 @@ class SampleConfig:
     # bicubic there and back, scored at the benchmark's size (moebius/eval/score_size.py).
     score_size: Literal["model", "benchmark"] = "model"
     noise_offset: float = ranged(0.0357, ge=0)
-    paste_back: bool = True
-    paste_blur: int = ranged(0, ge=0)  # Gaussian blur radius (px) of the paste-back mask; 0 = hard composite
+    # How the decoded output meets the known pixels (moebius.diffusion.composite.finish): `blurred` is
+    # the official pipeline's paste through the hole mask blurred by PIL GaussianBlur(paste_blur)
+    # (infer_moebius.py --pst, default on); `hard` the binary composite that MAT / LaMa score; `none`
+    # the raw decoded image (PixelHacker's own inference).
+    paste_back: Literal["blurred", "hard", "none"] = "blurred"
+    paste_blur: float = ranged(3.0, gt=0)  # σ (px) of that blur; official GaussianBlur(radius=3)
+    # PixelHacker rows (Tab. 1, 3, 4, 7 carry the PixelHacker paper's own numbers, "†") are sampled as
+    # PixelHacker's infer_pixelhacker.py does: guidance 4.5 in every domain, strength 0.999, no paste.
+    pixelhacker_guidance: float = ranged(4.5, ge=0)
+    pixelhacker_strength: float = ranged(0.999, gt=0, le=1)
+    pixelhacker_paste_back: Literal["blurred", "hard", "none"] = "none"
     batch_size: int = ranged(8, ge=1)
     seed: int = ranged(0, ge=0)
 
@@ -317,6 +326,14 @@ class EvalConfig:
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_range: Literal["minus_one_one", "zero_one"] = "minus_one_one"
     hole_bins: int = ranged(10, ge=1)  # LaMa-style per-hole-ratio bins
+    # Fewest images a per-bin FID is reported from; below it the record says "too few" and has no value.
+    # 2048 = the Inception pool feature dimension: with fewer images the feature covariance is singular
+    # (rank <= n - 1), and the FID of n images carries a bias of order D/n that swamps the differences.
+    min_fid_images: int = ranged(2048, ge=2)
+    # Sampler starts the main tables (Tab. 1, 3, 4, 7) are made under for our diffusion models (moebius,
+    # pixelhacker): sample.start gives the primary rows, every other start adds rows `start=<start>`.
+    sampler_starts: tuple[Literal["noise", "gt_noised"], ...] = ranged(("noise", "gt_noised"), min_items=1,
+                                                                        unique=True)
     bootstrap: int = ranged(1000, ge=0)  # resamples for confidence intervals (0 = off)
     batch_size: int = ranged(32, ge=1)
     flux_steps: int = ranged(50, ge=1)
@@ -698,10 +715,17 @@ def check_config(cfg: Config) -> Config:
         raise ConfigError(
             f"config.sample.steps: {s.steps!r} is not allowed; must be <= num_train_timesteps ({s.num_train_timesteps})"
         )
-    if s.start == "gt_noised" and int(s.steps * s.strength) < 1:  # as diffusion.schedule.truncate_by_strength
+    starts = set(cfg.eval.sampler_starts) | {s.start}
+    for key, strength in (("strength", s.strength), ("pixelhacker_strength", s.pixelhacker_strength)):
+        if "gt_noised" in starts and int(s.steps * strength) < 1:  # as diffusion.schedule.truncate_by_strength
+            raise ConfigError(
+                f"config.sample.{key}: {strength!r} with {s.steps} steps leaves no denoising step; "
+                f"must be >= {1 / s.steps:g}"
+            )
+    if s.start not in cfg.eval.sampler_starts:
         raise ConfigError(
-            f"config.sample.strength: {s.strength!r} with {s.steps} steps leaves no denoising step; "
-            f"must be >= {1 / s.steps:g}"
+            f"config.eval.sampler_starts: {list(cfg.eval.sampler_starts)!r} must include sample.start "
+            f"({s.start!r}), the start of the primary rows"
         )
     return cfg
 

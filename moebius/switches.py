@@ -61,6 +61,15 @@ SWITCHES: tuple[Switch, ...] = (
                  "`official`); a benchmark's own `mask_source` overrides",
     ),
     Switch(
+        "paste_back",
+        "sample.paste_back",
+        paper="not stated; MAT / LaMa score a hard composite, output·hole + input·known (`hard`)",
+        official="infer_moebius.py --pst (default on): blend through the hole mask blurred by PIL "
+        "GaussianBlur(radius=3), pixel space, 8-bit, at the model's 512 px; the blend reads the whole input, "
+        "so ground truth near the hole edge enters the answer (`blurred`); PixelHacker's infer script "
+        "pastes nothing (`none`, its rows)",
+    ),
+    Switch(
         "flop_convention",
         None,
         paper="GFLOPs column = thop multiply-accumulates (`gmacs_thop`)",

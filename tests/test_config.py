@@ -171,6 +171,11 @@ OUT_OF_RANGE = [
     ({"eval": {"models": ["telea", "telea"]}}, "config.eval.models: 'telea' is listed twice"),
     ({"eval": {"cfg_sweep": {"places2_test": [2.0, -1.0]}}},
      "config.eval.cfg_sweep.places2_test[1]: -1.0 is not allowed; must be >= 0"),
+    ({"eval": {"min_fid_images": 1}}, "config.eval.min_fid_images: 1 is not allowed; must be >= 2"),
+    ({"eval": {"sampler_starts": ["noise", "noise"]}}, "config.eval.sampler_starts: 'noise' is listed twice"),
+    ({"sample": {"pixelhacker_strength": 1.5}},
+     "config.sample.pixelhacker_strength: 1.5 is not allowed; must be > 0 and <= 1"),
+    ({"sample": {"paste_blur": 0}}, "config.sample.paste_blur: 0 is not allowed; must be > 0"),
 ]
 
 
@@ -233,6 +238,10 @@ BAD_REFERENCES = [
     ({"sample": {"steps": 1001}}, "config.sample.steps: 1001 is not allowed; must be <= num_train_timesteps (1000)"),
     ({"sample": {"start": "gt_noised", "steps": 1, "strength": 0.5}},
      "config.sample.strength: 0.5 with 1 steps leaves no denoising step; must be >= 1"),
+    ({"sample": {"steps": 2, "pixelhacker_strength": 0.4}},  # eval.sampler_starts runs gt_noised too
+     "config.sample.pixelhacker_strength: 0.4 with 2 steps leaves no denoising step; must be >= 0.5"),
+    ({"eval": {"sampler_starts": ["gt_noised"]}},
+     "config.eval.sampler_starts: ['gt_noised'] must include sample.start ('noise')"),
 ]
 
 
