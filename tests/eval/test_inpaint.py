@@ -189,7 +189,7 @@ def test_score_size_model_keeps_the_model_size_as_the_official_pipeline(tmp_path
 
     images_dir, masks_dir = _write_benchmark(tmp_path, 16, mask_order=IDS)
     out = tmp_path / "out"
-    meta = inpaint_benchmark(_cfg(16), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
+    meta = inpaint_benchmark(_cfg(16, paste_back="hard"), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
     assert meta["resized"] == {"from": 16, "to": 32, "images": "lanczos", "masks": "lanczos>=128", "mode": "model",
                                "scored_at": 32}
     assert meta["out_size"] == 32
