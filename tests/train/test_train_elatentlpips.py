@@ -20,7 +20,7 @@ from moebius.train.elatentlpips import (
     unit_normalise,
 )
 from moebius.train.losses import PerceptualLoss
-from moebius.train.noising import NoiseSchedule
+from moebius.diffusion.schedule import scaled_linear_schedule
 
 MANIFEST = Path(__file__).parent / "manifests" / "elatentlpips_sdxl_state_dict.tsv"  # measured from the official code
 
@@ -121,7 +121,7 @@ def test_feature_normalisation_puts_the_epsilon_inside_the_root():
 
 def _batch(seed: int = 4):
     g = torch.Generator().manual_seed(seed)
-    schedule = NoiseSchedule()
+    schedule = scaled_linear_schedule()
     x0 = torch.randn(2, 4, 16, 16, generator=g)
     noise = torch.randn(2, 4, 16, 16, generator=g)
     t = torch.tensor([120, 870])
@@ -159,7 +159,7 @@ def test_the_switch_changes_the_loss_on_a_fixed_batch():
 @pytest.mark.hostile("distill.perceptual_form 'offical' reaching the loss", "TrainError listing official | plain")
 def test_an_unknown_form_is_an_error():
     with pytest.raises(TrainError, match="official | plain"):
-        PerceptualLoss(standin_elatentlpips(), NoiseSchedule(), "offical")
+        PerceptualLoss(standin_elatentlpips(), scaled_linear_schedule(), "offical")
 
 
 @pytest.mark.parametrize("form", ["official", "plain"])
