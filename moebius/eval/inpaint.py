@@ -40,9 +40,12 @@ from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
     load_baseline,
+    provenance,
     run_baseline,
+    sample_settings,
     steps_for,
     weights_kind,
+    work_size,
 )
 
 MANIFEST = "manifest.csv"
@@ -248,25 +251,28 @@ def inpaint_benchmark(
         sampler = {"start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
                    "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur}
     else:
-        load_baseline(cfg, model_key)  # build it once now: a method that cannot run fails before any work
-        kind = weights_kind(cfg, model_key)
-        model_size = None  # baselines run at the benchmark's own size
+        load_baseline(cfg, model_key, benchmark)  # build it once now: a method that cannot run fails before any work
+        kind = weights_kind(cfg, model_key, benchmark)
+        model_size = work_size(cfg, model_key, benchmark)  # the checkpoint's native size; None: the benchmark's
         if guidance is None:
             guidance = spec.default_guidance
-        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
+        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a",
+                   **sample_settings(cfg, model_key, benchmark)}
 
-    work_size = model_size or bench.size
+    size_run = model_size or bench.size
     resized = None
-    if work_size != bench.size:
-        # DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px), so
-        # images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
+    if size_run != bench.size:
+        # Ours — DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px),
+        # so images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
         # the model's size and the output back, masks nearest; scores then include this resampling.
-        resized = {"from": bench.size, "to": work_size, "images": "bicubic", "masks": "nearest"}
+        # Baselines: a fixed-size checkpoint (MI-GAN, CoModGAN, SD 1.5) runs at its native size, as its
+        # own evaluation resizes inputs to it (MI-GAN scripts/evaluate_fid_lpips.py).
+        resized = {"from": bench.size, "to": size_run, "images": "bicubic", "masks": "nearest"}
 
     settings = {
         "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,
         "guidance": guidance, "steps": steps_for(cfg, model_key), "seed": cfg.sample.seed, "sampler": sampler,
-        "size": bench.size, "model_size": work_size, "resized": resized, "masks": mask_info,
+        "size": bench.size, "model_size": size_run, "resized": resized, "masks": mask_info,
         "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
     }
     _check_resume(out_dir, settings)
@@ -280,11 +286,11 @@ def inpaint_benchmark(
             images = torch.stack([read_image(images_dir / f"{i}.png", bench.size) for i in chunk])  # (B,3,S,S)
             hole = torch.stack([torch.from_numpy(masks[i]) for i in chunk]).unsqueeze(1).float()  # (B,1,S,S)
             seeds = [image_seed(cfg.sample.seed, i) for i in chunk]
-            x, m = resize_images(images, work_size), resize_masks(hole, work_size)
+            x, m = resize_images(images, size_run), resize_masks(hole, size_run)
             if spec.family == "ours":
                 out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
             else:
-                out = run_baseline(cfg, model_key, x, m, seeds, guidance)
+                out = run_baseline(cfg, model_key, x, m, seeds, guidance, benchmark=benchmark)
             out = resize_images(out.float().cpu(), bench.size)
             out = composite(out, images, hole)  # scored images keep the known pixels exactly
             for image_id, image in zip(chunk, out):
@@ -295,6 +301,8 @@ def inpaint_benchmark(
     meta = {**settings, "n_images": len(ids), "ids": ids, "n_generated_this_run": len(pending),
             "seconds_this_run": round(elapsed, 3),
             "seconds_per_image": round(elapsed / len(pending), 4) if pending else None}
+    if spec.family != "ours":
+        meta["weights"] = provenance(cfg, model_key, benchmark)  # file, digests: recorded on first use
     write_json(out_dir / META, meta)
     return meta
 
