@@ -262,12 +262,12 @@ def inpaint_benchmark(
     size_run = model_size or bench.size
     resized = None
     if size_run != bench.size:
-        # Ours — DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px),
-        # so images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
+        # DEVIATION (paper §4.1): the student only runs at its trained latent size (64 → 512 px), so
+        # images of another size (the 256-px benchmarks; the 32-px smoke ones) are resized bicubic to
         # the model's size and the output back, masks nearest; scores then include this resampling.
-        # Baselines: a fixed-size checkpoint (MI-GAN, CoModGAN, SD 1.5) runs at its native size, as its
-        # own evaluation resizes inputs to it (MI-GAN scripts/evaluate_fid_lpips.py).
         resized = {"from": bench.size, "to": size_run, "images": "bicubic", "masks": "nearest"}
+        # Baselines resize the same way when a fixed-size checkpoint (MI-GAN, CoModGAN, SD 1.5) runs at
+        # its native size, as their own evaluation does (MI-GAN's scripts/evaluate_fid_lpips.py).
 
     settings = {
         "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,

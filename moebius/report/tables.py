@@ -8,6 +8,11 @@ file), so ``moebius.report.trace`` can walk any cell back to its provenance.
 Which record lands in which table is decided by ``settings["experiment"]``, the model key and the
 metric (``_cells_of_record``); units are converted to the paper's (``_UNITS``). Two records for the
 same cell are an error, never a silent pick.
+
+A cell is reproduced when a record fills it: our models, and the baselines that run here
+(``moebius.eval.baselines``: FLUX, SD3.5, SD, LaMa, MI-GAN, CoModGAN, on the benchmarks where the paper
+has their row). Every other cell stays reported-only; Tab. 3, 4 and 7 say in ``reported_source`` which
+paper and table each reported number is copied from.
 """
 
 from __future__ import annotations
