@@ -52,7 +52,10 @@ def test_comodgan_sample_folder_records_checkpoint_resize_and_weights(tmp_path) 
     inpaint_benchmark(cfg, "comodgan", None, None, "celebahq512", images, masks, out)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["weights_kind"] == "standin" and meta["display"] == "CoModGAN"
-    assert meta["resized"] == {"from": 64, "to": 32, "images": "bicubic", "masks": "nearest"}
+    # Resized back and scored at the benchmark's size whatever sample.score_size says (it is about our pipeline).
+    assert cfg.sample.score_size == "model"
+    assert meta["resized"] == {"from": 64, "to": 32, "images": "bicubic", "masks": "nearest", "mode": "benchmark",
+                               "scored_at": 64}
     assert meta["sampler"]["checkpoint"] == "comodgan_256_ffhq" and "DEVIATION" in meta["sampler"]["checkpoint_note"]
     assert meta["weights"]["kind"] == "standin" and len(meta["weights"]["sha256"]) == 64
     for i in IDS:  # the harness composite: known pixels are the input's own, the hole is filled
