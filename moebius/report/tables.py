@@ -10,8 +10,8 @@ metric (``_cells_of_record``); units are converted to the paper's (``_UNITS``). 
 same cell are an error, never a silent pick.
 
 A cell is reproduced when a record fills it: our models, and the baselines that run here
-(``moebius.eval.baselines``: FLUX, SD3.5, SD, LaMa, MI-GAN, CoModGAN, on the benchmarks where the paper
-has their row). Every other cell stays reported-only; Tab. 3, 4 and 7 say in ``reported_source`` which
+(``moebius.eval.baselines``: FLUX, SD3.5, SD, LaMa, MAT, MI-GAN, CoModGAN, on the benchmarks where the
+paper has their row). Every other cell stays reported-only; Tab. 3, 4 and 7 say in ``reported_source`` which
 paper and table each reported number is copied from.
 """
 
@@ -101,7 +101,7 @@ _OURS_ONLY_EXTRAS = {"family": "classical", "group": "ours only"}
 # cell but Moebius's with † "results reported in the original papers [23, 36, 54, 71]" (MAT, MI-GAN,
 # PixelHacker, PowerPaint); Sec. 4.1 names the paper each benchmark's protocol follows. Tab. 7's
 # numbers are the authors' own zero-shot runs (its caption). Methods without a public checkpoint that
-# loads here (e.g. MAT, DDNM, HD-Painter) keep only these cells; LaMa, MI-GAN, CoModGAN, SD, FLUX and
+# loads here (e.g. DDNM, HD-Painter) keep only these cells; LaMa, MAT, MI-GAN, CoModGAN, SD, FLUX and
 # SD3.5 are reproduced beside them (moebius.eval.baselines).
 _PROTOCOL_ORIGIN = {
     "places2_test": "PowerPaint [71]", "places2_large": "MAT [23]", "places2_small": "MAT [23]",
