@@ -127,6 +127,11 @@ def suite_benchmarks(experiment, model):
     return benchmarks_for(CFG, model, SUITE_BENCHMARKS[experiment])
 
 
+def grid_models(experiment, benchmark):
+    """The models sampled on a benchmark of an experiment (the report's qualitative grid columns)."""
+    return [m for m in EVAL_MODELS if benchmark in suite_benchmarks(experiment, m)]
+
+
 def suite_inputs(wildcards):
     inputs = {}
     for b in suite_benchmarks(wildcards.experiment, wildcards.model):

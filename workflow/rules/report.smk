@@ -16,14 +16,9 @@ TABLES = [
 ]
 # Figures drawn from the tables (moebius.report.plots.make_plots), the mask statistics and every curve.
 TABLE_PLOTS = ["cfg_sweep", "efficiency", "table2_architecture_ablation", "table5_loss_ablation"]
-# Qualitative grids: every model of Tables 1/3/4/7 sampled on a benchmark (suite_benchmarks: the
-# academic baselines only where the paper has their row), on the same images and masks, one grid each.
+# Qualitative grids: every model of Tables 1/3/4/7 sampled on a benchmark (grid_models), on the same
+# images and masks, one grid per benchmark.
 GRIDS = [(e, b) for e in ("main", "ood") for b in SUITE_BENCHMARKS[e]]
-
-
-def grid_models(experiment, benchmark):
-    return [m for m in EVAL_MODELS if benchmark in suite_benchmarks(experiment, m)]
-
 REPORT_OUTPUTS = [
     f"{P.results}/report.md",
     f"{P.results}/index.html",
