@@ -635,6 +635,20 @@ def weights_convert_mat(pkl: Path, out: Path, mat_repo: Path) -> None:
                f"sha256 {summary['sha256']})")
 
 
+@weights.command("export-gan")
+@click.argument("key")
+@click.option("--migan-repo", type=ExistingPath, required=True, help="A clone of github.com/Picsart-AI-Research/MI-GAN.")
+@click.option("--state-dict", type=ExistingPath, required=True, help="The published .pt state dict (e.g. migan_256_ffhq.pt).")
+@click.option("--out", type=PathArg, default=None, help="Where to write (default: the registry's path).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Trace on (default: cuda if present).")
+@click.pass_context
+def weights_export_gan(ctx: click.Context, key: str, migan_repo: Path, state_dict: Path, out: Path | None,
+                       device: str | None) -> None:
+    """Trace a MI-GAN / CoModGAN state dict to the TorchScript file the baselines load."""
+    export = _call("moebius.eval.baseline_torchscript:export_gan")
+    click.echo(export(key, migan_repo, state_dict, out, _cfg(ctx).weights.dir, device))
+
+
 # OS errors that mean "the machine or the path cannot take this", not a bug: one line, exit 2.
 _OS_ERRORS = {
     errno.ENOSPC: "disk full",

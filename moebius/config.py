@@ -347,8 +347,8 @@ class EvalConfig:
     """FID / LPIPS as MAT computes them (MASKS.md, evaluation conventions)."""
 
     models: tuple[str, ...] = ranged(
-        ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "mat"), min_items=1,
-        unique=True,
+        ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "lama", "mat", "migan",
+         "comodgan", "sd15_inpaint"), min_items=1, unique=True
     )
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_range: Literal["minus_one_one", "zero_one"] = "minus_one_one"
@@ -596,7 +596,8 @@ def load_config(*paths: str | Path, overrides: dict | None = None) -> Config:
 LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")  # Copied from moebius.train.losses.LOSS_NAMES
 # Copied from moebius.eval.baselines.BASELINES: the methods that run here (family "reported" only has
 # the paper's numbers, no loader).
-EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "mat")
+EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "lama", "mat", "migan",
+               "comodgan", "sd15_inpaint")
 TABLE2_EXPERIMENTS = tuple(range(1, 16))  # Copied from moebius.models.variants.EXPERIMENTS (keys)
 
 

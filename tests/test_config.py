@@ -231,7 +231,7 @@ BAD_REFERENCES = [
      "config.benchmarks.places2_test.n_images: 9 is not allowed; must be <= 8"),
     ({"eval": {"models": ["moebius", "navier_stoke"]}},
      "config.eval.models[1]: unknown model 'navier_stoke' (did you mean 'navier_stokes'?)"),
-    ({"eval": {"models": ["moebius", "lama"]}}, "config.eval.models[1]: unknown model 'lama'"),
+    ({"eval": {"models": ["moebius", "ddnm"]}}, "config.eval.models[1]: unknown model 'ddnm'"),
     ({"distill": {"losses": ["c_kd", "f_kd", "taks"]}}, "config.distill.losses[2]: unknown loss 'taks' (did you mean 'task'?)"),
     ({"ablation": {"loss_combinations": {"cf": ["c_kd", "fkd"]}}},
      "config.ablation.loss_combinations.cf[1]: unknown loss 'fkd' (did you mean 'f_kd'?)"),

@@ -45,9 +45,12 @@ from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
     load_baseline,
+    provenance,
     run_baseline,
+    sample_settings,
     steps_for,
     weights_kind,
+    work_size,
 )
 from moebius.eval.score_size import lanczos_images, lanczos_masks, resize_plan
 from moebius.progress import progress
@@ -266,31 +269,29 @@ def inpaint_benchmark(
         sampler = {"start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
                    "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur}
     else:
-        # Build it once now: a method that cannot run fails before any work. ``finetune`` names the
-        # domain, for methods with one checkpoint per domain (MAT).
-        inpainter = load_baseline(cfg, model_key, target=bench.finetune)
-        kind = weights_kind(cfg, model_key, target=bench.finetune)
-        # Baselines run at the benchmark's own size, except fixed-resolution networks (MAT: 512 px).
-        model_size = getattr(inpainter, "model_size", None)
+        load_baseline(cfg, model_key, benchmark)  # build it once now: a method that cannot run fails before any work
+        kind = weights_kind(cfg, model_key, benchmark)
+        model_size = work_size(cfg, model_key, benchmark)  # the checkpoint's native size; None: the benchmark's
         if guidance is None:
             guidance = spec.default_guidance
-        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
+        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a",
+                   **sample_settings(cfg, model_key, benchmark)}
 
-    work_size = model_size or bench.size
+    size_run = model_size or bench.size
     # The student only runs at its trained size (64 latents → 512 px): a benchmark of another size (the
     # 256-px ones; 32 px at smoke scale) is resized to it; sample.score_size says how and at which size
-    # the samples are written and scored (moebius/eval/score_size.py).
-    resized = resize_plan(cfg.sample.score_size, bench.size, work_size)
+    # the samples are written and scored (moebius/eval/score_size.py). A baseline's fixed-size checkpoint
+    # (MAT, MI-GAN, CoModGAN, SD 1.5) runs at its native size and is resized back and scored at the
+    # benchmark's size, as their own evaluation does (MI-GAN's scripts/evaluate_fid_lpips.py).
+    resized = resize_plan(cfg.sample.score_size if spec.family == "ours" else "benchmark", bench.size, size_run)
     out_size = resized["scored_at"] if resized else bench.size
 
     settings = {
         "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,
         "guidance": guidance, "steps": steps_for(cfg, model_key), "seed": cfg.sample.seed, "sampler": sampler,
-        "size": bench.size, "model_size": work_size, "resized": resized, "out_size": out_size, "masks": mask_info,
+        "size": bench.size, "model_size": size_run, "resized": resized, "out_size": out_size, "masks": mask_info,
         "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
     }
-    if spec.family != "ours" and getattr(inpainter, "weights_record", None):
-        settings["weights"] = inpainter.weights_record  # which file (sha256) made these samples
     _check_resume(out_dir, settings)
 
     pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", out_size)]
@@ -303,13 +304,13 @@ def inpaint_benchmark(
             hole = torch.stack([torch.from_numpy(masks[i]) for i in chunk]).unsqueeze(1).float()  # (B,1,S,S)
             seeds = [image_seed(cfg.sample.seed, i) for i in chunk]
             if resized and resized["mode"] == "model":  # the official pipeline's LANCZOS (mask re-binarised)
-                x, m = lanczos_images(images, work_size), lanczos_masks(hole, work_size)
+                x, m = lanczos_images(images, size_run), lanczos_masks(hole, size_run)
             else:
-                x, m = resize_images(images, work_size), resize_masks(hole, work_size)
+                x, m = resize_images(images, size_run), resize_masks(hole, size_run)
             if spec.family == "ours":
                 out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), sample_cfg)
             else:
-                out = run_baseline(cfg, model_key, x, m, seeds, guidance, target=bench.finetune)
+                out = run_baseline(cfg, model_key, x, m, seeds, guidance, benchmark=benchmark)
             # Our sampler pastes back itself (`blurred` / `none` are scored as the official inference hands them
             # in); `hard` and the baselines get a composite: scored images keep the known pixels exactly.
             hard = spec.family != "ours" or sample_cfg.paste_back == "hard"
@@ -320,6 +321,7 @@ def inpaint_benchmark(
             else:
                 # DEVIATION (official pipeline, sample.score_size = benchmark): the output is resized back
                 # to the benchmark's size (bicubic) and scored there; the pipeline returns the 512 image.
+                # Baselines always come here: their own evaluation resizes back (see resize_plan above).
                 out = resize_images(out.float().cpu(), bench.size)
                 if hard:
                     out = composite(out, images, hole)
@@ -331,6 +333,8 @@ def inpaint_benchmark(
     meta = {**settings, "n_images": len(ids), "ids": ids, "n_generated_this_run": len(pending),
             "seconds_this_run": round(elapsed, 3),
             "seconds_per_image": round(elapsed / len(pending), 4) if pending else None}
+    if spec.family != "ours":
+        meta["weights"] = provenance(cfg, model_key, benchmark)  # file, digests: recorded on first use
     write_json(out_dir / META, meta)
     return meta
 

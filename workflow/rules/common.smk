@@ -118,9 +118,23 @@ def run_options(wildcards):
 SUITE_BENCHMARKS = {"main": MAIN_BENCHMARKS, "ood": OOD_BENCHMARKS}
 
 
+def suite_benchmarks(experiment, model):
+    """The benchmarks of an experiment that `model` is sampled on: all of them for ours and the
+    industrial / classical baselines; where the paper has its row (and a checkpoint serves it) for the
+    academic ones (moebius.eval.baselines: LaMa, MI-GAN, CoModGAN, SD)."""
+    from moebius.eval.baselines import benchmarks_for
+
+    return benchmarks_for(CFG, model, SUITE_BENCHMARKS[experiment])
+
+
+def grid_models(experiment, benchmark):
+    """The models sampled on a benchmark of an experiment (the report's qualitative grid columns)."""
+    return [m for m in EVAL_MODELS if benchmark in suite_benchmarks(experiment, m)]
+
+
 def suite_inputs(wildcards):
     inputs = {}
-    for b in SUITE_BENCHMARKS[wildcards.experiment]:
+    for b in suite_benchmarks(wildcards.experiment, wildcards.model):
         inputs.update({f"{k}_{b}": v for k, v in sample_inputs_for(wildcards.experiment, wildcards.model, b).items() if k != "vae"})
     if wildcards.model in DIFFUSION_OURS:
         inputs["vae"] = f"{vae_run()}/run.json"
@@ -130,7 +144,7 @@ def suite_inputs(wildcards):
 def suite_tasks(experiment, model):
     """`--task` values of `moebius sample-suite`: one per benchmark (run dirs by fine-tuning target)."""
     tasks = []
-    for b in SUITE_BENCHMARKS[experiment]:
+    for b in suite_benchmarks(experiment, model):
         run = sample_run(experiment, model, b)
         task = f"benchmark={b},images={benchmark_dir(b)},masks={mask_dir(b)},out={P.results}/samples/{experiment}/{model}/{b}"
         tasks.append(task + (f",run={run}" if run else ""))
@@ -140,7 +154,7 @@ def suite_tasks(experiment, model):
 def suite_score_tasks(experiment, model):
     return [
         f"benchmark={b},samples={P.results}/samples/{experiment}/{model}/{b},images={benchmark_dir(b)},masks={mask_dir(b)}"
-        for b in SUITE_BENCHMARKS[experiment]
+        for b in suite_benchmarks(experiment, model)
     ]
 
 
@@ -150,7 +164,7 @@ def start_tasks(tasks, start):
 
 
 def main_records():
-    return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
+    return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if suite_benchmarks(e, m)]
 
 
 def ablation_records():

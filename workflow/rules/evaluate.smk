@@ -1,10 +1,13 @@
 # Sampling (20-step DDIM with LCG guidance) and scoring (FID / LPIPS) for every table, plus profiling.
 # Tables 1, 3, 4 and 7 run one process per model over all its benchmarks ("suites": Python and torch
-# start-up dominates at smoke scale); the ablations run one process per trained model.
+# start-up dominates at smoke scale); the ablations run one process per trained model. Baselines are
+# suites too: the industrial and classical ones on every benchmark, the academic ones (LaMa, MI-GAN,
+# CoModGAN, SD) where the paper has their row (suite_benchmarks); each loads its published weights at
+# full scale (one GPU) and generates same-format stand-ins inside the job at smoke scale.
 
 
 rule sample_suite:
-    """Inpaint every benchmark of an experiment (main | ood) with one model; PNGs named by image id."""
+    """Inpaint the benchmarks of an experiment (main | ood) a model runs on; PNGs named by image id."""
     input:
         unpack(suite_inputs),
     output:
@@ -30,8 +33,8 @@ rule evaluate_suite:
     """FID (torch-fidelity) and LPIPS of one model on every benchmark of an experiment, as records."""
     input:
         suite=f"{P.results}/samples/{{experiment}}/{{model}}/suite.json",
-        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
-        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in suite_benchmarks(w.experiment, w.model)],
+        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in suite_benchmarks(w.experiment, w.model)],
     output:
         f"{P.results}/records/{{experiment}}/{{model}}.json",
     params:
