@@ -377,19 +377,23 @@ def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, o
     "--guidance", "guidances", type=click.FloatRange(min=0.0), multiple=True,
     help="CFG scale(s) (default: by the benchmark's domain). Several values make a sweep (Table 6).",
 )
+@click.option("--start", type=click.Choice(["noise", "gt_noised"]), default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start).")
 @click.pass_context
 def sample(
     ctx: click.Context, model_key: str, run_dir: Path | None, vae_dir: Path | None, benchmark: str, images: Path,
-    masks_dir: Path, out: Path, guidances: tuple[float, ...],
+    masks_dir: Path, out: Path, guidances: tuple[float, ...], start: str | None,
 ) -> None:
     """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
     inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
     if len(guidances) <= 1:
         guidance = guidances[0] if guidances else None
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance)
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance,
+                start=start)
         return
     for guidance in guidances:  # one process for the sweep: the model is loaded once
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}", guidance=guidance)
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}",
+                guidance=guidance, start=start)
     from moebius.atomic import write_json
 
     write_json(out / "sweep.json", {"guidance": list(guidances), "folders": [f"g{g}" for g in guidances]})
@@ -415,8 +419,12 @@ def _tasks(specs: tuple[str, ...], required: tuple[str, ...]) -> list[dict[str, 
     help="benchmark=B,images=DIR,masks=DIR,out=DIR[,run=RUN_DIR] — one per benchmark.",
 )
 @click.option("--out", type=PathArg, required=True, help="suite.json listing the sample folders (written last).")
+@click.option("--start", type=click.Choice(["noise", "gt_noised"]), default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start; eval.sampler_starts).")
 @click.pass_context
-def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path) -> None:
+def sample_suite(
+    ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path, start: str | None
+) -> None:
     """`sample` for several benchmarks of one model in one process (the imports are paid once)."""
     from moebius.atomic import write_json
 
@@ -425,7 +433,7 @@ def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_
     for task in tasks:
         run = Path(task["run"]) if task.get("run") else None
         inpaint(_cfg(ctx), model_key, run, vae_dir, task["benchmark"], Path(task["images"]), Path(task["masks"]),
-                Path(task["out"]))
+                Path(task["out"]), start=start)
     write_json(out, {"model": model_key, "samples": {t["benchmark"]: t["out"] for t in tasks}})
 
 
@@ -494,6 +502,23 @@ def _parse_scalar(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+@cli.command("leak")
+@click.option("--masks", "mask_specs", multiple=True,
+              help="BENCHMARK=MASK_DIR: also the paste-back leak over that mask set (repeatable).")
+@click.option("--max-masks", type=click.IntRange(min=1), default=256, help="Masks read per set.")
+@click.option("--out", type=PathArg, required=True, help="CSV (results/tables/ground_truth_leak.csv).")
+@click.pass_context
+def leak(ctx: click.Context, mask_specs: tuple[str, ...], max_masks: int, out: Path) -> None:
+    """How much ground truth the official inference lets into the hole (gt_noised start, blurred paste-back)."""
+    masks = {}
+    for item in mask_specs:
+        name, _, path = item.partition("=")
+        if not path:
+            raise click.UsageError(f"--masks expects BENCHMARK=MASK_DIR, got {item!r}")
+        masks[name] = Path(path)
+    _call("moebius.eval.leak:write_leak_table")(_cfg(ctx), out, masks, max_masks)
 
 
 @cli.command("profile")

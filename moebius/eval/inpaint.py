@@ -4,7 +4,11 @@ DESIGN.md (samples contract) and MASKS.md (evaluation conventions): images and m
 id through the benchmark manifest, never by sorted file order (MAT #86/#131); every output is
 composited with the known region (output·hole + input·known) before it is written, since FID and
 LPIPS are computed on composites; ``meta.json`` records how the samples were made. Our models run
-through ``moebius.diffusion.inpaint_batch``; every other method through ``baselines.run_baseline``.
+through ``moebius.diffusion.inpaint_batch`` with their own sampling settings
+(``moebius.diffusion.model_sampling``: PixelHacker as its infer script, Moebius as its own), and
+hand their output in as their official inference does (``sample.paste_back``: the blurred paste-back
+for Moebius, the raw output for PixelHacker; ``hard`` composites them like every other method, whose
+output always goes through ``baselines.run_baseline`` and the hard composite).
 
 Resumable and atomic: each PNG is written under its final name only when complete, ids whose PNG
 already exists and reads back at the right size are skipped, and ``meta.json`` is written last, so
@@ -19,6 +23,7 @@ checksums before anything is sampled, and an unreadable image is a one-line ``Ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,7 +40,7 @@ from moebius.data.manifest import check_id, verify_manifest
 from moebius.device import resolve_device
 from moebius.diffusion.composite import composite
 from moebius.diffusion.latents import vae_factor
-from moebius.diffusion.sampler import inpaint_batch
+from moebius.diffusion.sampler import inpaint_batch, model_sampling
 from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
@@ -226,11 +231,14 @@ def inpaint_benchmark(
     masks_dir: Path,
     out_dir: Path,
     guidance: float | None = None,
+    start: str | None = None,
 ) -> dict:
     """Write ``<out_dir>/<id>.png`` (composited) for every benchmark image, then ``meta.json``; return meta.
 
     ``model_key`` is a baseline name (``moebius`` / ``pixelhacker`` load ``run_dir`` and ``vae_dir``).
-    ``guidance`` None → 2.5 / 2.0 by benchmark domain for ours, the method's default otherwise.
+    ``guidance`` None → the model's default (``model_sampling``: 2.5 / 2.0 by benchmark domain for
+    Moebius, 4.5 for PixelHacker; the method's own otherwise). ``start`` (``noise`` | ``gt_noised``)
+    overrides ``sample.start`` for our models (``eval.sampler_starts``); it is recorded in ``meta.json``.
     """
     try:
         bench = cfg.benchmark(benchmark)
@@ -244,6 +252,13 @@ def inpaint_benchmark(
     ids = manifest_ids(images_dir)
     masks, mask_info = read_masks(masks_dir, ids, bench.size)
 
+    if start is not None and start not in ("noise", "gt_noised"):
+        raise EvalError(f"unknown sampler start {start!r}; choose 'noise' or 'gt_noised'")
+    if start is not None and spec.family != "ours":
+        raise EvalError(f"{model_key} runs its own pipeline: a sampler start applies to our models only")
+    sample_cfg, default_guidance = model_sampling(cfg.sample, model_key, bench.domain)
+    if start is not None:
+        sample_cfg = dataclasses.replace(sample_cfg, start=start)
     device = resolve_device("auto")
     model = vae = None
     if spec.family == "ours":
@@ -252,9 +267,9 @@ def inpaint_benchmark(
         kind = str(run_meta.get("weights_kind", "trained"))
         model_size: int | None = model.latent_size * vae_factor(vae)
         if guidance is None:
-            guidance = cfg.sample.cfg_natural if bench.domain == "natural" else cfg.sample.cfg_portrait
-        sampler = {"start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
-                   "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur}
+            guidance = default_guidance
+        sampler = {"start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
+                   "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur}
     else:
         # Build it once now: a method that cannot run fails before any work. ``finetune`` names the
         # domain, for methods with one checkpoint per domain (MAT).
@@ -297,16 +312,22 @@ def inpaint_benchmark(
             else:
                 x, m = resize_images(images, work_size), resize_masks(hole, work_size)
             if spec.family == "ours":
-                out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
+                out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), sample_cfg)
             else:
                 out = run_baseline(cfg, model_key, x, m, seeds, guidance, target=bench.finetune)
-            # composited: scored images keep the known pixels of the image they are scored against exactly
+            # Our sampler pastes back itself (`blurred` / `none` are scored as the official inference hands them
+            # in); `hard` and the baselines get a composite: scored images keep the known pixels exactly.
+            hard = spec.family != "ours" or sample_cfg.paste_back == "hard"
             if resized and resized["mode"] == "model":
-                out = composite(out.float().cpu(), x, m)  # kept at the model's size, as the pipeline returns it
+                out = out.float().cpu()  # kept at the model's size, as the pipeline returns it
+                if hard:
+                    out = composite(out, x, m)
             else:
                 # DEVIATION (official pipeline, sample.score_size = benchmark): the output is resized back
                 # to the benchmark's size (bicubic) and scored there; the pipeline returns the 512 image.
-                out = composite(resize_images(out.float().cpu(), bench.size), images, hole)
+                out = resize_images(out.float().cpu(), bench.size)
+                if hard:
+                    out = composite(out, images, hole)
             for image_id, image in zip(chunk, out):
                 write_png(out_dir / f"{image_id}.png", image)
             bar.update(len(chunk))

@@ -3,9 +3,9 @@
 The benchmark path, for one image a user brings. The model and its VAE are loaded as the benchmarks
 load them (``inpaint.load_ours`` for a run folder; ``moebius.train.official.load_official`` for the
 official files, resolved through ``moebius.weights``), one batch is sampled by the same functions
-(``moebius.diffusion.inpaint_batch`` with the config's sampler and paste-back for ours,
-``baselines.run_baseline`` for every other method), and the output is composited onto the photo's own
-known pixels (``composite``), as every benchmark sample is.
+(``moebius.diffusion.inpaint_batch`` with each model's benchmark settings, ``model_sampling``: its
+start, strength, guidance and paste-back; ``baselines.run_baseline`` for every other method), and the
+output is composited onto the photo's own known pixels (``composite``).
 
 Size (``fit``). Our models run at one square size (latent size × VAE factor: 512 px, 64 px at smoke
 scale), MAT at 512 px; the diffusers pipelines take any multiple of 16 px, OpenCV any size.
@@ -18,7 +18,8 @@ scale), MAT at 512 px; the diffusers pipelines take any multiple of 16 px, OpenC
 - ``resize`` stretches the photo to the model's square (or to the nearest multiple), aspect ignored.
 
 The output is cropped, resized back to the photo's size and composited with the photo's own mask:
-every known pixel is the photo's, bit for bit; only the hole carries model pixels. At the model's
+every known pixel is the photo's, bit for bit; only the hole carries model pixels (including, for
+Moebius, the blurred paste-back's blend at the hole's edge, made at the model's size). At the model's
 size a pixel is hole when it covers any hole pixel of the photo (area coverage > 0), not when its
 nearest sample is: a thin stroke must not vanish when a 4000-px photo shrinks to 512 px, since the
 composite takes every hole pixel of the photo from the model's output. What was done is written to
@@ -56,7 +57,7 @@ from moebius.config import Config, ConfigError, check_config
 from moebius.device import resolve_device
 from moebius.diffusion.composite import composite
 from moebius.diffusion.latents import vae_factor
-from moebius.diffusion.sampler import inpaint_batch
+from moebius.diffusion.sampler import inpaint_batch, model_sampling
 from moebius.errors import EvalError, MaskError, TrainError
 from moebius.eval.baselines import (
     get_baseline,
@@ -331,13 +332,13 @@ def load_method(cfg: Config, model_key: str, weights: str | None, vae_dir: Path 
     device = resolve_device("auto")
     model, vae = model.to(device).eval(), vae.to(device).eval()
     domain = _domain(cfg, record.get("target"))
-    guidance = cfg.sample.cfg_natural if domain == "natural" else cfg.sample.cfg_portrait
+    sample_cfg, guidance = model_sampling(cfg.sample, model_key, domain)  # the benchmarks' per-model settings
     record.update(domain=domain, device=str(device), sampler={
-        "start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
-        "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur})
+        "start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
+        "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur})
 
     def run_ours(x: torch.Tensor, m: torch.Tensor, seeds: list[int], g: float | None) -> torch.Tensor:
-        return inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(g), cfg.sample).float().cpu()
+        return inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(g), sample_cfg).float().cpu()
 
     return Method(run_ours, model.latent_size * vae_factor(vae), 1, guidance, record)
 
@@ -430,7 +431,9 @@ def inpaint_photo(
     started = time.perf_counter()
     x, m = plan.to_model(photo, hole_t)
     result = method.run(x, m, [image_seed(seed, PHOTO_KEY)], g)
-    result = composite(plan.to_photo(result.float().cpu()), photo, hole_t)  # the photo's known pixels, exactly
+    # DEVIATION (official inference returns the 512-px result of its paste-back, `none` for PixelHacker):
+    # a photo keeps its own known pixels at its own size, not their resampled (or VAE-decoded) copy.
+    result = composite(plan.to_photo(result.float().cpu()), photo, hole_t)
     elapsed = time.perf_counter() - started
 
     write_png(out, result[0])
@@ -438,7 +441,7 @@ def inpaint_photo(
         "image": str(image), "upright_from_exif": turned, "mask": mask_record, "model": model_key,
         "display": spec.display, **method.record, "fit": plan.record(), "guidance": g,
         "steps": steps_for(cfg, model_key), "seed": seed, "scale": cfg.scale, "seconds": round(elapsed, 3),
-        "out": str(out),
+        "composite": "hard, with the photo's own mask at its own size", "out": str(out),
     }
     write_json(sidecar_path(out), record)
     return record

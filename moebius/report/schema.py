@@ -59,7 +59,7 @@ TABLES: dict[str, TableSpec] = {
     "table4": TableSpec("table4_portrait.csv", "Tab. 4 — portraits (CelebA-HQ, FFHQ)",
                         ("celebahq512", "ffhq256"), ("fid", "lpips"), ("family", "group")),
     "table5": TableSpec("table5_loss_ablation.csv", "Tab. 5 — loss ablation (Places2 Test)",
-                        ("places2_test",), ("fid", "lpips"), ("c_kd", "f_kd", "task", "perceptual")),
+                        ("places2_test",), ("fid", "lpips"), ("c_kd", "f_kd", "task", "perceptual", "note")),
     "table6": TableSpec("table6_cfg_sweep.csv", "Tab. 6 — CFG scale sweep",
                         ("places2_test", "celebahq512"), ("fid", "lpips"), ("domain", "cfg_scale")),
     "table7": TableSpec("table7_ood.csv", "Tab. 7 — out-of-distribution (LVIS, DeepFakeFace)",

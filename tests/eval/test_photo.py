@@ -164,6 +164,7 @@ def test_inpaint_a_photo_with_a_mask_from_a_run_folder(tmp_path, moebius, runs, 
     record = _check_output(tmp_path / "out.png", pixels, _box_hole())
     assert record["vae"] == str(runs["vae"])  # found through the run's run.json
     assert record["weights_kind"] == "trained" and record["steps"] == 2
+    assert record["guidance"] == 2.5 and record["sampler"]["paste_back"] == "blurred"  # Moebius's benchmark settings
     fit = record["fit"]
     assert fit["mode"] == "pad" and fit["model_input"] == [64, 64] and fit["scaled_to"] == [64, 50]
     assert fit["pad_bottom_right"] == [14, 0] and fit["resampled"] is True
@@ -193,7 +194,7 @@ def test_box_resize_and_the_official_files_give_the_run_folders_pixels(tmp_path,
 def test_undeclared_polarity_takes_the_smaller_region_and_warns(tmp_path, moebius, runs, photo) -> None:
     image, pixels = photo
     mask = _write_mask(tmp_path / "inverted.png", ~_box_hole())  # black hole on white: 255_known
-    code, _, err = moebius("inpaint", image, "--mask", mask, "--weights", runs["student"], "--steps", 1,
+    code, _, err = moebius("inpaint", image, "--mask", mask, "--weights", runs["student"], "--steps", 2,
                            "--out", tmp_path / "out.png")
     assert code == 0, err
     assert "assuming 255_known" in err and "--polarity" in err

@@ -144,6 +144,11 @@ def suite_score_tasks(experiment, model):
     ]
 
 
+def start_tasks(tasks, start):
+    """The suite's --task values with their sample folders under samples/start_<start>/."""
+    return [t.replace(f"{P.results}/samples/", f"{P.results}/samples/start_{start}/") for t in tasks]
+
+
 def main_records():
     return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
 
@@ -162,7 +167,16 @@ def efficiency_records():
     return [f"{P.results}/records/efficiency/{m}.json" for m in ["moebius", "pixelhacker", "variants"]]
 
 
-ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()
+# Our diffusion models' main tables again from every other sampler start (eval.sampler_starts).
+EXTRA_STARTS = [s for s in CFG.eval.sampler_starts if s != CFG.sample.start]
+
+
+def start_records():
+    return [f"{P.results}/records/start_{s}/{e}/{m}.json" for s in EXTRA_STARTS for m in EVAL_MODELS
+            if m in DIFFUSION_OURS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
+
+
+ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records() + start_records()
 SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
 # Training runs whose curves the report plots (official weights have none).
 TRAIN_RUNS = {f"{e}": f"{P.checkpoints}/ablation_arch/{e}" for e in EXPERIMENTS}

@@ -23,6 +23,7 @@ REPORT_OUTPUTS = [
     f"{P.results}/index.html",
     f"{P.results}/metrics.json",
     f"{P.results}/training/kd_vs_nokd.csv",
+    f"{P.results}/tables/ground_truth_leak.csv",
     *[f"{P.results}/tables/{t}.csv" for t in TABLES],
 ]
 
