@@ -593,6 +593,32 @@ def trace(table_csv: Path, row: int) -> None:
     click.echo(json.dumps(info, indent=2, default=str))
 
 
+# ------------------------------------------------------------------------------------- your photo
+@cli.command("inpaint")
+@click.argument("image", type=PathArg)
+@click.option("--mask", type=PathArg, default=None, help="Mask image of IMAGE's size (or give --box).")
+@click.option("--box", default=None, help="x,y,w,h: a rectangular hole in IMAGE's pixels, instead of --mask.")
+@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+              help="Which colour of --mask is the hole; default: the smaller region is (with a warning).")
+@click.option("--model", "model_key", default="moebius", help="moebius | pixelhacker | a baseline (telea, mat, …).")
+@click.option("--weights", default="official", help="'official' (moebius.weights) or a training run folder.")
+@click.option("--vae", "vae_dir", type=PathArg, default=None, help="VAE run folder (default: the run's run.json vae_dir).")
+@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]),
+              default="ft_places2", help="Which official checkpoint (and MAT's domain).")
+@click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad",
+              help="pad: keep the aspect ratio, extend the edges; resize: stretch to the model's size.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Denoising steps (default: the config's).")
+@click.option("--guidance", type=click.FloatRange(min=0.0), default=None, help="CFG scale (default: by domain).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Default: sample.seed.")
+@click.option("--out", type=PathArg, required=True, help="Output PNG (IMAGE's size); what was done goes to OUT.png.json beside it.")
+@click.pass_context
+def inpaint(ctx: click.Context, image: Path, out: Path, **options: Any) -> None:
+    """Inpaint your own photo (any size) with the benchmarks' models, sampler and paste-back."""
+    record = _call("moebius.eval.photo:inpaint_photo")(_cfg(ctx), image, out, **options)
+    click.echo(f"wrote {out} ({record['fit']['mode']}: {record['fit']['image'][0]}x{record['fit']['image'][1]} via "
+               f"{record['fit']['model_input'][0]}x{record['fit']['model_input'][1]}; record: {out}.json)")
+
+
 # ----------------------------------------------------------------------------------------- weights
 @cli.group()
 def weights() -> None:

@@ -181,12 +181,17 @@ def write_png(path: Path, image: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bicubic resize of (B,3,H,W) [-1,1] images (antialiased when shrinking), clamped to [-1,1]."""
-    if images.shape[-1] == size:
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize_images(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of (B,3,H,W) [-1,1] images to a side or (H, W) (antialiased when shrinking), clamped."""
+    hw = _hw(size)
+    if tuple(images.shape[-2:]) == hw:
         return images
-    shrink = size < images.shape[-1]
-    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=shrink)
+    shrink = hw[0] < images.shape[-2] or hw[1] < images.shape[-1]
+    out = F.interpolate(images, size=hw, mode="bicubic", align_corners=False, antialias=shrink)
     return out.clamp(-1.0, 1.0)
 
 
@@ -202,8 +207,8 @@ def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
-    """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``)."""
+def load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
+    """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``); also ``moebius inpaint``'s."""
     if run_dir is None or vae_dir is None:
         raise EvalError(f"{model_key}: needs a run folder and a VAE folder (run_dir, vae_dir)")
     try:
@@ -260,7 +265,7 @@ def inpaint_benchmark(
     device = resolve_device("auto")
     model = vae = None
     if spec.family == "ours":
-        model, vae, run_meta = _load_ours(run_dir, vae_dir, model_key)
+        model, vae, run_meta = load_ours(run_dir, vae_dir, model_key)
         model, vae = model.to(device).eval(), vae.to(device).eval()
         kind = str(run_meta.get("weights_kind", "trained"))
         model_size: int | None = model.latent_size * vae_factor(vae)

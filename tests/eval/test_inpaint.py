@@ -53,7 +53,7 @@ def ours(monkeypatch):
     torch.manual_seed(0)
     model, vae = TinyRemoval().eval(), _tiny_vae().eval()
     loaded = (model, vae, {"weights_kind": "trained"})
-    monkeypatch.setattr(inpaint_mod, "_load_ours", lambda run_dir, vae_dir, key: loaded)
+    monkeypatch.setattr(inpaint_mod, "load_ours", lambda run_dir, vae_dir, key: loaded)
 
 
 def _sha256(path: Path) -> str:
