@@ -62,9 +62,11 @@ from moebius.errors import EvalError, MaskError, TrainError
 from moebius.eval.baselines import (
     get_baseline,
     load_baseline,
+    provenance,
     run_baseline,
     steps_for,
     weights_kind,
+    work_size,
 )
 from moebius.eval.inpaint import load_ours, resize_images, write_png
 from moebius.seeding import image_seed
@@ -313,15 +315,16 @@ def load_method(cfg: Config, model_key: str, weights: str | None, vae_dir: Path 
     if spec.family != "ours":
         if weights not in (None, OFFICIAL) or vae_dir is not None:
             raise EvalError(f"{model_key} loads its own weights: --weights and --vae apply to moebius and pixelhacker")
-        inpainter = load_baseline(cfg, model_key, target=target)  # a method that cannot run fails here
-        side = getattr(inpainter, "model_size", None)
+        # the checkpoint of a benchmark of the variant's domain (baselines pick weights per benchmark)
+        bench = next((b for b, bc in cfg.benchmarks.items() if bc.finetune == target), None)
+        inpainter = load_baseline(cfg, model_key, benchmark=bench)  # a method that cannot run fails here
+        side = work_size(cfg, model_key, bench) if bench is not None else getattr(inpainter, "model_size", None)
         multiple = DIFFUSERS_MULTIPLE if spec.family == "diffusers" else 1
-        record: dict[str, Any] = {"weights_kind": weights_kind(cfg, model_key, target=target), "target": target}
-        if getattr(inpainter, "weights_record", None):
-            record["weights"] = inpainter.weights_record
+        record: dict[str, Any] = {"weights_kind": weights_kind(cfg, model_key, benchmark=bench), "target": target,
+                                  "weights": provenance(cfg, model_key, bench)}
 
         def run_other(x: torch.Tensor, m: torch.Tensor, seeds: list[int], g: float | None) -> torch.Tensor:
-            return run_baseline(cfg, model_key, x, m, seeds, g, target=target).float().cpu()
+            return run_baseline(cfg, model_key, x, m, seeds, g, benchmark=bench).float().cpu()
 
         return Method(run_other, side, multiple, spec.default_guidance, record)
 
