@@ -143,6 +143,21 @@ def _meta(folder: Path) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def _sample_sizes(truth: np.ndarray, meta: dict) -> set[tuple[int, int]]:
+    """The (H, W) a model's sample may have: the truth's, or the model's own size when its folder says
+    the benchmark was run (and scored) there (``sample.score_size: model``, ``eval/score_size.py``).
+
+    Every cell becomes a thumbnail of the same side, so a 64-px sample of a 32-px benchmark sits beside
+    its truth as the model wrote it; any other size is an error (a sample that was meant to be resized
+    back and was not).
+    """
+    sizes = {truth.shape[:2]}
+    resized = meta.get("resized")
+    if isinstance(resized, dict) and resized.get("mode") == "model" and isinstance(resized.get("to"), int):
+        sizes.add((resized["to"], resized["to"]))
+    return sizes
+
+
 # ---------------------------------------------------------------------------------------------
 # Pixels
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +227,7 @@ def make_grid(spec: GridSpec, thumbs_dir: Path, n_images: int = GRID_IMAGES, px:
         cells = {INPUT: masked_input(truth, mask), TRUTH: truth}
         for m, folder in folders.items():
             sample = _read(folder / f"{image_id}.png", f"sample of {m}")
-            if sample.shape != truth.shape:
+            if sample.shape[:2] not in _sample_sizes(truth, metas[m]):
                 raise ReportError(f"sample {folder / (image_id + '.png')} is {sample.shape[1]}x{sample.shape[0]}, "
                                   f"the ground truth {truth.shape[1]}x{truth.shape[0]}")
             cells[m] = sample

@@ -164,6 +164,23 @@ def test_sample_of_the_wrong_size_is_an_error(tmp_path: Path) -> None:
         make_grids([parse_grid(grid_arg(folders, models=("moebius",)))], tmp_path / "thumbs", tmp_path / "plots")
 
 
+def test_sample_at_the_model_size_is_drawn_beside_its_truth(tmp_path: Path) -> None:
+    # sample.score_size: model writes a 32-px benchmark's samples at the model's 64 px (eval/score_size.py)
+    folders = write_grid_fixture(tmp_path, models=("moebius",), n=2)
+    out = folders["samples"] / "moebius" / "places2_small"
+    for png in out.glob("*.png"):
+        Image.new("RGB", (64, 64), (10, 200, 30)).save(png)
+    with pytest.raises(ReportError, match=r"is 64x64, the ground truth 32x32"):  # no meta: not allowed
+        make_grids([parse_grid(grid_arg(folders, models=("moebius",)))], tmp_path / "thumbs", tmp_path / "plots")
+    (out / "meta.json").write_text('{"resized": {"mode": "model", "from": 32, "to": 64}}', encoding="utf-8")
+    [(grid, _)] = make_grids([parse_grid(grid_arg(folders, models=("moebius",)))], tmp_path / "thumbs",
+                             tmp_path / "plots")
+    for row in grid.rows:
+        cells = {c.key: np.asarray(Image.open(t)) for c, t in zip(grid.columns, row.thumbs)}
+        assert cells["moebius"].shape == cells[TRUTH].shape  # same thumbnail side
+        assert (cells["moebius"] == (10, 200, 30)).all()
+
+
 @pytest.mark.hostile("a --grid naming '../../etc' as its experiment, or an incomplete --grid",
                      "ReportError before anything is read or written")
 def test_grid_spec_is_checked(tmp_path: Path) -> None:
