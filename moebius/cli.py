@@ -350,13 +350,14 @@ def train_finetune(
 @click.pass_context
 def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, out: Path) -> None:
     """Validation loss of runs trained with and without KD for the same steps (CSV)."""
-    parsed = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(runs, "--run").items()}
+    parsed = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(runs, "--run", form="NAME=RUN_DIR").items()}
     _call("moebius.train:compare_kd")(_cfg(ctx), parsed, vae_dir, out)
 
 
 # -------------------------------------------------------------------------------------- evaluation
 EXPERIMENT_CHOICES = click.Choice(layout.EXPERIMENTS)
 SUITE_CHOICES = click.Choice(layout.SUITE_EXPERIMENTS)
+START_CHOICES = click.Choice(["noise", "gt_noised"])  # sample.start's values
 
 
 @cli.command("sample")
@@ -368,6 +369,9 @@ SUITE_CHOICES = click.Choice(layout.SUITE_EXPERIMENTS)
     "--guidance", "guidances", type=click.FloatRange(min=0.0), multiple=True,
     help="CFG scale(s) (default: by the benchmark's domain; cfg_sweep: eval.cfg_sweep). Several make a sweep.",
 )
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start); with --experiment, the folder "
+              "is under samples/start_<start>/.")
 @click.option("--images", type=ExistingPath, default=None, help="Override: the benchmark's image folder.")
 @click.option("--masks", "masks_dir", type=ExistingPath, default=None, help="Override: the mask set.")
 @click.option("--run", "run_dir", type=PathArg, default=None, help="Override: run dir of a trained/official model.")
@@ -376,12 +380,13 @@ SUITE_CHOICES = click.Choice(layout.SUITE_EXPERIMENTS)
 @click.pass_context
 def sample(
     ctx: click.Context, experiment: str | None, model_key: str, benchmark: str, guidances: tuple[float, ...],
-    images: Path | None, masks_dir: Path | None, run_dir: Path | None, vae_dir: Path | None, out: Path | None,
+    start: str | None, images: Path | None, masks_dir: Path | None, run_dir: Path | None, vae_dir: Path | None,
+    out: Path | None,
 ) -> None:
     """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
     _call("moebius.eval.jobs:sample")(
         _cfg(ctx), experiment, model_key, benchmark, guidances=guidances, images=images, masks=masks_dir,
-        run=run_dir, vae=vae_dir, out=out,
+        run=run_dir, vae=vae_dir, out=out, start=start,
     )
 
 
@@ -389,11 +394,14 @@ def sample(
 @click.option("--experiment", type=SUITE_CHOICES, required=True)
 @click.option("--model", "model_key", required=True)
 @click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks of the suite (default: all).")
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start; eval.sampler_starts); "
+              "folders under samples/start_<start>/.")
 @click.pass_context
-def sample_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...]) -> None:
-    """`sample` for the benchmarks of a suite with one model in one process (the imports are paid once);
-    suite.json, written last, lists the folders."""
-    _call("moebius.eval.jobs:sample_suite")(_cfg(ctx), experiment, model_key, benchmarks)
+def sample_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...], start: str | None) -> None:
+    """`sample` for the benchmarks of a suite that a model runs on, in one process (the imports are paid
+    once); suite.json, written last, lists the folders."""
+    _call("moebius.eval.jobs:sample_suite")(_cfg(ctx), experiment, model_key, benchmarks, start)
 
 
 @cli.command("score")
@@ -413,10 +421,12 @@ def score(ctx: click.Context, experiment: str, model_key: str, benchmark: str, s
 @click.option("--experiment", type=SUITE_CHOICES, required=True)
 @click.option("--model", "model_key", required=True)
 @click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks of the suite (default: all).")
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Score the samples of this other sampler start (records under records/start_<start>/).")
 @click.pass_context
-def score_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...]) -> None:
+def score_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...], start: str | None) -> None:
     """`score` for the benchmarks of a suite in one process, as one record file."""
-    _call("moebius.eval.jobs:score_suite")(_cfg(ctx), experiment, model_key, benchmarks)
+    _call("moebius.eval.jobs:score_suite")(_cfg(ctx), experiment, model_key, benchmarks, start)
 
 
 @cli.command("evaluate")
@@ -439,6 +449,18 @@ def evaluate(
         _cfg(ctx), experiment, model_key, benchmark, samples=samples, images=images, masks=masks_dir, out=out,
         settings=extra,
     )
+
+
+@cli.command("leak")
+@click.option("--masks", "mask_specs", multiple=True,
+              help="BENCHMARK=MASK_DIR: also the paste-back leak over that mask set (repeatable).")
+@click.option("--max-masks", type=click.IntRange(min=1), default=256, help="Masks read per set.")
+@click.option("--out", type=PathArg, required=True, help="CSV (results/tables/ground_truth_leak.csv).")
+@click.pass_context
+def leak(ctx: click.Context, mask_specs: tuple[str, ...], max_masks: int, out: Path) -> None:
+    """How much ground truth the official inference lets into the hole (gt_noised start, blurred paste-back)."""
+    masks = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(mask_specs, "--masks", form="BENCHMARK=MASK_DIR").items()}
+    _call("moebius.eval.leak:write_leak_table")(_cfg(ctx), out, masks, max_masks)
 
 
 @cli.command("profile")
@@ -489,7 +511,7 @@ def report(
     grid_list = [parse_grid(g) for g in grid_specs]  # malformed specs fail before any work
     records = read_records(record_files)
     tables = _call("moebius.report.tables:build_tables")(records, reference, tables_dir)
-    curves = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(train_metrics, "--train-metrics").items()}
+    curves = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(train_metrics, "--train-metrics", form="NAME=PATH").items()}
     plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats)
     grids = []
     if html_out is not None:
@@ -508,6 +530,32 @@ def trace(table_csv: Path, row: int) -> None:
     """Show the record (value, config hash, data version, commit, file) behind one table row."""
     info = _call("moebius.report.trace:trace")(table_csv, row)
     click.echo(json.dumps(info, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------- your photo
+@cli.command("inpaint")
+@click.argument("image", type=PathArg)
+@click.option("--mask", type=PathArg, default=None, help="Mask image of IMAGE's size (or give --box).")
+@click.option("--box", default=None, help="x,y,w,h: a rectangular hole in IMAGE's pixels, instead of --mask.")
+@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+              help="Which colour of --mask is the hole; default: the smaller region is (with a warning).")
+@click.option("--model", "model_key", default="moebius", help="moebius | pixelhacker | a baseline (telea, mat, …).")
+@click.option("--weights", default="official", help="'official' (moebius.weights) or a training run folder.")
+@click.option("--vae", "vae_dir", type=PathArg, default=None, help="VAE run folder (default: the run's run.json vae_dir).")
+@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]),
+              default="ft_places2", help="Which official checkpoint (and MAT's domain).")
+@click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad",
+              help="pad: keep the aspect ratio, extend the edges; resize: stretch to the model's size.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Denoising steps (default: the config's).")
+@click.option("--guidance", type=click.FloatRange(min=0.0), default=None, help="CFG scale (default: by domain).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Default: sample.seed.")
+@click.option("--out", type=PathArg, required=True, help="Output PNG (IMAGE's size); what was done goes to OUT.png.json beside it.")
+@click.pass_context
+def inpaint(ctx: click.Context, image: Path, out: Path, **options: Any) -> None:
+    """Inpaint your own photo (any size) with the benchmarks' models, sampler and paste-back."""
+    record = _call("moebius.eval.photo:inpaint_photo")(_cfg(ctx), image, out, **options)
+    click.echo(f"wrote {out} ({record['fit']['mode']}: {record['fit']['image'][0]}x{record['fit']['image'][1]} via "
+               f"{record['fit']['model_input'][0]}x{record['fit']['model_input'][1]}; record: {out}.json)")
 
 
 # ----------------------------------------------------------------------------------------- weights
@@ -550,6 +598,20 @@ def weights_convert_mat(pkl: Path, out: Path, mat_repo: Path) -> None:
     summary = _call("moebius.eval.mat_convert:convert_mat_pickle")(pkl, out, mat_repo)
     click.echo(f"wrote {summary['out']} ({summary['tensors']} tensors, {summary['parameters']:,} parameters, "
                f"sha256 {summary['sha256']})")
+
+
+@weights.command("export-gan")
+@click.argument("key")
+@click.option("--migan-repo", type=ExistingPath, required=True, help="A clone of github.com/Picsart-AI-Research/MI-GAN.")
+@click.option("--state-dict", type=ExistingPath, required=True, help="The published .pt state dict (e.g. migan_256_ffhq.pt).")
+@click.option("--out", type=PathArg, default=None, help="Where to write (default: the registry's path).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Trace on (default: cuda if present).")
+@click.pass_context
+def weights_export_gan(ctx: click.Context, key: str, migan_repo: Path, state_dict: Path, out: Path | None,
+                       device: str | None) -> None:
+    """Trace a MI-GAN / CoModGAN state dict to the TorchScript file the baselines load."""
+    export = _call("moebius.eval.baseline_torchscript:export_gan")
+    click.echo(export(key, migan_repo, state_dict, out, _cfg(ctx).weights.dir, device))
 
 
 # OS errors that mean "the machine or the path cannot take this", not a bug: one line, exit 2.

@@ -18,17 +18,18 @@ from moebius.config import _Loader
 from moebius.errors import ConfigError
 
 
-def parse_pairs(items: Iterable[str], option: str, *, typed: bool = False) -> dict[str, Any]:
+def parse_pairs(items: Iterable[str], option: str, *, typed: bool = False, form: str = "KEY=VALUE") -> dict[str, Any]:
     """``["a=1", "b=x=y"]`` → ``{"a": "1", "b": "x=y"}`` (values read as YAML with ``typed``).
 
     An item without ``=``, with an empty key or value, or a key given twice is a one-line ConfigError
-    naming ``option``: each of these is a slip on the command line, never an intended setting."""
+    naming ``option`` (and its ``form``, e.g. ``NAME=RUN_DIR``): each of these is a slip on the command
+    line, never an intended setting."""
     pairs: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key or not value:
-            raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{option} expects {form}, got {item!r}")
         if key in pairs:
             raise ConfigError(f"{option}: {key!r} given twice")
         pairs[key] = parse_value(value, f"{option} {key}") if typed else value

@@ -191,39 +191,54 @@ def sample_vae(cfg: Config, experiment: str, model: str, benchmark: str) -> Path
 
 
 # ----------------------------------------------------------------------------------------- samples
-def suite_benchmarks(cfg: Config, experiment: str) -> list[str]:
-    """The benchmarks of a suite: ``main`` = every in-distribution one, ``ood`` = the zero-shot ones."""
+def suite_benchmarks(cfg: Config, experiment: str, model: str | None = None) -> list[str]:
+    """The benchmarks of a suite: ``main`` = every in-distribution one, ``ood`` = the zero-shot ones;
+    with ``model``, those it is sampled on (``moebius.eval.baselines.benchmarks_for``: the academic
+    baselines only where the paper has their row)."""
     if experiment not in SUITE_EXPERIMENTS:
         raise UnknownNameError.of("suite experiment", experiment, SUITE_EXPERIMENTS)
     ood = experiment == "ood"
-    return [b for b in sorted(cfg.benchmarks) if cfg.benchmarks[b].ood == ood]
+    names = [b for b in sorted(cfg.benchmarks) if cfg.benchmarks[b].ood == ood]
+    if model is None:
+        return names
+    from moebius.eval.baselines import benchmarks_for  # torch-free: the baselines table, not their code
+
+    return benchmarks_for(cfg, model, names)
 
 
-def samples_root(cfg: Config, experiment: str) -> Path:
-    return Path(cfg.paths.results) / "samples" / experiment
+def _start_dir(start: str | None) -> str:
+    """Samples and records from a sampler start other than ``sample.start`` (``eval.sampler_starts``)
+    live under ``start_<start>/``; None is the config's own start."""
+    return "" if start is None else f"start_{start}"
 
 
-def sample_dir(cfg: Config, experiment: str, model: str, benchmark: str) -> Path:
-    """``<results>/samples/<experiment>/<model>/<benchmark>/``: ``<id>.png`` composites + ``meta.json``
-    (a CFG sweep: ``g<scale>/`` folders + ``sweep.json``)."""
-    return samples_root(cfg, experiment) / model / benchmark
+def samples_root(cfg: Config, experiment: str, start: str | None = None) -> Path:
+    return Path(cfg.paths.results) / "samples" / _start_dir(start) / experiment
 
 
-def sample_done(cfg: Config, experiment: str, model: str, benchmark: str) -> Path:
+def sample_dir(cfg: Config, experiment: str, model: str, benchmark: str, start: str | None = None) -> Path:
+    """``<results>/samples/[start_<s>/]<experiment>/<model>/<benchmark>/``: ``<id>.png`` composites +
+    ``meta.json`` (a CFG sweep: ``g<scale>/`` folders + ``sweep.json``)."""
+    return samples_root(cfg, experiment, start) / model / benchmark
+
+
+def sample_done(cfg: Config, experiment: str, model: str, benchmark: str, start: str | None = None) -> Path:
     """The file written last in a sample folder: ``sweep.json`` for a CFG sweep, else ``meta.json``."""
-    return sample_dir(cfg, experiment, model, benchmark) / (SWEEP if experiment == "cfg_sweep" else META)
+    done = SWEEP if experiment == "cfg_sweep" else META
+    return sample_dir(cfg, experiment, model, benchmark, start) / done
 
 
-def suite_file(cfg: Config, experiment: str, model: str) -> Path:
-    """``<results>/samples/<experiment>/<model>/suite.json``, written after all its sample folders."""
-    return samples_root(cfg, experiment) / model / SUITE
+def suite_file(cfg: Config, experiment: str, model: str, start: str | None = None) -> Path:
+    """``<results>/samples/[start_<s>/]<experiment>/<model>/suite.json``, written after its sample folders."""
+    return samples_root(cfg, experiment, start) / model / SUITE
 
 
 # ----------------------------------------------------------------------------------------- records
-def record_file(cfg: Config, experiment: str, model: str, benchmark: str | None = None) -> Path:
-    """Result records: ``<results>/records/<experiment>/<model>.json`` for a suite or a profile
-    (``experiment="efficiency"``), ``…/<experiment>/<model>/<benchmark>.json`` for one benchmark."""
-    base = Path(cfg.paths.results) / "records" / experiment
+def record_file(cfg: Config, experiment: str, model: str, benchmark: str | None = None,
+                start: str | None = None) -> Path:
+    """Result records: ``<results>/records/[start_<s>/]<experiment>/<model>.json`` for a suite or a
+    profile (``experiment="efficiency"``), ``…/<experiment>/<model>/<benchmark>.json`` for one benchmark."""
+    base = Path(cfg.paths.results) / "records" / _start_dir(start) / experiment
     return base / f"{model}.json" if benchmark is None else base / model / f"{benchmark}.json"
 
 

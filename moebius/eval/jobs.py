@@ -7,6 +7,10 @@ file), the same functions the Snakemake rules build their inputs and outputs fro
 line carries names, never a list of paths. Explicit folders (``sample --images/--masks/--run/--out``,
 ``evaluate --samples/...``) override them for work outside the workflow.
 
+``start`` (``noise`` | ``gt_noised``) samples our diffusion models from another sampler start than
+``sample.start`` (``eval.sampler_starts``: the main tables again); those folders and records live under
+``start_<start>/`` (``moebius.layout``), and the samples' ``meta.json`` says which start made them.
+
 A CFG sweep (Table 6) is one process per benchmark: the model is loaded once, one sample folder per
 guidance scale (``g<scale>/``) and ``sweep.json`` listing them, written last; scoring reads the
 folders back through ``read_sweep`` and records each with ``settings.cfg_scale``.
@@ -46,6 +50,7 @@ def sample(
     run: Path | None = None,
     vae: Path | None = None,
     out: Path | None = None,
+    start: str | None = None,
 ) -> Path:
     """Inpaint ``benchmark`` with ``model`` into its sample folder; returns the folder.
 
@@ -60,29 +65,32 @@ def sample(
     else:
         run = run if run is not None else layout.sample_run(cfg, experiment, model, benchmark)
         vae = vae if vae is not None else layout.sample_vae(cfg, experiment, model, benchmark)
-        out = out if out is not None else layout.sample_dir(cfg, experiment, model, benchmark)
+        out = out if out is not None else layout.sample_dir(cfg, experiment, model, benchmark, start)
     images = images if images is not None else layout.benchmark_dir(cfg, benchmark)
     masks = masks if masks is not None else layout.mask_dir(cfg, benchmark)
     if experiment == "cfg_sweep" and not guidances:
         guidances = sweep_scales(cfg, benchmark)
     if experiment != "cfg_sweep" and len(guidances) <= 1:
         inpaint_benchmark(cfg, model, run, vae, benchmark, images, masks, out,
-                          guidance=guidances[0] if guidances else None)
+                          guidance=guidances[0] if guidances else None, start=start)
         return out
     folders = [f"g{g}" for g in guidances]
     for guidance, folder in zip(guidances, folders):  # one process for the sweep: the model is loaded once
-        inpaint_benchmark(cfg, model, run, vae, benchmark, images, masks, out / folder, guidance=guidance)
+        inpaint_benchmark(cfg, model, run, vae, benchmark, images, masks, out / folder, guidance=guidance,
+                          start=start)
     write_json(out / layout.SWEEP, {"guidance": list(guidances), "folders": folders})
     return out
 
 
-def sample_suite(cfg: Config, experiment: str, model: str, benchmarks: tuple[str, ...] = ()) -> Path:
-    """``sample`` for every benchmark of a suite (or the ``benchmarks`` given) in one process (the
-    imports and the weights are paid once), then ``suite.json`` listing the folders; returns its path."""
-    names = _suite_names(cfg, experiment, benchmarks)
-    folders = {b: str(sample(cfg, experiment, model, b)) for b in names}
-    out = layout.suite_file(cfg, experiment, model)
-    write_json(out, {"experiment": experiment, "model": model, "samples": folders})
+def sample_suite(cfg: Config, experiment: str, model: str, benchmarks: tuple[str, ...] = (),
+                 start: str | None = None) -> Path:
+    """``sample`` for every benchmark of a suite that ``model`` runs on (or the ``benchmarks`` given) in one
+    process (the imports and the weights are paid once), then ``suite.json`` listing the folders;
+    returns its path."""
+    names = _suite_names(cfg, experiment, model, benchmarks)
+    folders = {b: str(sample(cfg, experiment, model, b, start=start)) for b in names}
+    out = layout.suite_file(cfg, experiment, model, start)
+    write_json(out, {"experiment": experiment, "model": model, "start": start, "samples": folders})
     return out
 
 
@@ -106,10 +114,12 @@ def score(
     return records
 
 
-def score_suite(cfg: Config, experiment: str, model: str, benchmarks: tuple[str, ...] = ()) -> Path:
+def score_suite(cfg: Config, experiment: str, model: str, benchmarks: tuple[str, ...] = (),
+                start: str | None = None) -> Path:
     """``score`` for every benchmark of a suite in one process, as one record file; returns its path."""
-    records = [rec for b in _suite_names(cfg, experiment, benchmarks) for rec in _score(cfg, experiment, model, b)]
-    out = layout.record_file(cfg, experiment, model)
+    records = [rec for b in _suite_names(cfg, experiment, model, benchmarks)
+               for rec in _score(cfg, experiment, model, b, samples=layout.sample_dir(cfg, experiment, model, b, start))]
+    out = layout.record_file(cfg, experiment, model, start=start)
     write_records(out, records)
     return out
 
@@ -131,15 +141,16 @@ def _score(cfg: Config, experiment: str, model: str, benchmark: str, *, samples:
     return records
 
 
-def _suite_names(cfg: Config, experiment: str, benchmarks: tuple[str, ...]) -> list[str]:
-    """The suite's benchmarks, or those given (each must belong to it: a suite's folders and records
-    are those of its own benchmarks)."""
-    suite = layout.suite_benchmarks(cfg, experiment)
+def _suite_names(cfg: Config, experiment: str, model: str, benchmarks: tuple[str, ...]) -> list[str]:
+    """The benchmarks of the suite that ``model`` runs on, or those given (each must be one of them: a
+    suite's folders and records are those of its own benchmarks)."""
+    suite = layout.suite_benchmarks(cfg, experiment, model)
     for b in benchmarks:
         if b not in suite:
             cfg.benchmark(b)  # an unknown name: the config's one-line hint
-            raise EvalError(f"benchmark {b!r} is not in the {experiment} suite ({', '.join(suite) or 'empty'})")
+            raise EvalError(f"benchmark {b!r} is not in the {experiment} suite of {model} "
+                            f"({', '.join(suite) or 'empty'})")
     names = list(dict.fromkeys(benchmarks)) or suite
     if not names:
-        raise EvalError(f"the {experiment} suite has no benchmark in this config")
+        raise EvalError(f"{model} runs on no benchmark of the {experiment} suite in this config")
     return names

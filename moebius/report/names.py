@@ -22,6 +22,8 @@ MODEL_NAMES: dict[str, str] = {
     "lama": "LaMa",
     "mat": "MAT",
     "migan": "MI-GAN",
+    "comodgan": "CoModGAN",
+    "sd15_inpaint": "SD",  # the paper's "SD" [32] row: SD 1.5 inpainting (moebius.eval.baselines)
     **{f"exp{i}": f"Exp {i}" for i in range(1, 16)},  # Tab. 2 rows ①..⑮
     # Tab. 5 rows are cumulative: each adds one loss to the previous row.
     "loss_c": "C_KD",

@@ -126,7 +126,7 @@ def test_suite_scored_for_real(moebius) -> None:
                      "one line each, before anything is read or written")
 @pytest.mark.parametrize("args, message", [
     (("sample", "--model", "telea", "--benchmark", "ffhq256"), "needs --experiment"),
-    (("sample-suite", "--experiment", "ood", "--model", "telea", "--benchmark", "ffhq256"), "not in the ood suite"),
+    (("sample-suite", "--experiment", "ood", "--model", "telea", "--benchmark", "ffhq256"), "not in the ood suite of telea"),
     (("sample-suite", "--experiment", "ood", "--model", "telea", "--benchmark", "ffhq265"), "did you mean 'ffhq256'"),
     (("score", "--experiment", "main", "--model", "telea", "--benchmark", "ffhq256", "--setting", "note"),
      "--setting expects KEY=VALUE, got 'note'"),

@@ -80,9 +80,21 @@ def sample_inputs(wildcards):
     return sample_inputs_for(wildcards.experiment, wildcards.model, wildcards.benchmark)
 
 
+def suite_benchmarks(experiment, model):
+    """The benchmarks of an experiment that `model` is sampled on: all of them for ours and the
+    industrial / classical baselines; where the paper has its row (and a checkpoint serves it) for the
+    academic ones (moebius.eval.baselines: LaMa, MI-GAN, CoModGAN, SD)."""
+    return layout.suite_benchmarks(CFG, experiment, model)
+
+
+def grid_models(experiment, benchmark):
+    """The models sampled on a benchmark of an experiment (the report's qualitative grid columns)."""
+    return [m for m in EVAL_MODELS if benchmark in suite_benchmarks(experiment, m)]
+
+
 def suite_inputs(wildcards):
     inputs = {}
-    for b in SUITE_BENCHMARKS[wildcards.experiment]:
+    for b in suite_benchmarks(wildcards.experiment, wildcards.model):
         sample = sample_inputs_for(wildcards.experiment, wildcards.model, b)
         inputs.update({f"{k}_{b}": v for k, v in sample.items()})
     return inputs
@@ -101,12 +113,12 @@ def score_inputs(wildcards):
     return score_inputs_for(wildcards.experiment, wildcards.model, wildcards.benchmark)
 
 
-def record(experiment, model, benchmark=None):
-    return path(layout.record_file(CFG, experiment, model, benchmark))
+def record(experiment, model, benchmark=None, start=None):
+    return path(layout.record_file(CFG, experiment, model, benchmark, start))
 
 
 def main_records():
-    return [record(e, m) for m in EVAL_MODELS for e in SUITES]
+    return [record(e, m) for m in EVAL_MODELS for e in SUITES if suite_benchmarks(e, m)]
 
 
 def ablation_records():
@@ -123,7 +135,15 @@ def efficiency_records():
     return [record("efficiency", m) for m in ["moebius", "pixelhacker", "variants"]]
 
 
-ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()
+# Our diffusion models' main tables again from every other sampler start (eval.sampler_starts).
+EXTRA_STARTS = [s for s in CFG.eval.sampler_starts if s != CFG.sample.start]
+
+
+def start_records():
+    return [record(e, m, start=s) for s in EXTRA_STARTS for m in EVAL_MODELS if m in DIFFUSION_OURS for e in SUITES]
+
+
+ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records() + start_records()
 SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
 # Training runs whose curves the report plots (official weights have none).
 TRAIN_RUNS = {e: layout.ablation_arch_run(CFG, e) for e in EXPERIMENTS}
@@ -198,7 +218,7 @@ def grid_spec(experiment, benchmark):
     return (
         f"experiment={experiment},benchmark={benchmark},images={layout.benchmark_dir(CFG, benchmark)},"
         f"masks={layout.mask_dir(CFG, benchmark)},samples={layout.samples_root(CFG, experiment)},"
-        f"models={'+'.join(EVAL_MODELS)}"
+        f"models={'+'.join(grid_models(experiment, benchmark))}"
     )
 
 

@@ -1,12 +1,15 @@
 # Sampling (20-step DDIM with LCG guidance) and scoring (FID / LPIPS) for every table, plus profiling.
 # Tables 1, 3, 4 and 7 run one process per model over all its benchmarks ("suites": Python and torch
-# start-up dominates at smoke scale); the ablations run one process per trained model. Commands carry
-# names (experiment, model, benchmark): the CLI finds the folders through moebius/layout.py, as these
-# rules do.
+# start-up dominates at smoke scale); the ablations run one process per trained model. Baselines are
+# suites too: the industrial and classical ones on every benchmark, the academic ones (LaMa, MI-GAN,
+# CoModGAN, SD) where the paper has their row (suite_benchmarks); each loads its published weights at
+# full scale (one GPU) and generates same-format stand-ins inside the job at smoke scale. Commands
+# carry names (experiment, model, benchmark, start): the CLI finds the folders through
+# moebius/layout.py, as these rules do.
 
 
 rule sample_suite:
-    """Inpaint every benchmark of an experiment (main | ood) with one model; PNGs named by image id."""
+    """Inpaint the benchmarks of an experiment (main | ood) a model runs on; PNGs named by image id."""
     input:
         unpack(suite_inputs),
     output:
@@ -32,8 +35,8 @@ rule evaluate_suite:
     """FID (torch-fidelity) and LPIPS of one model on every benchmark of an experiment, as records."""
     input:
         suite=path(layout.suite_file(CFG, "{experiment}", "{model}")),
-        images=lambda w: [path(layout.benchmark_manifest(CFG, b)) for b in SUITE_BENCHMARKS[w.experiment]],
-        masks=lambda w: [path(layout.mask_manifest(CFG, b)) for b in SUITE_BENCHMARKS[w.experiment]],
+        images=lambda w: [path(layout.benchmark_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
+        masks=lambda w: [path(layout.mask_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
     output:
         path(layout.record_file(CFG, "{experiment}", "{model}")),
     params:
@@ -177,6 +180,79 @@ rule profile_variants:
         ENV
     shell:
         "{params.moebius} --config {params.config:q} profile {params.models} --no-latency --out {output:q} > {log:q} 2>&1"
+
+
+rule sample_suite_start:
+    """Tables 1, 3, 4 and 7 for moebius / pixelhacker from another sampler start (eval.sampler_starts)."""
+    input:
+        unpack(suite_inputs),
+    output:
+        path(layout.suite_file(CFG, "{experiment}", "{model}", start="{start}")),
+    params:
+        config=CONFIG,
+        cfg=SAMPLE_SETTINGS,
+        moebius=MOEBIUS,
+    wildcard_constraints:
+        experiment="main|ood",
+        start="noise|gt_noised",
+        model="moebius|pixelhacker",
+    resources:
+        gpu=eval_gpu,
+    log:
+        logfile("sample", "start_{start}_{experiment}_{model}.log"),
+    conda:
+        ENV
+    shell:
+        "{params.moebius} --config {params.config:q} sample-suite --experiment {wildcards.experiment}"
+        " --model {wildcards.model} --start {wildcards.start} > {log:q} 2>&1"
+
+
+rule evaluate_suite_start:
+    """FID / LPIPS of those samples; their records say `variant: start=<start>` (extra table rows)."""
+    input:
+        suite=path(layout.suite_file(CFG, "{experiment}", "{model}", start="{start}")),
+        images=lambda w: [path(layout.benchmark_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
+        masks=lambda w: [path(layout.mask_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
+    output:
+        path(layout.record_file(CFG, "{experiment}", "{model}", start="{start}")),
+    params:
+        config=CONFIG,
+        cfg=section("eval", "weights", "seed"),
+        moebius=MOEBIUS,
+    wildcard_constraints:
+        experiment="main|ood",
+        start="noise|gt_noised",
+        model="moebius|pixelhacker",
+    resources:
+        gpu=gpu_if_full,
+    log:
+        logfile("evaluate", "start_{start}_{experiment}_{model}.log"),
+    conda:
+        ENV
+    shell:
+        "{params.moebius} --config {params.config:q} score-suite --experiment {wildcards.experiment}"
+        " --model {wildcards.model} --start {wildcards.start} > {log:q} 2>&1"
+
+
+rule ground_truth_leak:
+    """How much ground truth the official inference lets into the hole: gt_noised start, blurred paste-back."""
+    input:
+        masks=[path(layout.mask_manifest(CFG, b)) for b in SUITE_BENCHMARKS["main"]],
+    output:
+        path(layout.table_file(CFG, "ground_truth_leak")),
+    params:
+        config=CONFIG,
+        cfg=config_hash([CFG.sample, CFG.eval.sampler_starts, {b: CFG.benchmarks[b] for b in SUITE_BENCHMARKS["main"]}]),
+        moebius=MOEBIUS,
+        masks=" ".join(
+            f"--masks {shlex.quote(f'{b}={layout.mask_dir(CFG, b)}')}" for b in SUITE_BENCHMARKS["main"]
+        ),
+    log:
+        logfile("evaluate", "ground_truth_leak.log"),
+    conda:
+        ENV
+    shell:
+        "{params.moebius} --config {params.config:q} leak {params.masks} --out {output:q} > {log:q} 2>&1"
 
 
 rule results_all:

@@ -16,7 +16,8 @@ TABLES = [
 ]
 # Figures drawn from the tables (moebius.report.plots.make_plots), the mask statistics and every curve.
 TABLE_PLOTS = ["cfg_sweep", "efficiency", "table2_architecture_ablation", "table5_loss_ablation"]
-# Qualitative grids: every model of Tables 1/3/4/7 on the same images and masks, one grid per benchmark.
+# Qualitative grids: every model of Tables 1/3/4/7 sampled on a benchmark (grid_models), on the same
+# images and masks, one grid per benchmark.
 GRIDS = [(e, b) for e in SUITES for b in SUITE_BENCHMARKS[e]]
 REPORT = {k: path(v) for k, v in layout.report_files(CFG).items()}
 REPORT_OUTPUTS = [
@@ -24,6 +25,7 @@ REPORT_OUTPUTS = [
     REPORT["html"],
     REPORT["metrics"],
     REPORT["kd_vs_nokd"],
+    path(layout.table_file(CFG, "ground_truth_leak")),
     *[path(layout.table_file(CFG, t)) for t in TABLES],
 ]
 
@@ -36,7 +38,7 @@ rule report:
         reference=[path(layout.reference_dir(CFG) / f.name) for f in sorted(Path("results/reference").glob("*.csv"))],
         curves=[run_json(run) for run in TRAIN_RUNS.values()],
         mask_stats=rules.mask_stats.output.stats,
-        samples=[path(layout.suite_file(CFG, e, m)) for e in SUITES for m in EVAL_MODELS],
+        samples=[path(layout.suite_file(CFG, e, m)) for e in SUITES for m in EVAL_MODELS if suite_benchmarks(e, m)],
         images=[path(layout.benchmark_manifest(CFG, b)) for _, b in GRIDS],
         masks=[path(layout.mask_manifest(CFG, b)) for _, b in GRIDS],
     output:
