@@ -1,7 +1,8 @@
 """`moebius …`: the command line the Snakemake rules call.
 
-Each command parses its options, loads the config, and calls one package function. Output paths are
-explicit arguments. A user error (bad config, corrupt image, wrong checksum, missing weights, …) is
+Each command parses its options, loads the config, and calls one package function. The workflow's
+sampling and scoring jobs are named by (experiment, model, benchmark) and find their folders through
+`moebius.layout`, as the rules do; other output paths are explicit arguments. A user error (bad config, corrupt image, wrong checksum, missing weights, …) is
 printed as one line `moebius: error: …` with exit status 2; anything else is a bug and keeps its
 traceback.
 """

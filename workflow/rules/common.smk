@@ -1,6 +1,6 @@
 # Config validation and the input functions shared by the rule files. Every path comes from
 # moebius/layout.py, the module the CLI resolves the same names with. Parsing writes nothing and
-# imports neither torch nor matplotlib: the resolved config is the output of the first job.
+# imports neither torch nor matplotlib: the resolved config is written when a run starts (config.smk).
 import shlex
 from pathlib import Path
 
