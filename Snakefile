@@ -10,6 +10,7 @@ configfile: "config/smoke.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/masks.smk"
 include: "workflow/rules/models.smk"

@@ -1,7 +1,8 @@
 """`moebius …`: the command line the Snakemake rules call.
 
-Each command parses its options, loads the config, and calls one package function. Output paths are
-explicit arguments. A user error (bad config, corrupt image, wrong checksum, missing weights, …) is
+Each command parses its options, loads the config, and calls one package function. The workflow's
+sampling and scoring jobs are named by (experiment, model, benchmark) and find their folders through
+`moebius.layout`, as the rules do; other output paths are explicit arguments. A user error (bad config, corrupt image, wrong checksum, missing weights, …) is
 printed as one line `moebius: error: …` with exit status 2; anything else is a bug and keeps its
 traceback.
 """
@@ -18,6 +19,7 @@ from typing import Any, Callable
 
 import click
 
+from moebius import layout
 from moebius.config import Config, config_hash, dump_yaml, json_schema, load_config
 from moebius.errors import MoebiusError
 
@@ -42,9 +44,9 @@ def _call(target: str) -> Callable[..., Any]:
     "--config",
     "config_files",
     multiple=True,
-    envvar="MOEBIUS_CONFIG",
     type=click.Path(dir_okay=False, path_type=Path),
-    help=f"YAML config file(s), merged in order (later wins). Default: $MOEBIUS_CONFIG, else {DEFAULT_CONFIG}.",
+    help=f"YAML config file(s), merged in order (later wins). Default: {DEFAULT_CONFIG}. Workflow jobs pass "
+    "the resolved config the DAG was built from (<paths.logs>/config/resolved.yaml).",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_files: tuple[Path, ...]) -> None:
@@ -86,6 +88,19 @@ def config_schema(out: Path | None) -> None:
         from moebius.atomic import write_text
 
         write_text(out, text)
+
+
+@config.command("resolve")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting after the files (dotted key, YAML value: sample.steps=3).")
+@click.option("--expect-hash", default=None, help="Refuse unless the resolved config has this hash.")
+@click.option("--out", "outs", type=PathArg, multiple=True, required=True, help="Write the resolved YAML here (repeatable).")
+@click.pass_context
+def config_resolve(ctx: click.Context, sets: tuple[str, ...], expect_hash: str | None, outs: tuple[Path, ...]) -> None:
+    """Merge the --config files and --set overrides into one resolved YAML file, written atomically (the
+    workflow's first job: every other job reads it with --config)."""
+    _call("moebius.config:write_resolved")(ctx.obj["config_files"], _call("moebius.keyvalue:overrides")(sets),
+                                           list(outs), expect_hash=expect_hash)
 
 
 @config.command("validate")
@@ -213,7 +228,7 @@ OFFICIAL_MASKS_URL = "https://drive.google.com/drive/folders/13J91fdQt2RnHp4j-Vz
 @click.argument("source", type=ExistingPath)
 @click.option("--benchmark", required=True)
 @click.option("--images", type=ExistingPath, default=None,
-              help="The benchmark's image folder. Default: <paths.data>/benchmarks/<benchmark>.")
+              help="The benchmark's image folder. Default: <paths.data>/benchmarks/<benchmark> (moebius.layout).")
 @click.option("--out", type=PathArg, default=None, help="Default: <paths.masks>/official/v1/<benchmark>.")
 @click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
               help="How to read the files: 255_hole as the official pipeline does, 255_known (MAT) inverts. "
@@ -226,10 +241,8 @@ def masks_import(ctx: click.Context, source: Path, benchmark: str, images: Path 
                  polarity: str | None, pairing: str | None) -> None:
     cfg = _cfg(ctx)
     cfg.benchmark(benchmark)  # a typo is a one-line error with a hint
-    official = _call("moebius.masks.official:official_dir")
     summary = _call("moebius.masks.official:import_official_masks")(
-        source, benchmark, images or Path(cfg.paths.data) / "benchmarks" / benchmark,
-        out or official(cfg.paths.masks, benchmark),
+        source, benchmark, images or layout.benchmark_dir(cfg, benchmark), out or layout.official_mask_dir(cfg, benchmark),
         polarity=polarity or cfg.masks.official.polarity, pairing=pairing or cfg.masks.official.pairing,
     )
     click.echo(f"imported {summary['n']} official masks of {benchmark} ({summary['size']} px) into {summary['dir']}: "
@@ -246,25 +259,8 @@ def masks_import(ctx: click.Context, source: Path, benchmark: str, images: Path 
 @click.pass_context
 def masks_stats(ctx: click.Context, mask_dirs: tuple[Path, ...], out_csv: Path, sets_csv: Path, plot: Path) -> None:
     """Hole-ratio statistics per protocol (mean, quartiles, 10% bins, share in [0.4, 0.5])."""
-    import pandas as pd
-
-    from moebius import masks
-    from moebius.atomic import atomic_open
-
     cfg = _cfg(ctx)
-    protocols = masks.list_protocols()
-    ratios = {name: masks.hole_ratios(name, cfg.masks.stats_n, cfg.masks.seed) for name in protocols}
-    fresh = pd.DataFrame(
-        [{"protocol": name, "version": masks.get_protocol(name).version, "size": masks.get_protocol(name).size,
-          "seed": cfg.masks.seed, **masks.summarise_ratios(r)} for name, r in ratios.items()]
-    )
-    for frame, path in ((fresh, out_csv), (masks.set_stats(list(mask_dirs)), sets_csv)):
-        with atomic_open(path, "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
-    versions = ", ".join(f"{n} v{masks.get_protocol(n).version}" for n in protocols)
-    masks.plot_hole_histograms(
-        ratios, plot, footnote=f"{cfg.masks.stats_n} masks per protocol at native size, seed {cfg.masks.seed}; {versions}"
-    )
+    _call("moebius.masks.stats:write_stats")(list(mask_dirs), cfg.masks.stats_n, cfg.masks.seed, out_csv, sets_csv, plot)
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -355,109 +351,83 @@ def train_finetune(
 @click.pass_context
 def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, out: Path) -> None:
     """Validation loss of runs trained with and without KD for the same steps (CSV)."""
-    parsed = {}
-    for item in runs:
-        name, _, path = item.partition("=")
-        if not path:
-            raise click.UsageError(f"--run expects NAME=RUN_DIR, got {item!r}")
-        parsed[name] = Path(path)
+    parsed = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(runs, "--run", form="NAME=RUN_DIR").items()}
     _call("moebius.train:compare_kd")(_cfg(ctx), parsed, vae_dir, out)
 
 
 # -------------------------------------------------------------------------------------- evaluation
+EXPERIMENT_CHOICES = click.Choice(layout.EXPERIMENTS)
+SUITE_CHOICES = click.Choice(layout.SUITE_EXPERIMENTS)
+START_CHOICES = click.Choice(["noise", "gt_noised"])  # sample.start's values
+
+
 @cli.command("sample")
+@click.option("--experiment", type=EXPERIMENT_CHOICES, default=None,
+              help="Names the folders (moebius.layout): images, mask set, run, VAE and --out follow from it.")
 @click.option("--model", "model_key", required=True, help="moebius | pixelhacker | flux_fill | sd35_inpaint | telea | …")
-@click.option("--run", "run_dir", type=PathArg, default=None, help="Run dir of a trained/official model.")
-@click.option("--vae", "vae_dir", type=PathArg, default=None)
 @click.option("--benchmark", required=True)
-@click.option("--images", type=ExistingPath, required=True)
-@click.option("--masks", "masks_dir", type=ExistingPath, required=True)
-@click.option("--out", type=PathArg, required=True, help="Sample folder; with several --guidance, OUT/g<scale>/.")
 @click.option(
     "--guidance", "guidances", type=click.FloatRange(min=0.0), multiple=True,
-    help="CFG scale(s) (default: by the benchmark's domain). Several values make a sweep (Table 6).",
+    help="CFG scale(s) (default: by the benchmark's domain; cfg_sweep: eval.cfg_sweep). Several make a sweep.",
 )
-@click.option("--start", type=click.Choice(["noise", "gt_noised"]), default=None,
-              help="Sampler start for moebius / pixelhacker (default: sample.start).")
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start); with --experiment, the folder "
+              "is under samples/start_<start>/.")
+@click.option("--images", type=ExistingPath, default=None, help="Override: the benchmark's image folder.")
+@click.option("--masks", "masks_dir", type=ExistingPath, default=None, help="Override: the mask set.")
+@click.option("--run", "run_dir", type=PathArg, default=None, help="Override: run dir of a trained/official model.")
+@click.option("--vae", "vae_dir", type=PathArg, default=None, help="Override: the VAE run.")
+@click.option("--out", type=PathArg, default=None, help="Override: sample folder (a sweep: OUT/g<scale>/ + sweep.json).")
 @click.pass_context
 def sample(
-    ctx: click.Context, model_key: str, run_dir: Path | None, vae_dir: Path | None, benchmark: str, images: Path,
-    masks_dir: Path, out: Path, guidances: tuple[float, ...], start: str | None,
+    ctx: click.Context, experiment: str | None, model_key: str, benchmark: str, guidances: tuple[float, ...],
+    start: str | None, images: Path | None, masks_dir: Path | None, run_dir: Path | None, vae_dir: Path | None,
+    out: Path | None,
 ) -> None:
     """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
-    inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
-    if len(guidances) <= 1:
-        guidance = guidances[0] if guidances else None
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance,
-                start=start)
-        return
-    for guidance in guidances:  # one process for the sweep: the model is loaded once
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}",
-                guidance=guidance, start=start)
-    from moebius.atomic import write_json
-
-    write_json(out / "sweep.json", {"guidance": list(guidances), "folders": [f"g{g}" for g in guidances]})
-
-
-def _tasks(specs: tuple[str, ...], required: tuple[str, ...]) -> list[dict[str, str]]:
-    """Parse repeated `--task key=value,key=value` options (one per benchmark)."""
-    tasks = []
-    for spec in specs:
-        task = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
-        missing = [k for k in required if k not in task]
-        if missing:
-            raise click.UsageError(f"--task {spec!r} lacks {', '.join(missing)}")
-        tasks.append(task)
-    return tasks
+    _call("moebius.eval.jobs:sample")(
+        _cfg(ctx), experiment, model_key, benchmark, guidances=guidances, images=images, masks=masks_dir,
+        run=run_dir, vae=vae_dir, out=out, start=start,
+    )
 
 
 @cli.command("sample-suite")
+@click.option("--experiment", type=SUITE_CHOICES, required=True)
 @click.option("--model", "model_key", required=True)
-@click.option("--vae", "vae_dir", type=PathArg, default=None)
-@click.option(
-    "--task", "task_specs", multiple=True, required=True,
-    help="benchmark=B,images=DIR,masks=DIR,out=DIR[,run=RUN_DIR] — one per benchmark.",
-)
-@click.option("--out", type=PathArg, required=True, help="suite.json listing the sample folders (written last).")
-@click.option("--start", type=click.Choice(["noise", "gt_noised"]), default=None,
-              help="Sampler start for moebius / pixelhacker (default: sample.start; eval.sampler_starts).")
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks of the suite (default: all).")
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start; eval.sampler_starts); "
+              "folders under samples/start_<start>/.")
 @click.pass_context
-def sample_suite(
-    ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path, start: str | None
-) -> None:
-    """`sample` for several benchmarks of one model in one process (the imports are paid once)."""
-    from moebius.atomic import write_json
-
-    inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
-    tasks = _tasks(task_specs, ("benchmark", "images", "masks", "out"))
-    for task in tasks:
-        run = Path(task["run"]) if task.get("run") else None
-        inpaint(_cfg(ctx), model_key, run, vae_dir, task["benchmark"], Path(task["images"]), Path(task["masks"]),
-                Path(task["out"]), start=start)
-    write_json(out, {"model": model_key, "samples": {t["benchmark"]: t["out"] for t in tasks}})
+def sample_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...], start: str | None) -> None:
+    """`sample` for the benchmarks of a suite that a model runs on, in one process (the imports are paid
+    once); suite.json, written last, lists the folders."""
+    _call("moebius.eval.jobs:sample_suite")(_cfg(ctx), experiment, model_key, benchmarks, start)
 
 
-@cli.command("evaluate-suite")
+@cli.command("score")
+@click.option("--experiment", type=EXPERIMENT_CHOICES, required=True)
 @click.option("--model", "model_key", required=True)
-@click.option("--experiment", type=click.Choice(["main", "ood"]), required=True)
-@click.option(
-    "--task", "task_specs", multiple=True, required=True,
-    help="benchmark=B,samples=DIR,images=DIR,masks=DIR — one per benchmark.",
-)
-@click.option("--out", type=PathArg, required=True, help="Records JSON (every benchmark).")
+@click.option("--benchmark", required=True)
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="Recorded in the records' settings.")
 @click.pass_context
-def evaluate_suite(ctx: click.Context, model_key: str, experiment: str, task_specs: tuple[str, ...], out: Path) -> None:
-    """`evaluate` for several benchmarks of one model in one process."""
-    from moebius.records import write_records
+def score(ctx: click.Context, experiment: str, model_key: str, benchmark: str, settings: tuple[str, ...]) -> None:
+    """FID / LPIPS (+ per-hole-ratio bins, bootstrap CIs) of a sample folder as result records; every
+    folder follows from the names (moebius.layout)."""
+    extra = _call("moebius.keyvalue:parse_pairs")(settings, "--setting", typed=True)
+    _call("moebius.eval.jobs:score")(_cfg(ctx), experiment, model_key, benchmark, settings=extra)
 
-    score = _call("moebius.eval.metrics:evaluate_samples")
-    records = []
-    for task in _tasks(task_specs, ("benchmark", "samples", "images", "masks")):
-        records += score(
-            _cfg(ctx), Path(task["samples"]), Path(task["images"]), Path(task["masks"]), model=model_key,
-            benchmark=task["benchmark"], settings={"experiment": experiment},
-        )
-    write_records(out, records)
+
+@cli.command("score-suite")
+@click.option("--experiment", type=SUITE_CHOICES, required=True)
+@click.option("--model", "model_key", required=True)
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only these benchmarks of the suite (default: all).")
+@click.option("--start", type=START_CHOICES, default=None,
+              help="Score the samples of this other sampler start (records under records/start_<start>/).")
+@click.pass_context
+def score_suite(ctx: click.Context, experiment: str, model_key: str, benchmarks: tuple[str, ...], start: str | None) -> None:
+    """`score` for the benchmarks of a suite in one process, as one record file."""
+    _call("moebius.eval.jobs:score_suite")(_cfg(ctx), experiment, model_key, benchmarks, start)
 
 
 @cli.command("evaluate")
@@ -466,42 +436,20 @@ def evaluate_suite(ctx: click.Context, model_key: str, experiment: str, task_spe
 @click.option("--masks", "masks_dir", type=ExistingPath, required=True)
 @click.option("--model", "model_key", required=True)
 @click.option("--benchmark", required=True)
-@click.option("--experiment", type=click.Choice(["main", "cfg_sweep", "ablation_arch", "ablation_loss", "ood"]), required=True)
-@click.option("--setting", "settings", multiple=True, help="KEY=VALUE recorded in the record's settings.")
+@click.option("--experiment", type=EXPERIMENT_CHOICES, required=True)
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="Recorded in the records' settings.")
 @click.option("--out", type=PathArg, required=True, help="Records JSON.")
 @click.pass_context
 def evaluate(
     ctx: click.Context, samples: Path, images: Path, masks_dir: Path, model_key: str, benchmark: str,
     experiment: str, settings: tuple[str, ...], out: Path,
 ) -> None:
-    """FID / LPIPS (+ per-hole-ratio bins, bootstrap CIs) of a sample folder, as result records."""
-    from moebius.records import write_records
-
-    extra: dict[str, Any] = {"experiment": experiment}
-    for item in settings:
-        key, _, value = item.partition("=")
-        extra[key] = _parse_scalar(value)
-    score = _call("moebius.eval.metrics:evaluate_samples")
-    cfg = _cfg(ctx)
-    if experiment == "cfg_sweep":
-        records = []
-        for guidance, folder in _call("moebius.eval.inpaint:read_sweep")(samples):
-            records += score(
-                cfg, folder, images, masks_dir, model=model_key, benchmark=benchmark,
-                settings={**extra, "cfg_scale": guidance},
-            )
-    else:
-        records = score(cfg, samples, images, masks_dir, model=model_key, benchmark=benchmark, settings=extra)
-    write_records(out, records)
-
-
-def _parse_scalar(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+    """`score` with every folder given: any sample folder, scored against any images and masks."""
+    extra = _call("moebius.keyvalue:parse_pairs")(settings, "--setting", typed=True)
+    _call("moebius.eval.jobs:score")(
+        _cfg(ctx), experiment, model_key, benchmark, samples=samples, images=images, masks=masks_dir, out=out,
+        settings=extra,
+    )
 
 
 @cli.command("leak")
@@ -512,12 +460,7 @@ def _parse_scalar(text: str) -> Any:
 @click.pass_context
 def leak(ctx: click.Context, mask_specs: tuple[str, ...], max_masks: int, out: Path) -> None:
     """How much ground truth the official inference lets into the hole (gt_noised start, blurred paste-back)."""
-    masks = {}
-    for item in mask_specs:
-        name, _, path = item.partition("=")
-        if not path:
-            raise click.UsageError(f"--masks expects BENCHMARK=MASK_DIR, got {item!r}")
-        masks[name] = Path(path)
+    masks = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(mask_specs, "--masks", form="BENCHMARK=MASK_DIR").items()}
     _call("moebius.eval.leak:write_leak_table")(_cfg(ctx), out, masks, max_masks)
 
 
@@ -569,10 +512,7 @@ def report(
     grid_list = [parse_grid(g) for g in grid_specs]  # malformed specs fail before any work
     records = read_records(record_files)
     tables = _call("moebius.report.tables:build_tables")(records, reference, tables_dir)
-    curves = {}
-    for item in train_metrics:
-        name, _, path = item.partition("=")
-        curves[name] = Path(path)
+    curves = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(train_metrics, "--train-metrics", form="NAME=PATH").items()}
     plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats)
     grids = []
     if html_out is not None:

@@ -599,6 +599,9 @@ LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")  # Copied from moebius.train
 EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "lama", "mat", "migan",
                "comodgan", "sd15_inpaint")
 TABLE2_EXPERIMENTS = tuple(range(1, 16))  # Copied from moebius.models.variants.EXPERIMENTS (keys)
+# The Table 2 experiments trained with the distillation (the others with L_task only); the workflow
+# passes --kd / --no-kd from this while it parses. Copied from moebius.models.variants.EXPERIMENTS (kd).
+TABLE2_KD = (7, 8, 9, 11, 12, 13, 14, 15)
 
 
 def _name(where: str, what: str, name: Any, known: Any) -> None:
@@ -788,6 +791,23 @@ def config_hash(cfg: Any) -> str:
 def dump_yaml(cfg: Config) -> str:
     """The resolved config as YAML, saved beside outputs and inside checkpoints."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def write_resolved(files: tuple | list, overrides: dict, outs: list, expect_hash: str | None = None) -> Config:
+    """Load ``files`` + ``overrides`` and write the resolved YAML to each of ``outs`` (atomically): the
+    file every workflow job reads. ``expect_hash``: the hash the workflow computed when it built the DAG;
+    a config file edited since would make the jobs disagree with the DAG, so it is refused."""
+    from moebius.atomic import write_text
+
+    cfg = load_config(*files, overrides=overrides)
+    if expect_hash is not None and config_hash(cfg) != expect_hash:
+        raise ConfigError(
+            f"the config now resolves to hash {config_hash(cfg)}, not {expect_hash} as when the workflow "
+            f"was planned: {', '.join(map(str, files))} changed since; start the workflow again"
+        )
+    for out in outs:
+        write_text(out, dump_yaml(cfg))
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------

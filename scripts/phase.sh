@@ -2,6 +2,8 @@
 # Run one phase of the Snakemake DAG (called by the stages of dvc.yaml).
 # The scale comes from $MOEBIUS_CONFIG (default config/smoke.yaml), e.g.
 #   MOEBIUS_CONFIG=config/full.yaml dvc repro
+# MOEBIUS_CONFIG is this script's own variable: it only chooses the --configfile given to Snakemake.
+# The `moebius` CLI does not read it; every job gets its config as `moebius --config <resolved file>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"

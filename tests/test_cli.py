@@ -46,3 +46,36 @@ def test_weights_list_names_source_licence_and_place(run_cli, tmp_path: Path) ->
     for entry in list_weights():
         assert entry.key in result.stdout and entry.licence in result.stdout
     assert f"put it at {tmp_path}" in result.stdout  # nothing is present in an empty weights dir
+
+
+@pytest.mark.hostile("a stale MOEBIUS_CONFIG=<another scale's file> left in the environment",
+                     "ignored: the config is the --config files, else config/smoke.yaml")
+def test_the_config_comes_from_the_command_line_only(run_cli) -> None:
+    default = run_cli("config", "hash")
+    assert default.returncode == 0, default.stderr
+    stale = run_cli("config", "hash", env={"MOEBIUS_CONFIG": "config/full.yaml"})
+    assert stale.stdout == default.stdout
+    assert run_cli("--config", "config/full.yaml", "config", "hash").stdout != default.stdout
+
+
+def test_config_resolve_writes_what_the_files_and_sets_resolve_to(run_cli, tmp_path: Path) -> None:
+    from moebius.config import config_hash, load_config
+
+    outs = [tmp_path / "logs" / "config" / "resolved.yaml", tmp_path / "copy.yaml"]
+    expected = load_config("config/smoke.yaml", overrides={"sample": {"steps": 3}, "distill": {"train": {"lr": 5e-4}}})
+    result = run_cli("config", "resolve", "--set", "sample.steps=3", "--set", "distill.train.lr=5e-4",
+                     "--expect-hash", config_hash(expected), *[f"--out={o}" for o in outs])
+    assert result.returncode == 0, result.stderr
+    for out in outs:  # the resolved file loads, alone, to the same config
+        assert load_config(out) == expected
+    assert [p.name for p in outs[0].parent.iterdir()] == ["resolved.yaml"]  # atomic: no temporary left
+
+
+@pytest.mark.hostile("`config resolve --expect-hash H` after a config file changed (the DAG was planned with H)",
+                     "exit 2, one line naming both hashes; no file written")
+def test_config_resolve_refuses_a_config_changed_since_planning(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "resolved.yaml"
+    result = run_cli("config", "resolve", "--expect-hash", "000000000000", "--out", str(out))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "not 000000000000" in lines[0], result.stderr
+    assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,26 +130,96 @@ def test_snakemake_accepts_floats_without_a_dot(tmp_path: Path) -> None:
     assert "Job stats" in result.stdout
 
 
-def test_snakemake_resolves_a_configfile_as_the_cli_does(tmp_path: Path) -> None:
+# ---------------------------------------------------------------------------------------------
+# The resolved config is a job's output; parsing the DAG writes nothing
+# ---------------------------------------------------------------------------------------------
+
+
+def workflow_copy(dest: Path) -> Path:
+    """The workflow's own files (Snakefile, rules, configs, the paper's numbers) in ``dest``; the
+    package is imported from this checkout."""
+    for name in ("Snakefile", "workflow", "config"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    shutil.copytree(ROOT / "results" / "reference", dest / "results" / "reference")
+    return dest
+
+
+def snakemake_in(where: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+           "PATH": os.pathsep.join((str(BIN), os.environ.get("PATH", "")))}
+    return subprocess.run([venv_bin("snakemake"), "--nolock", *args], cwd=where, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def files_of(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` but Snakemake's own state (.snakemake/), with its size and mtime."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file() and ".snakemake" not in p.relative_to(root).parts}
+
+
+@pytest.mark.hostile("`snakemake -n` (smoke and full scale) and `snakemake --lint` on a fresh copy of the workflow",
+                     "no file created or changed: the resolved config is a job's output, not a parse-time write")
+def test_dry_runs_and_lint_write_nothing(tmp_path: Path) -> None:
+    copy = workflow_copy(tmp_path)
+    before = files_of(copy)
+    for args in (("all", "-n"), ("all", "-n", "--configfile", "config/full.yaml"), ("--lint",)):
+        result = snakemake_in(copy, *args)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert files_of(copy) == before
+
+
+def test_a_run_writes_the_config_it_was_planned_with(tmp_path: Path) -> None:
     # Snakemake would extend the Snakefile's smoke.yaml with --configfile full.yaml (full scale with the
     # smoke checkpoint_every, num_workers, profile repeats, ...); the DAG must use full.yaml alone, like
-    # `moebius --config config/full.yaml`. The resolved config lands in <logs>/config/<hash>.yaml.
-    full = tmp_path / "full.yaml"
-    full.write_text((ROOT / "config" / "full.yaml").read_text() + f"\npaths:\n  logs: {tmp_path / 'logs'}\n")
-    result = snakemake("distill", "-n", "--configfile", str(full))
-    assert result.returncode == 0, result.stderr[-2000:]
-    cli = load_config(full)
-    assert [p.name for p in (tmp_path / "logs" / "config").iterdir()] == [f"{config_hash(cli)}.yaml"]
+    # `moebius --config config/full.yaml`, then Snakemake's --config overrides. The file is written when
+    # a run starts (here: one job, its output touched), under a fixed name and under the config's hash.
+    # (Snakemake reads a nested --config value with YAML's BaseLoader, all strings: only top-level scalars
+    # pass the config's type checks that way; a --configfile carries the rest.)
+    copy = workflow_copy(tmp_path)
+    target = copy / "data" / "datasets" / "places365" / "train" / "manifest.csv"
+    target.parent.mkdir(parents=True)
+    target.touch()
+    result = snakemake_in(copy, str(target.relative_to(copy)), "--cores", "1", "--touch", "--forceall",
+                          "--configfile", "config/full.yaml", "--config", "seed=5")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    cli = load_config(copy / "config" / "full.yaml", overrides={"seed": 5})
+    assert load_config(copy / "logs" / "config" / "resolved.yaml") == cli
+    assert sorted(p.name for p in (copy / "logs" / "config").iterdir()) == sorted(
+        ["resolved.yaml", f"{config_hash(cli)}.yaml"]
+    )
     assert cli.profile.repeats == 10 and cli.masks.stats_n == 2000  # the paper defaults, not smoke's
+
+
+def test_every_job_reads_the_resolved_config() -> None:
+    result = snakemake("all", "-n", "-p", "--forceall")
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = [c for c in re.findall(r"^Shell command: (.+)$", result.stdout, flags=re.M) if c != "None"]
+    assert len(commands) > 100
+    for command in commands:
+        assert re.match(r"^(moebius|torchrun .* -m moebius\.cli) --config logs/config/resolved\.yaml ", command), command
+        assert "--task" not in command  # names, not comma-separated path lists
+
+
+def test_table2_kd_flags_equal_the_variants() -> None:
+    # kd_flag (common.smk) reads the torch-free copy in moebius.config while the DAG is parsed.
+    from moebius.config import TABLE2_KD
+    from moebius.models.variants import EXPERIMENTS
+
+    assert TABLE2_KD == tuple(k for k, e in sorted(EXPERIMENTS.items()) if e.kd)
+    flags = snakemake("all", "-n", "-p", "--forceall").stdout
+    for exp, e in EXPERIMENTS.items():
+        line = re.search(rf"train distill --student exp{exp} (--kd|--no-kd) ", flags)
+        assert line and line.group(1) == ("--kd" if e.kd else "--no-kd"), exp
 
 
 def test_parsing_the_dag_imports_neither_torch_nor_matplotlib(tmp_path: Path) -> None:
     # Stand-in packages that fail on import, first on the path: the config check and the rule files
-    # (everything up to building the distillation DAG) must not need them.
+    # (everything up to every job's shell command, -p, so that every params function runs) must not need them.
     for name in ("torch", "matplotlib"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} imported while parsing the DAG')\n")
     path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
-    result = snakemake("distill", "-n", env={**os.environ, "PYTHONPATH": path})
+    result = snakemake("all", "-n", "-p", "--forceall", env={**os.environ, "PYTHONPATH": path})
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert "Job stats" in result.stdout

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moebius.atomic import atomic_path
+from moebius.atomic import atomic_open, atomic_path
 from moebius.errors import MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
-from moebius.masks.registry import get_protocol
+from moebius.masks.registry import get_protocol, list_protocols
 from moebius.masks.store import MANIFEST
 
 BIN_COLUMNS = [f"bin_{10 * k:02d}_{10 * (k + 1):02d}" for k in range(10)]
@@ -125,3 +125,21 @@ def plot_hole_histograms(ratios_by_protocol: dict[str, np.ndarray], out_png: Pat
         # Fixed metadata so the same numbers give the same bytes across matplotlib patch versions.
         fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
     plt.close(fig)
+
+
+def write_stats(mask_dirs: list[Path], n: int, seed: int, out_csv: Path, sets_csv: Path, plot: Path) -> None:
+    """``moebius masks stats``: every protocol's summary of ``n`` fresh draws (``out_csv``), the stored
+    sets' summaries (``sets_csv``) and the histogram (``plot``). Everything is computed before anything
+    is written, so a broken set leaves no file behind."""
+    protocols = list_protocols()
+    ratios = {name: hole_ratios(name, n, seed) for name in protocols}
+    fresh = pd.DataFrame(
+        [{"protocol": name, "version": get_protocol(name).version, "size": get_protocol(name).size,
+          "seed": seed, **summarise_ratios(r)} for name, r in ratios.items()]
+    )
+    stored = set_stats(list(mask_dirs))
+    for frame, path in ((fresh, out_csv), (stored, sets_csv)):
+        with atomic_open(path, "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    versions = ", ".join(f"{name} v{get_protocol(name).version}" for name in protocols)
+    plot_hole_histograms(ratios, plot, footnote=f"{n} masks per protocol at native size, seed {seed}; {versions}")

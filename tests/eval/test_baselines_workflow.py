@@ -21,7 +21,8 @@ SUITES = {
 
 
 def _jobs(stdout: str) -> dict[tuple[str, str], dict]:
-    """rule sample_suite blocks of a dry run (with -p): wildcards → {resources, benchmarks of its shell}."""
+    """rule sample_suite blocks of a dry run (with -p): wildcards → {resources, benchmarks of its inputs}
+    (the command names only the experiment and model; the images it reads are its inputs)."""
     jobs = {}
     for block in re.split(r"\n(?=\[[^\n]*\]\nrule )", stdout):
         if "rule sample_suite:" not in block:
@@ -29,7 +30,7 @@ def _jobs(stdout: str) -> dict[tuple[str, str], dict]:
         wc = re.search(r"wildcards: experiment=(\w+), model=(\w+)", block)
         res = re.search(r"resources: ([^\n]*)", block)
         jobs[wc.groups()] = {"resources": res.group(1) if res else "",
-                             "benchmarks": set(re.findall(r"--task benchmark=(\w+)", block))}
+                             "benchmarks": set(re.findall(r"data/benchmarks/(\w+)/manifest\.csv", block))}
     return jobs
 
 

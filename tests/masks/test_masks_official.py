@@ -290,6 +290,10 @@ def test_official_source_makes_the_dag_import_and_read_the_official_sets(tmp_pat
     counts = {m.group(1): int(m.group(2))
               for m in re.finditer(r"^(\w+)\s+(\d+)$", result.stdout.split("Job stats:", 1)[1], flags=re.MULTILINE)}
     assert counts["official_mask_set"] == len(base["benchmarks"]) and "mask_set" not in counts
-    assert f"moebius masks import {archives['ffhq256']} --benchmark ffhq256" in result.stdout
-    used = set(re.findall(r"masks=(masks/[^,\s]+)", result.stdout)) | set(re.findall(r"--masks (?:\w+=)?(\S+)", result.stdout))  # the leak rule: --masks BENCH=DIR
+    assert f"masks import {archives['ffhq256']} --benchmark ffhq256" in result.stdout
+    # Jobs name their benchmark and the CLI finds the set through moebius.layout; the DAG's inputs
+    # (mask manifests), the leak rule's --masks BENCH=DIR and the report's grids show which sets those are.
+    used = (set(re.findall(r"masks=(masks/[^,\s]+)", result.stdout))
+            | set(re.findall(r"(masks/[\w/.-]+)/manifest\.csv", result.stdout))
+            | set(re.findall(r"--masks (?:\w+=)?(\S+)", result.stdout)))
     assert used and all(u.startswith("masks/official/v1/") for u in used), sorted(used)

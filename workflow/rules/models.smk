@@ -13,19 +13,20 @@ rule vae:
     input:
         data=train_data(CFG.vae_train) if CFG.model.weights_source("vae") == "train" else [],
     output:
-        f"{P.checkpoints}/vae/run.json",
+        run_json(layout.run_dir(CFG, "vae")),
     params:
+        config=CONFIG,
         cfg=section("model", "vae_train", "seed"),
         moebius=MOEBIUS,
         out=lambda w, output: parent(output[0]),
     resources:
         **train_resources(1),
     log:
-        f"{P.logs}/train/vae.log",
+        logfile("train", "vae.log"),
     conda:
         ENV
     shell:
-        "{params.moebius} train vae --out {params.out} > {log} 2>&1"
+        "{params.moebius} --config {params.config:q} train vae --out {params.out:q} > {log:q} 2>&1"
 
 
 rule teacher:
@@ -34,8 +35,9 @@ rule teacher:
         vae=rules.vae.output[0],
         data=train_data(CFG.teacher_train) if CFG.model.weights_source("teacher") == "train" else [],
     output:
-        f"{P.checkpoints}/teacher/run.json",
+        run_json(layout.run_dir(CFG, "teacher")),
     params:
+        config=CONFIG,
         cfg=section("model", "teacher_train", "masks", "seed"),
         launch=launcher(CFG.teacher_train.gpus),
         vae=lambda w, input: parent(input.vae),
@@ -43,11 +45,11 @@ rule teacher:
     resources:
         **train_resources(CFG.teacher_train.gpus),
     log:
-        f"{P.logs}/train/teacher.log",
+        logfile("train", "teacher.log"),
     conda:
         ENV
     shell:
-        "{params.launch} train teacher --vae {params.vae} --out {params.out} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} train teacher --vae {params.vae:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule distill:
@@ -57,8 +59,9 @@ rule distill:
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
     output:
-        f"{P.checkpoints}/distill/run.json",
+        run_json(layout.run_dir(CFG, "distill")),
     params:
+        config=CONFIG,
         cfg=section("model", "distill", "masks", "seed"),
         launch=launcher(CFG.distill.train.gpus),
         vae=lambda w, input: parent(input.vae),
@@ -67,12 +70,12 @@ rule distill:
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
-        f"{P.logs}/train/distill.log",
+        logfile("train", "distill.log"),
     conda:
         ENV
     shell:
-        "{params.launch} train distill --student student --teacher {params.teacher} --vae {params.vae}"
-        " --out {params.out} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} train distill --student student --teacher {params.teacher:q}"
+        " --vae {params.vae:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule ablation_arch:
@@ -82,8 +85,9 @@ rule ablation_arch:
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
     output:
-        f"{P.checkpoints}/ablation_arch/{{exp}}/run.json",
+        run_json(layout.ablation_arch_run(CFG, "{exp}")),
     params:
+        config=CONFIG,
         cfg=section("model", "distill", "ablation", "masks", "seed"),
         launch=launcher(CFG.distill.train.gpus),
         kd=kd_flag,
@@ -96,12 +100,12 @@ rule ablation_arch:
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
-        f"{P.logs}/train/ablation_arch_{{exp}}.log",
+        logfile("train", "ablation_arch_{exp}.log"),
     conda:
         ENV
     shell:
-        "{params.launch} train distill --student {wildcards.exp} {params.kd} --teacher {params.teacher}"
-        " --vae {params.vae} --steps {params.steps} --out {params.out} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} train distill --student {wildcards.exp} {params.kd}"
+        " --teacher {params.teacher:q} --vae {params.vae:q} --steps {params.steps} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule ablation_loss:
@@ -111,8 +115,9 @@ rule ablation_loss:
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
     output:
-        f"{P.checkpoints}/ablation_loss/{{combo}}/run.json",
+        run_json(layout.ablation_loss_run(CFG, "{combo}")),
     params:
+        config=CONFIG,
         cfg=section("model", "distill", "ablation", "masks", "seed"),
         launch=launcher(CFG.distill.train.gpus),
         losses=lambda w: ",".join(CFG.ablation.loss_combinations[w.combo]),
@@ -123,12 +128,12 @@ rule ablation_loss:
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
-        f"{P.logs}/train/ablation_loss_{{combo}}.log",
+        logfile("train", "ablation_loss_{combo}.log"),
     conda:
         ENV
     shell:
-        "{params.launch} train distill --student student --losses {params.losses} --teacher {params.teacher}"
-        " --vae {params.vae} --steps {params.steps} --out {params.out} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} train distill --student student --losses {params.losses}"
+        " --teacher {params.teacher:q} --vae {params.vae:q} --steps {params.steps} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule finetune:
@@ -136,8 +141,9 @@ rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        f"{P.checkpoints}/finetune/{{model}}_{{target}}/run.json",
+        run_json(layout.finetune_run(CFG, "{model}", "{target}")),
     params:
+        config=CONFIG,
         cfg=section("model", "finetune", "masks", "seed"),
         command=finetune_command,
         launch=lambda w: launcher(CFG.finetune.targets[w.target].gpus),
@@ -147,11 +153,11 @@ rule finetune:
         gpu=lambda w: CFG.finetune.targets[w.target].gpus if CFG.scale == "full" else 0,
         mem_mb=64000 if CFG.scale == "full" else 4000,
     log:
-        f"{P.logs}/train/finetune_{{model}}_{{target}}.log",
+        logfile("train", "finetune_{model}_{target}.log"),
     conda:
         ENV
     shell:
-        "{params.launch} {params.command} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} {params.command} > {log:q} 2>&1"
 
 
 rule distill_nokd:
@@ -160,8 +166,9 @@ rule distill_nokd:
         vae=rules.vae.output[0],
         data=train_data(CFG.distill.train),
     output:
-        f"{P.checkpoints}/distill_nokd/run.json",
+        run_json(layout.run_dir(CFG, "distill_nokd")),
     params:
+        config=CONFIG,
         cfg=section("model", "distill", "masks", "seed"),
         launch=launcher(CFG.distill.train.gpus),
         vae=lambda w, input: parent(input.vae),
@@ -169,11 +176,12 @@ rule distill_nokd:
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
-        f"{P.logs}/train/distill_nokd.log",
+        logfile("train", "distill_nokd.log"),
     conda:
         ENV
     shell:
-        "{params.launch} train distill --student student --no-kd --vae {params.vae} --out {params.out} > {log} 2>&1"
+        "{params.launch} --config {params.config:q} train distill --student student --no-kd --vae {params.vae:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule compare_kd:
@@ -182,29 +190,31 @@ rule compare_kd:
     input:
         distill=rules.distill.output[0],
         nokd=rules.distill_nokd.output[0],
-        exp9=f"{P.checkpoints}/ablation_arch/exp9/run.json",
-        exp10=f"{P.checkpoints}/ablation_arch/exp10/run.json",
+        exp9=run_json(layout.ablation_arch_run(CFG, "exp9")),
+        exp10=run_json(layout.ablation_arch_run(CFG, "exp10")),
         vae=rules.vae.output[0],
     output:
-        f"{P.results}/training/kd_vs_nokd.csv",
+        path(layout.report_files(CFG)["kd_vs_nokd"]),
     params:
+        config=CONFIG,
         cfg=section("distill", "ablation"),
         moebius=MOEBIUS,
         runs=lambda w, input: " ".join(
-            f"--run {name}={parent(input[name])}" for name in ("distill", "nokd", "exp9", "exp10")
+            f"--run {shlex.quote(f'{name}={parent(input[name])}')}" for name in ("distill", "nokd", "exp9", "exp10")
         ),
         vae=lambda w, input: parent(input.vae),
     log:
-        f"{P.logs}/train/compare_kd.log",
+        logfile("train", "compare_kd.log"),
     conda:
         ENV
     shell:
-        "{params.moebius} train compare-kd {params.runs} --vae {params.vae} --out {output} > {log} 2>&1"
+        "{params.moebius} --config {params.config:q} train compare-kd {params.runs} --vae {params.vae:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule models_all:
     """Phase target for `dvc repro models`."""
     input:
-        [f"{run}/run.json" for run in TRAIN_RUNS.values()],
-        [f"{P.checkpoints}/ablation_loss/{c}/run.json" for c in LOSS_COMBOS],
-        [f"{finetuned_run_for_target(m, t)}/run.json" for m in DIFFUSION_OURS for t in FINETUNE_TARGETS],
+        [run_json(run) for run in TRAIN_RUNS.values()],
+        [run_json(layout.ablation_loss_run(CFG, c)) for c in LOSS_COMBOS],
+        [run_json(layout.finetune_run(CFG, m, t)) for m in DIFFUSION_OURS for t in FINETUNE_TARGETS],
