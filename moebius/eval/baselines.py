@@ -21,7 +21,6 @@ Names are the ones ``EvalConfig.models`` uses; an unknown name gets a "did you m
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from moebius.config import Config
 from moebius.device import resolve_device
 from moebius.diffusion.seeding import image_generators
 from moebius.errors import EvalError, WeightError
+from moebius.registry import Registry
 
 Inpainter = Callable[[torch.Tensor, torch.Tensor, list[int], float | None], torch.Tensor]
 """(images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole, seeds, guidance) → images in [-1,1]."""
@@ -54,8 +54,8 @@ class BaselineSpec:
     note: str = ""
 
 
-BASELINES: dict[str, BaselineSpec] = {
-    s.name: s
+BASELINES: Registry[BaselineSpec] = Registry("baseline", (
+    (s.name, s)
     for s in (
         BaselineSpec("moebius", "Moebius", "diffusion", "ours", "hf:hustvl/Moebius (full) / trained here (smoke)",
                      20, None),
@@ -79,7 +79,7 @@ BASELINES: dict[str, BaselineSpec] = {
         BaselineSpec("migan", "MI-GAN", "non-diffusion", "reported", "reported in the paper", None, None,
                      note="no checkpoint loader here: numbers from the paper's tables"),
     )
-}
+))
 
 CV2_RADIUS = 3  # px neighbourhood of cv2.inpaint (OpenCV's documented example value)
 
@@ -90,15 +90,11 @@ _ABLATION_RUN = re.compile(r"exp([1-9]|1[0-5])|loss_(c|cf|cft|cftp)")
 
 
 def get_baseline(name: str) -> BaselineSpec:
-    """The spec of ``name``; ``EvalError`` with a "did you mean" hint otherwise."""
+    """The spec of ``name``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
     if _ABLATION_RUN.fullmatch(name):
         return dataclasses.replace(BASELINES["moebius"], name=name, display=f"Moebius ablation {name}",
                                    weights_source="trained here (Tables 2 and 5)")
-    if name not in BASELINES:
-        close = difflib.get_close_matches(name, list(BASELINES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise EvalError(f"unknown baseline {name!r}{hint}; known: {', '.join(BASELINES)}")
-    return BASELINES[name]
+    return BASELINES.get(name)
 
 
 def steps_for(cfg: Config, name: str) -> int | None:
@@ -124,10 +120,8 @@ def _resolve_pipeline(cfg: Config, spec: BaselineSpec) -> tuple[str | None, str]
         if not cfg.weights.allow_standin:
             raise EvalError(f"{spec.name}: smoke scale runs a tiny stand-in pipeline; set weights.allow_standin")
         return None, "standin"
-    try:
-        from moebius import weights as registry
-    except ImportError as exc:  # pragma: no cover - the weights registry ships with the package
-        raise EvalError(f"{spec.name}: moebius.weights is unavailable ({exc})") from exc
+    from moebius import weights as registry
+
     try:
         path, kind = registry.resolve_or_standin(spec.weight_key, cfg.weights.allow_standin, cfg.weights.dir)
     except registry.WeightError as exc:

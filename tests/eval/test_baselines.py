@@ -10,7 +10,7 @@ import torch
 
 from moebius.config import load_config
 from moebius.diffusion.composite import composite
-from moebius.errors import EvalError
+from moebius.errors import EvalError, UnknownNameError
 from moebius.eval.baselines import (
     can_run,
     BASELINES,
@@ -34,7 +34,7 @@ def _box_mask(b: int, size: int) -> torch.Tensor:
 def test_registry_covers_eval_models_and_hints(smoke_cfg) -> None:
     names = list(BASELINES)
     assert set(smoke_cfg.eval.models) <= set(names)
-    with pytest.raises(EvalError, match="did you mean 'telea'"):
+    with pytest.raises(UnknownNameError, match="unknown baseline 'telia' \\(did you mean 'telea'\\?\\)"):
         get_baseline("telia")
     assert get_baseline("flux_fill").steps == 50 and get_baseline("sd35_inpaint").steps == 28
 
