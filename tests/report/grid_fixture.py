@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from moebius.data.manifest import row_for_file, write_manifest
+from moebius.data.manifest import row_for_png, write_manifest
 
 MASK_COLUMNS = "id,seed,hole_ratio,protocol,version,polarity,size,cv2_version"
 
@@ -37,7 +37,7 @@ def write_benchmark(folder: Path, n: int, size: int) -> list[str]:
     ids = [f"img{i}" for i in range(n)]
     for i, image_id in enumerate(ids):
         _png(folder / f"{image_id}.png", image_of(i, size))
-    write_manifest(folder, [row_for_file(folder, i, f"fixture/{i}.jpg", size, size) for i in ids])
+    write_manifest(folder, [row_for_png(i, f"fixture/{i}.jpg", (folder / f"{i}.png").read_bytes(), size, size) for i in ids])
     return ids
 
 
