@@ -213,7 +213,7 @@ BAD_REFERENCES = [
      "config.distill.train.datasets[0]: unknown dataset 'smoke_natrual' (did you mean 'smoke_natural'?)"),
     ({"distill": {"train": {"datasets": ["places365"]}}},
      "config.distill.train.datasets[0]: 'places365' is a full-scale dataset but data.source is 'smoke'"),
-    ({"benchmarks": {"places2_test": {"split": "tset"}}}, "config.benchmarks.places2_test.split: dataset 'smoke_natural' has no split 'tset'"),
+    ({"benchmarks": {"places2_test": {"split": "tset"}}}, "config.benchmarks.places2_test.split: unknown smoke_natural split 'tset' (did you mean 'test'?); known: test, train"),
     ({"benchmarks": {"places2_test": {"n_images": 9}}},
      "config.benchmarks.places2_test.n_images: 9 is not allowed; must be <= 8"),
     ({"eval": {"models": ["moebius", "navier_stoke"]}},

@@ -105,13 +105,13 @@ class DatasetSpec:
     lister: Lister | None = field(default=None, repr=False, compare=False)
 
     def archive(self, name: str) -> Archive:
-        return Registry(f"archive of dataset {self.name!r}", ((a.name, a) for a in self.archives)).get(name)
+        return Registry(f"{self.name} archive", ((a.name, a) for a in self.archives)).get(name)
 
     def split(self, name: str, ffhq_validation: str = "first_10k") -> Split:
         """The split ``name``; for FFHQ, ``val`` / ``train`` follow ``ffhq_validation``."""
         if self.name == "ffhq" and name in ("train", "val"):
             name = f"{name}_{_check_ffhq_validation(ffhq_validation)}"
-        return Registry(f"split of dataset {self.name!r}", ((s.name, s) for s in self.splits)).get(name)
+        return Registry(f"{self.name} split", ((s.name, s) for s in self.splits)).get(name)
 
 
 # ---------------------------------------------------------------------------------------------
