@@ -18,8 +18,20 @@ from typing import Any, Callable
 
 import click
 
-from moebius.config import Config, config_hash, dump_yaml, json_schema, load_config
+from moebius.config import (
+    Config,
+    OfficialMasksConfig,
+    config_hash,
+    dump_yaml,
+    json_schema,
+    literal_choices,
+    load_config,
+)
 from moebius.errors import MoebiusError
+# Choices come from the registries (or the config's checked copies of those that import torch); both
+# modules below import nothing heavy, so `--help` stays fast.
+from moebius.report.names import OFFICIAL_KINDS, OURS, SCORED_EXPERIMENTS, SUITE_EXPERIMENTS, build_name
+from moebius.weights import OFFICIAL_VARIANTS
 
 DEFAULT_CONFIG = "config/smoke.yaml"
 
@@ -215,10 +227,10 @@ OFFICIAL_MASKS_URL = "https://drive.google.com/drive/folders/13J91fdQt2RnHp4j-Vz
 @click.option("--images", type=ExistingPath, default=None,
               help="The benchmark's image folder. Default: <paths.data>/benchmarks/<benchmark>.")
 @click.option("--out", type=PathArg, default=None, help="Default: <paths.masks>/official/v1/<benchmark>.")
-@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+@click.option("--polarity", type=click.Choice(literal_choices(OfficialMasksConfig, "polarity")), default=None,
               help="How to read the files: 255_hole as the official pipeline does, 255_known (MAT) inverts. "
               "Default: masks.official.polarity.")
-@click.option("--pairing", type=click.Choice(["stem", "sorted"]), default=None,
+@click.option("--pairing", type=click.Choice(literal_choices(OfficialMasksConfig, "pairing")), default=None,
               help="stem: a file's name is an image id or the original image's name; sorted: the i-th file "
               "with the i-th image by name (the official script). Default: masks.official.pairing.")
 @click.pass_context
@@ -298,8 +310,8 @@ def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool, fr
 
 
 @train.command("official")
-@click.option("--kind", type=click.Choice(["vae", "teacher", "student"]), required=True)
-@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]), required=True)
+@click.option("--kind", type=click.Choice(OFFICIAL_KINDS), required=True)
+@click.option("--variant", type=click.Choice(OFFICIAL_VARIANTS), required=True)
 @click.option("--out", type=PathArg, required=True)
 @click.pass_context
 def train_official(ctx: click.Context, kind: str, variant: str, out: Path) -> None:
@@ -333,7 +345,7 @@ def train_distill(
 
 
 @train.command("finetune")
-@click.option("--model", type=click.Choice(["student", "teacher"]), required=True)
+@click.option("--model", type=click.Choice([build_name(key) for key in OURS]), required=True)
 @click.option("--init", "init_dir", type=ExistingPath, required=True)
 @click.option("--vae", "vae_dir", type=ExistingPath, required=True)
 @click.option("--target", required=True, help="A key of finetune.targets (places2 | celebahq | ffhq).")
@@ -431,7 +443,7 @@ def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_
 
 @cli.command("evaluate-suite")
 @click.option("--model", "model_key", required=True)
-@click.option("--experiment", type=click.Choice(["main", "ood"]), required=True)
+@click.option("--experiment", type=click.Choice(SUITE_EXPERIMENTS), required=True)
 @click.option(
     "--task", "task_specs", multiple=True, required=True,
     help="benchmark=B,samples=DIR,images=DIR,masks=DIR — one per benchmark.",
@@ -458,7 +470,7 @@ def evaluate_suite(ctx: click.Context, model_key: str, experiment: str, task_spe
 @click.option("--masks", "masks_dir", type=ExistingPath, required=True)
 @click.option("--model", "model_key", required=True)
 @click.option("--benchmark", required=True)
-@click.option("--experiment", type=click.Choice(["main", "cfg_sweep", "ablation_arch", "ablation_loss", "ood"]), required=True)
+@click.option("--experiment", type=click.Choice(SCORED_EXPERIMENTS), required=True)
 @click.option("--setting", "settings", multiple=True, help="KEY=VALUE recorded in the record's settings.")
 @click.option("--out", type=PathArg, required=True, help="Records JSON.")
 @click.pass_context

@@ -30,6 +30,13 @@ BUILD_NAMES: Registry[str] = Registry("model with an architecture here", {
 })
 
 
+# Ours and the teacher: the two diffusion models with official checkpoints (hf:hustvl/Moebius,
+# hf:hustvl/PixelHacker) and per-benchmark fine-tuning.
+OURS = ("moebius", "pixelhacker")
+# What `moebius train official --kind` installs: the VAE, and ours by build name.
+OFFICIAL_KINDS = ("vae", *(BUILD_NAMES[key] for key in OURS))
+
+
 def build_name(key: str) -> str:
     """The ``build_model`` name of model key ``key`` (``moebius`` -> ``student``)."""
     return BUILD_NAMES.get(key)

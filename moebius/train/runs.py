@@ -59,19 +59,15 @@ VAE_CONFIG = "config.json"
 
 def build_denoiser(name: str, preset: str) -> nn.Module:
     """``moebius.models.build_model`` (student | teacher | exp1..exp15)."""
-    try:
-        from moebius.models import build_model
-    except ImportError:  # the package __init__ may not re-export yet
-        from moebius.models.registry import build_model
+    from moebius.models import build_model
+
     return build_model(name, preset)
 
 
 def build_autoencoder(preset: str) -> nn.Module:
     """``moebius.models.build_vae`` (diffusers AutoencoderKL)."""
-    try:
-        from moebius.models import build_vae
-    except ImportError:  # the package __init__ may not re-export yet
-        from moebius.models.vae import build_vae
+    from moebius.models import build_vae
+
     return build_vae(preset)
 
 

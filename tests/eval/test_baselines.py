@@ -99,5 +99,5 @@ def test_ablation_runs_are_sampled_like_moebius():
     for name in ("exp1", "exp15", "loss_c", "loss_cftp"):
         spec = get_baseline(name)
         assert spec.family == "ours" and spec.name == name and spec.steps == get_baseline("moebius").steps
-    with pytest.raises(EvalError, match="unknown baseline"):
+    with pytest.raises(UnknownNameError, match="unknown baseline .exp16."):
         get_baseline("exp16")

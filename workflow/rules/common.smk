@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from moebius.config import config_hash, dump_yaml, load_config, to_dict
 from moebius.masks import get_protocol, list_protocols, official_dir
+from moebius.report.names import OURS, build_name
 
 
 # Fail before anything runs, with the CLI's loader and its one-line messages (types, ranges, names,
@@ -28,7 +29,7 @@ FINETUNE_TARGETS = sorted(CFG.finetune.targets)
 # Models scored on every benchmark of Tables 1, 3, 4 and 7 (ours, the teacher, the industrial
 # baselines through diffusers, and the classical OpenCV methods).
 EVAL_MODELS = list(CFG.eval.models)
-DIFFUSION_OURS = ("moebius", "pixelhacker")
+DIFFUSION_OURS = OURS
 
 
 # The CLI reads the same resolved config the schema just validated, through $MOEBIUS_CONFIG (jobs
@@ -213,13 +214,14 @@ def kd_flag(wildcards):
 def finetune_inputs(wildcards):
     inputs = {"vae": f"{vae_run()}/run.json"}
     if SOURCES[wildcards.model] == "train":
-        inputs["init"] = f"{P.checkpoints}/{'distill' if wildcards.model == 'moebius' else 'teacher'}/run.json"
+        # the run a fine-tuning starts from: the distilled student, or the teacher's own run
+        inputs["init"] = f"{P.checkpoints}/{'distill' if build_name(wildcards.model) == 'student' else 'teacher'}/run.json"
         inputs["data"] = [dataset_manifest(d, "train") for d in CFG.finetune.targets[wildcards.target].datasets]
     return inputs
 
 
 def finetune_command(wildcards, input, output):
-    kind = "student" if wildcards.model == "moebius" else "teacher"
+    kind = build_name(wildcards.model)  # moebius -> student, pixelhacker -> teacher
     out = Path(output[0]).parent
     if SOURCES[wildcards.model] == "official":
         return f"train official --kind {kind} --variant ft_{wildcards.target} --out {out}"
