@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from moebius.registry import Registry
 
-TABLE2_KEYS = tuple(f"exp{i}" for i in range(1, 16))  # Tab. 2 rows ①..⑮ (moebius.models.variants.EXPERIMENTS)
+# Tab. 2 rows ①..⑮: the keys of moebius.models.variants.EXPERIMENTS (torch-free copy; tests/test_registry.py).
+TABLE2_KEYS = tuple(f"exp{i}" for i in range(1, 16))
 
 # Key -> build name, for the models built here from an architecture of moebius.models (ours, the
 # teacher and the Table 2 variants). The student is "moebius" to the evaluation and "student" to the
