@@ -21,6 +21,7 @@ import click
 from moebius.config import (
     Config,
     OfficialMasksConfig,
+    SampleConfig,
     config_hash,
     dump_yaml,
     json_schema,
@@ -389,19 +390,23 @@ def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, o
     "--guidance", "guidances", type=click.FloatRange(min=0.0), multiple=True,
     help="CFG scale(s) (default: by the benchmark's domain). Several values make a sweep (Table 6).",
 )
+@click.option("--start", type=click.Choice(literal_choices(SampleConfig, "start")), default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start).")
 @click.pass_context
 def sample(
     ctx: click.Context, model_key: str, run_dir: Path | None, vae_dir: Path | None, benchmark: str, images: Path,
-    masks_dir: Path, out: Path, guidances: tuple[float, ...],
+    masks_dir: Path, out: Path, guidances: tuple[float, ...], start: str | None,
 ) -> None:
     """Inpaint a benchmark: 20-step DDIM with LCG guidance, composited with the known region."""
     inpaint = _call("moebius.eval.inpaint:inpaint_benchmark")
     if len(guidances) <= 1:
         guidance = guidances[0] if guidances else None
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance)
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out, guidance=guidance,
+                start=start)
         return
     for guidance in guidances:  # one process for the sweep: the model is loaded once
-        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}", guidance=guidance)
+        inpaint(_cfg(ctx), model_key, run_dir, vae_dir, benchmark, images, masks_dir, out / f"g{guidance}",
+                guidance=guidance, start=start)
     from moebius.atomic import write_json
 
     write_json(out / "sweep.json", {"guidance": list(guidances), "folders": [f"g{g}" for g in guidances]})
@@ -427,8 +432,12 @@ def _tasks(specs: tuple[str, ...], required: tuple[str, ...]) -> list[dict[str, 
     help="benchmark=B,images=DIR,masks=DIR,out=DIR[,run=RUN_DIR] — one per benchmark.",
 )
 @click.option("--out", type=PathArg, required=True, help="suite.json listing the sample folders (written last).")
+@click.option("--start", type=click.Choice(literal_choices(SampleConfig, "start")), default=None,
+              help="Sampler start for moebius / pixelhacker (default: sample.start; eval.sampler_starts).")
 @click.pass_context
-def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path) -> None:
+def sample_suite(
+    ctx: click.Context, model_key: str, vae_dir: Path | None, task_specs: tuple[str, ...], out: Path, start: str | None
+) -> None:
     """`sample` for several benchmarks of one model in one process (the imports are paid once)."""
     from moebius.atomic import write_json
 
@@ -437,7 +446,7 @@ def sample_suite(ctx: click.Context, model_key: str, vae_dir: Path | None, task_
     for task in tasks:
         run = Path(task["run"]) if task.get("run") else None
         inpaint(_cfg(ctx), model_key, run, vae_dir, task["benchmark"], Path(task["images"]), Path(task["masks"]),
-                Path(task["out"]))
+                Path(task["out"]), start=start)
     write_json(out, {"model": model_key, "samples": {t["benchmark"]: t["out"] for t in tasks}})
 
 
@@ -506,6 +515,23 @@ def _parse_scalar(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+@cli.command("leak")
+@click.option("--masks", "mask_specs", multiple=True,
+              help="BENCHMARK=MASK_DIR: also the paste-back leak over that mask set (repeatable).")
+@click.option("--max-masks", type=click.IntRange(min=1), default=256, help="Masks read per set.")
+@click.option("--out", type=PathArg, required=True, help="CSV (results/tables/ground_truth_leak.csv).")
+@click.pass_context
+def leak(ctx: click.Context, mask_specs: tuple[str, ...], max_masks: int, out: Path) -> None:
+    """How much ground truth the official inference lets into the hole (gt_noised start, blurred paste-back)."""
+    masks = {}
+    for item in mask_specs:
+        name, _, path = item.partition("=")
+        if not path:
+            raise click.UsageError(f"--masks expects BENCHMARK=MASK_DIR, got {item!r}")
+        masks[name] = Path(path)
+    _call("moebius.eval.leak:write_leak_table")(_cfg(ctx), out, masks, max_masks)
 
 
 @cli.command("profile")
@@ -580,6 +606,32 @@ def trace(table_csv: Path, row: int) -> None:
     click.echo(json.dumps(info, indent=2, default=str))
 
 
+# ------------------------------------------------------------------------------------- your photo
+@cli.command("inpaint")
+@click.argument("image", type=PathArg)
+@click.option("--mask", type=PathArg, default=None, help="Mask image of IMAGE's size (or give --box).")
+@click.option("--box", default=None, help="x,y,w,h: a rectangular hole in IMAGE's pixels, instead of --mask.")
+@click.option("--polarity", type=click.Choice(literal_choices(OfficialMasksConfig, "polarity")), default=None,
+              help="Which colour of --mask is the hole; default: the smaller region is (with a warning).")
+@click.option("--model", "model_key", default="moebius", help="moebius | pixelhacker | a baseline (telea, mat, …).")
+@click.option("--weights", default="official", help="'official' (moebius.weights) or a training run folder.")
+@click.option("--vae", "vae_dir", type=PathArg, default=None, help="VAE run folder (default: the run's run.json vae_dir).")
+@click.option("--variant", type=click.Choice(OFFICIAL_VARIANTS), default="ft_places2",
+              help="Which official checkpoint (and MAT's domain).")
+@click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad",
+              help="pad: keep the aspect ratio, extend the edges; resize: stretch to the model's size.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Denoising steps (default: the config's).")
+@click.option("--guidance", type=click.FloatRange(min=0.0), default=None, help="CFG scale (default: by domain).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Default: sample.seed.")
+@click.option("--out", type=PathArg, required=True, help="Output PNG (IMAGE's size); what was done goes to OUT.png.json beside it.")
+@click.pass_context
+def inpaint(ctx: click.Context, image: Path, out: Path, **options: Any) -> None:
+    """Inpaint your own photo (any size) with the benchmarks' models, sampler and paste-back."""
+    record = _call("moebius.eval.photo:inpaint_photo")(_cfg(ctx), image, out, **options)
+    click.echo(f"wrote {out} ({record['fit']['mode']}: {record['fit']['image'][0]}x{record['fit']['image'][1]} via "
+               f"{record['fit']['model_input'][0]}x{record['fit']['model_input'][1]}; record: {out}.json)")
+
+
 # ----------------------------------------------------------------------------------------- weights
 @cli.group()
 def weights() -> None:
@@ -620,6 +672,20 @@ def weights_convert_mat(pkl: Path, out: Path, mat_repo: Path) -> None:
     summary = _call("moebius.eval.mat_convert:convert_mat_pickle")(pkl, out, mat_repo)
     click.echo(f"wrote {summary['out']} ({summary['tensors']} tensors, {summary['parameters']:,} parameters, "
                f"sha256 {summary['sha256']})")
+
+
+@weights.command("export-gan")
+@click.argument("key")
+@click.option("--migan-repo", type=ExistingPath, required=True, help="A clone of github.com/Picsart-AI-Research/MI-GAN.")
+@click.option("--state-dict", type=ExistingPath, required=True, help="The published .pt state dict (e.g. migan_256_ffhq.pt).")
+@click.option("--out", type=PathArg, default=None, help="Where to write (default: the registry's path).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Trace on (default: cuda if present).")
+@click.pass_context
+def weights_export_gan(ctx: click.Context, key: str, migan_repo: Path, state_dict: Path, out: Path | None,
+                       device: str | None) -> None:
+    """Trace a MI-GAN / CoModGAN state dict to the TorchScript file the baselines load."""
+    export = _call("moebius.eval.baseline_torchscript:export_gan")
+    click.echo(export(key, migan_repo, state_dict, out, _cfg(ctx).weights.dir, device))
 
 
 # OS errors that mean "the machine or the path cannot take this", not a bug: one line, exit 2.

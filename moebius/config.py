@@ -166,9 +166,14 @@ class MaskConfig:
     seed: int = ranged(2026, ge=0)
     workers: int = ranged(1, ge=1)
     stats_n: int = ranged(2000, ge=1)  # masks drawn per protocol for `moebius masks stats`
+    # Masks of the `project` training pipeline: a protocol drawn uniformly per sample.
     train_protocols: tuple[str, ...] = ranged(
         ("mat_large_512", "lama_thick_512", "lama_medium_512"), min_items=1, unique=True
     )
+    # Masks of the `official` training pipeline (train.pipeline): LaMa's MixedMaskGenerator with this
+    # protocol's config, as the official data_demo.yaml names random_medium_512.yaml (lama_medium_256
+    # for a 256-px training); check_config wants a lama_* protocol.
+    official_train_protocol: str = "lama_medium_512"
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,10 @@ class TrainConfig:
     batch_size: int = ranged(48, ge=1)  # per process and micro-step
     global_batch: int = ranged(768, ge=1)  # reached by world size x accumulation (check_config)
     lr: float = ranged(2e-4, gt=0)
-    lr_milestones: tuple[float, ...] = ranged((111 / 138, 129 / 138), gt=0, lt=1)  # fractions of `steps`
+    # Absolute steps at which lr is multiplied by lr_gamma (increasing; check_config). Absolute, not
+    # fractions of `steps`: a run cut short (Tables 2 and 5: "the 18K checkpoint" of the main schedule)
+    # is the main schedule truncated, so it never reaches a milestone that lies beyond its last step.
+    lr_milestones: tuple[int, ...] = ranged((111_000, 129_000), ge=1, unique=True)
     lr_gamma: float = ranged(0.1, gt=0, le=1)
     weight_decay: float = ranged(0.1, ge=0)
     optimizer: Literal["muon", "adamw"] = "muon"
@@ -218,6 +226,19 @@ class TrainConfig:
     noise_offset: float = ranged(0.0357, ge=0)
     num_workers: int = ranged(4, ge=0)
     gpus: int = ranged(1, ge=1)  # processes torchrun launches (one per GPU); 1 runs plain, same code path
+    # How a training sample is made (moebius.train.data_pipeline). official: RemovalDataset_v1_2 (LANCZOS
+    # short-side resize, masks of masks.official_train_protocol dilated 99 % of the time, a square crop
+    # that keeps the hole, horizontal flip); project: centre crop, bicubic, masks uniform over
+    # masks.train_protocols, no dilation, no flip. The paper does not say.
+    pipeline: Literal["official", "project"] = "official"
+    # LCG ids of a training sample. category: as the official dataset (`_get_input_ids`), ids follow the
+    # sample's task: background (every dataset here is mask-free) 0..9, foreground 10..19.
+    # cfg_dropout: 10 % of samples get the foreground ids, to train CFG's unconditional branch.
+    lcg_ids: Literal["category", "cfg_dropout"] = "category"
+    # Recompute each residual block in backward (the official --gradient_checkpointing; needed for batch
+    # 48 per GPU). Gradients are unchanged, but train-mode BatchNorms update their running statistics
+    # on every recompute, as in the official run, so it counts for results.
+    gradient_checkpointing: bool = True
 
 
 @dataclass(frozen=True)
@@ -225,9 +246,12 @@ class DistillConfig:
     """Adaptive multi-granularity distillation (Sec. 3.3, Eq. 4-5)."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    # DEVIATION (paper §3.3): the official script uses plain gradient norms, clamps, epsilons and
-    # static multipliers; `paper` is Eq. 4-5 as printed. Which one the paper's numbers used is unknown.
-    balance: Literal["paper", "official"] = "paper"
+    # official: `cal_adaptive_weights_type8` of the official script, the form that trained the released
+    # weights (plain gradient norms, clamps, epsilons, static multipliers λ); paper: Eq. 4-5 as printed.
+    balance: Literal["paper", "official"] = "official"
+    # per_rank: each process computes the adaptive weights from its own micro-batch, as the official
+    # script does (no collective); all_reduce: the weights are averaged over the ranks first.
+    balance_sync: Literal["per_rank", "all_reduce"] = "per_rank"
     lambda_kd: float = ranged(0.01, ge=0)  # official static multipliers (train_demo.sh); used by `official` only
     lambda_task: float = ranged(0.5, ge=0)
     lambda_perceptual: float = ranged(0.5, ge=0)
@@ -253,6 +277,9 @@ class FinetuneTarget:
 class FinetuneConfig:
     """Per-benchmark fine-tuning of the distilled student, and of the teacher when it is trained here."""
 
+    # The paper gives fine-tuning steps and batch only, and no fine-tuning script is released: the lr
+    # (2e-5, constant), optimiser, LCG ids, data pipeline and gradient checkpointing are ASSUMPTIONS
+    # (moebius.switches lists them; runs.finetune trains L_task only).
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=22, lr=2e-5, lr_milestones=()))
     targets: dict[str, FinetuneTarget] = field(
         default_factory=lambda: {
@@ -300,8 +327,17 @@ class SampleConfig:
     # bicubic there and back, scored at the benchmark's size (moebius/eval/score_size.py).
     score_size: Literal["model", "benchmark"] = "model"
     noise_offset: float = ranged(0.0357, ge=0)
-    paste_back: bool = True
-    paste_blur: int = ranged(0, ge=0)  # Gaussian blur radius (px) of the paste-back mask; 0 = hard composite
+    # How the decoded output meets the known pixels (moebius.diffusion.composite.finish): `blurred` is
+    # the official pipeline's paste through the hole mask blurred by PIL GaussianBlur(paste_blur)
+    # (infer_moebius.py --pst, default on); `hard` the binary composite that MAT / LaMa score; `none`
+    # the raw decoded image (PixelHacker's own inference).
+    paste_back: Literal["blurred", "hard", "none"] = "blurred"
+    paste_blur: float = ranged(3.0, gt=0)  # σ (px) of that blur; official GaussianBlur(radius=3)
+    # PixelHacker rows (Tab. 1, 3, 4, 7 carry the PixelHacker paper's own numbers, "†") are sampled as
+    # PixelHacker's infer_pixelhacker.py does: guidance 4.5 in every domain, strength 0.999, no paste.
+    pixelhacker_guidance: float = ranged(4.5, ge=0)
+    pixelhacker_strength: float = ranged(0.999, gt=0, le=1)
+    pixelhacker_paste_back: Literal["blurred", "hard", "none"] = "none"
     batch_size: int = ranged(8, ge=1)
     seed: int = ranged(0, ge=0)
 
@@ -311,12 +347,20 @@ class EvalConfig:
     """FID / LPIPS as MAT computes them (MASKS.md, evaluation conventions)."""
 
     models: tuple[str, ...] = ranged(
-        ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "mat"), min_items=1,
-        unique=True,
+        ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "lama", "mat", "migan",
+         "comodgan", "sd15_inpaint"), min_items=1, unique=True
     )
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_range: Literal["minus_one_one", "zero_one"] = "minus_one_one"
     hole_bins: int = ranged(10, ge=1)  # LaMa-style per-hole-ratio bins
+    # Fewest images a per-bin FID is reported from; below it the record says "too few" and has no value.
+    # 2048 = the Inception pool feature dimension: with fewer images the feature covariance is singular
+    # (rank <= n - 1), and the FID of n images carries a bias of order D/n that swamps the differences.
+    min_fid_images: int = ranged(2048, ge=2)
+    # Sampler starts the main tables (Tab. 1, 3, 4, 7) are made under for our diffusion models (moebius,
+    # pixelhacker): sample.start gives the primary rows, every other start adds rows `start=<start>`.
+    sampler_starts: tuple[Literal["noise", "gt_noised"], ...] = ranged(("noise", "gt_noised"), min_items=1,
+                                                                        unique=True)
     bootstrap: int = ranged(1000, ge=0)  # resamples for confidence intervals (0 = off)
     batch_size: int = ranged(32, ge=1)
     flux_steps: int = ranged(50, ge=1)
@@ -553,7 +597,8 @@ def load_config(*paths: str | Path, overrides: dict | None = None) -> Config:
 LOSS_NAMES = ("c_kd", "f_kd", "task", "perceptual")  # Copied from moebius.train.losses.LOSS_NAMES
 # Copied from moebius.eval.baselines.BASELINES: the methods that run here (family "reported" only has
 # the paper's numbers, no loader).
-EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "mat")
+EVAL_MODELS = ("moebius", "pixelhacker", "flux_fill", "sd35_inpaint", "telea", "navier_stokes", "lama", "mat", "migan",
+               "comodgan", "sd15_inpaint")
 TABLE2_EXPERIMENTS = tuple(range(1, 16))  # Copied from moebius.models.variants.EXPERIMENTS (keys)
 
 
@@ -659,6 +704,16 @@ def check_config(cfg: Config) -> Config:
                 f"config.masks.official.archives: no archive for benchmark {bname!r}, which is scored with the "
                 f"official masks; name the file or folder downloaded from the link in `moebius masks import --help`"
             )
+    where = "config.masks.official_train_protocol"
+    _name(where, PROTOCOLS, cfg.masks.official_train_protocol)
+    lama = [p for p in PROTOCOLS.names() if p.startswith("lama_")]  # MixedMaskGenerator needs a LaMa config
+    if cfg.masks.official_train_protocol not in lama:
+        raise ConfigError(f"{where}: {cfg.masks.official_train_protocol!r} is not a LaMa protocol; allowed: {', '.join(lama)}")
+    for where, train in (("config.vae_train", cfg.vae_train), ("config.teacher_train", cfg.teacher_train),
+                         ("config.distill.train", cfg.distill.train), ("config.finetune.train", cfg.finetune.train)):
+        ms = train.lr_milestones
+        if list(ms) != sorted(ms):
+            raise ConfigError(f"{where}.lr_milestones: {list(ms)!r} is not allowed; must be increasing steps")
 
     # Training sections: which ones run follows the model sources (official weights are not trained).
     model = cfg.model
@@ -711,10 +766,17 @@ def check_config(cfg: Config) -> Config:
         raise ConfigError(
             f"config.sample.steps: {s.steps!r} is not allowed; must be <= num_train_timesteps ({s.num_train_timesteps})"
         )
-    if s.start == "gt_noised" and int(s.steps * s.strength) < 1:  # as diffusion.schedule.truncate_by_strength
+    starts = set(cfg.eval.sampler_starts) | {s.start}
+    for key, strength in (("strength", s.strength), ("pixelhacker_strength", s.pixelhacker_strength)):
+        if "gt_noised" in starts and int(s.steps * strength) < 1:  # as diffusion.schedule.truncate_by_strength
+            raise ConfigError(
+                f"config.sample.{key}: {strength!r} with {s.steps} steps leaves no denoising step; "
+                f"must be >= {1 / s.steps:g}"
+            )
+    if s.start not in cfg.eval.sampler_starts:
         raise ConfigError(
-            f"config.sample.strength: {s.strength!r} with {s.steps} steps leaves no denoising step; "
-            f"must be >= {1 / s.steps:g}"
+            f"config.eval.sampler_starts: {list(cfg.eval.sampler_starts)!r} must include sample.start "
+            f"({s.start!r}), the start of the primary rows"
         )
     return cfg
 

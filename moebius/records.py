@@ -79,23 +79,31 @@ def make_record(
     model: str,
     benchmark: str,
     metric: str,
-    value: float,
+    value: float | None,
     n_images: int | None,
     weights_kind: str,
     data_version: str,
     settings: dict[str, Any] | None = None,
     ci: tuple[float, float] | None = None,
+    withheld: str | None = None,
 ) -> dict[str, Any]:
-    """One result with its provenance. `settings` holds what varies within a table (cfg scale, exp...)."""
+    """One result with its provenance. `settings` holds what varies within a table (cfg scale, exp...).
+
+    ``withheld``: why no number is given (e.g. "too few" images for a per-bin FID); the record then
+    has ``value`` None and says so, rather than carrying a made-up number.
+    """
     if weights_kind not in WEIGHTS_KINDS:
         raise RecordError(f"weights_kind {weights_kind!r} is not one of {WEIGHTS_KINDS}")
-    if not isinstance(value, (int, float)) or math.isnan(float(value)):
+    if withheld is not None:
+        if value is not None or not str(withheld).strip():
+            raise RecordError(f"{model}/{benchmark}/{metric}: a withheld record has value None and a reason")
+    elif not isinstance(value, (int, float)) or math.isnan(float(value)):
         raise RecordError(f"{model}/{benchmark}/{metric}: value {value!r} is not a number")
-    return {
+    record = {
         "model": model,
         "benchmark": benchmark,
         "metric": metric,
-        "value": float(value),
+        "value": None if withheld is not None else float(value),
         "ci_low": None if ci is None else float(ci[0]),
         "ci_high": None if ci is None else float(ci[1]),
         "n_images": n_images,
@@ -109,6 +117,14 @@ def make_record(
         "settings": {**switch_values(cfg), **(settings or {})},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if withheld is not None:
+        record["withheld"] = str(withheld)
+    return record
+
+
+def shown_value(record: dict[str, Any]) -> float | str:
+    """What a table or plot shows for a record: its value, or the reason it was withheld ("too few")."""
+    return record["withheld"] if record.get("value") is None and record.get("withheld") else record["value"]
 
 
 def validate_record(record: dict[str, Any]) -> None:
@@ -118,6 +134,8 @@ def validate_record(record: dict[str, Any]) -> None:
         raise RecordError(f"record {record.get('model')}/{record.get('metric')} lacks {', '.join(missing)}")
     if record["weights_kind"] not in WEIGHTS_KINDS:
         raise RecordError(f"record has unknown weights_kind {record['weights_kind']!r}")
+    if record["value"] is None and not record.get("withheld"):
+        raise RecordError(f"record {record.get('model')}/{record.get('metric')} has no value and no 'withheld' reason")
 
 
 def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> None:

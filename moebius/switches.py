@@ -41,6 +41,66 @@ SWITCHES: tuple[Switch, ...] = (
         official="`cal_adaptive_weights_type8`: plain norms, ε, clamps, λ_KD 0.01 / λ_task 0.5 / λ_P 0.5 (`official`)",
     ),
     Switch(
+        "balance_sync",
+        "distill.balance_sync",
+        paper="not stated",
+        official="each rank computes the adaptive weights from its own micro-batch, no collective (`per_rank`); "
+        "`all_reduce` averages them over the ranks",
+    ),
+    Switch(
+        "lr_schedule",
+        "distill.train.lr_milestones",
+        paper="lr 2e-4, ×0.1 at 111K and 129K of 138K; Tab. 2/5 = the 18K checkpoint of that schedule (flat 2e-4); "
+        "milestones are absolute steps, so an ablation run is the main schedule truncated",
+        official="train_demo.sh: lr 1e-4 constant (a demo at batch 2; the paper's schedule is used)",
+    ),
+    Switch(
+        "train_pipeline",
+        "distill.train.pipeline",
+        paper="not stated",
+        official="RemovalDataset_v1_2: LANCZOS short-side resize, LaMa random_medium_512 masks, 99 % dilated "
+        "(k 3/5/7, 1-2 iterations), hole-keeping square crop, h-flip 0.5 (`official`); `project`: centre crop, "
+        "bicubic, masks uniform over masks.train_protocols, no dilation or flip",
+    ),
+    Switch(
+        "lcg_ids",
+        "distill.train.lcg_ids",
+        paper="not stated (LCG from PixelHacker)",
+        official="`_get_input_ids`: ids follow the sample's task, background 0-9, foreground 10-19; every dataset "
+        "here is mask-free = background (`category`); `cfg_dropout`: 10 % get 10-19",
+    ),
+    Switch(
+        "gradient_checkpointing",
+        "distill.train.gradient_checkpointing",
+        paper="not stated",
+        official="`--gradient_checkpointing` on the residual blocks (true); gradients unchanged, BatchNorm running "
+        "statistics updated on every recompute",
+    ),
+    Switch(
+        "finetune_lr",
+        "finetune.train.lr",
+        paper="not stated (steps and batch only)",
+        official="no fine-tuning script released: ASSUMPTION 2e-5, constant (finetune.train.lr_milestones)",
+    ),
+    Switch(
+        "finetune_optimizer",
+        "finetune.train.optimizer",
+        paper="not stated",
+        official="no fine-tuning script released: ASSUMPTION Muon + AdamW as the distillation",
+    ),
+    Switch(
+        "finetune_lcg_ids",
+        "finetune.train.lcg_ids",
+        paper="not stated",
+        official="no fine-tuning script released: ASSUMPTION the distillation dataset's rule (`category`)",
+    ),
+    Switch(
+        "finetune_pipeline",
+        "finetune.train.pipeline",
+        paper="not stated",
+        official="no fine-tuning script released: ASSUMPTION the distillation dataset's pipeline (`official`)",
+    ),
+    Switch(
         "sampler_start",
         "sample.start",
         paper="DDIM from pure noise (`noise`)",
@@ -59,6 +119,15 @@ SWITCHES: tuple[Switch, ...] = (
         paper="masks drawn by each protocol's generator (MAT / MI-GAN / LaMa; seeded here) (`generated`)",
         official="the authors' published evaluation masks (Google Drive, imported with `moebius masks import`; "
                  "`official`); a benchmark's own `mask_source` overrides",
+    ),
+    Switch(
+        "paste_back",
+        "sample.paste_back",
+        paper="not stated; MAT / LaMa score a hard composite, output·hole + input·known (`hard`)",
+        official="infer_moebius.py --pst (default on): blend through the hole mask blurred by PIL "
+        "GaussianBlur(radius=3), pixel space, 8-bit, at the model's 512 px; the blend reads the whole input, "
+        "so ground truth near the hole edge enters the answer (`blurred`); PixelHacker's infer script "
+        "pastes nothing (`none`, its rows)",
     ),
     Switch(
         "flop_convention",

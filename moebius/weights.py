@@ -171,6 +171,47 @@ _ENTRIES: list[WeightFile] = [
             ("mat_ffhq512", "FFHQ_512", "FFHQ benchmark"),
         )
     ],
+    # Feed-forward baselines (moebius.eval.baseline_torchscript). No sha256 is published for these
+    # files: IOPaint publishes md5s for the two it hosts (checked on load); the sha256 of every file
+    # used is recorded in the sample folder's meta.json.
+    WeightFile(
+        key="lama_big_lama", path="lama/big-lama.pt", source="LaMa big-lama as TorchScript (bin/to_jit.py), IOPaint release",
+        url="https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt",
+        licence="Apache-2.0 (github.com/advimman/lama LICENSE, code and released models; no separate weights "
+        "terms stated); trained on Places365-Challenge (its terms apply)",
+        used_by="baseline LaMa (big-lama, Places2), md5 e3aa4aaa15225a33ec84f9f4bc47e500 (IOPaint)",
+    ),
+    WeightFile(
+        key="migan_512_places2", path="migan/migan_512_places2_traced.pt",
+        source="MI-GAN 512 Places2 traced by MI-GAN's export script (migan_traced.pt), IOPaint release",
+        url="https://github.com/Sanster/models/releases/download/migan/migan_traced.pt",
+        licence="MIT (github.com/Picsart-AI-Research/MI-GAN LICENSE); trained on Places365 (its terms apply)",
+        used_by="baseline MI-GAN on 512-px Places2 and LVIS, md5 76eb3b1a71c400ee3290524f7a11b89c (IOPaint)",
+    ),
+    *[
+        WeightFile(
+            key=key, path=f"migan/{key}_traced.pt",
+            source=f"{key}.pt (state dict) from the {what} Google Drive folder of the MI-GAN README "
+            f"(drive.google.com/drive/folders/{folder}), traced with `moebius weights export-gan {key}`",
+            licence=licence, used_by=used_by,
+        )
+        for key, what, folder, licence, used_by in (
+            ("migan_256_places2", "MI-GAN", "1xNtvN2lto0p5yFKOEEg9RioMjGrYM74w",
+             "MIT (MI-GAN LICENSE); trained on Places365 (its terms apply)", "baseline MI-GAN on Places2 (256)"),
+            ("migan_256_ffhq", "MI-GAN", "1xNtvN2lto0p5yFKOEEg9RioMjGrYM74w",
+             "MIT (MI-GAN LICENSE); trained on FFHQ (CC BY-NC-SA 4.0)", "baseline MI-GAN on FFHQ (256)"),
+            ("comodgan_256_ffhq", "Co-Mod-GAN", "1VATyNQQJW2VpuHND02bc-3_4ukJMHQ44",
+             ("MIT (MI-GAN LICENSE; CoModGAN's design: github.com/zsyzzsoft/co-mod-gan, BSD-style licence); "
+              "trained on FFHQ (CC BY-NC-SA 4.0)"), "baseline CoModGAN on CelebA-HQ (512, run at 256)"),
+        )
+    ],
+    WeightFile(
+        key="sd15_inpainting", path="pipelines/stable-diffusion-inpainting",
+        source="hf:stable-diffusion-v1-5/stable-diffusion-inpainting (formerly runwayml/stable-diffusion-inpainting)",
+        hub_id="stable-diffusion-v1-5/stable-diffusion-inpainting", directory=True,
+        licence="CreativeML OpenRAIL-M (its use restrictions apply)",
+        used_by="baseline SD (SD 1.5 inpainting; diffusers StableDiffusionInpaintPipeline, 50 steps)",
+    ),
 ]
 
 WEIGHTS: Registry[WeightFile] = Registry("weight", ((w.key, w) for w in _ENTRIES))

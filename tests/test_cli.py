@@ -16,8 +16,8 @@ EXPECTED_COMMANDS = {
     "data benchmark", "data download", "data extract", "data fetch", "data smoke", "data verify",
     "masks generate", "masks import", "masks stats",
     "train compare-kd", "train distill", "train finetune", "train official", "train teacher", "train vae",
-    "sample", "sample-suite", "evaluate", "evaluate-suite", "profile", "report", "trace",
-    "weights check", "weights convert-mat", "weights list",
+    "sample", "sample-suite", "evaluate", "evaluate-suite", "profile", "report", "trace", "inpaint", "leak",
+    "weights check", "weights convert-mat", "weights export-gan", "weights list",
 }
 
 

@@ -41,7 +41,9 @@ def test_full_scale_carries_the_paper_hyperparameters() -> None:
     cfg = load_config(ROOT / "config" / "full.yaml")
     train = cfg.distill.train
     assert (train.steps, train.global_batch, train.lr, train.weight_decay) == (138_000, 768, 2e-4, 0.1)
-    assert [round(m * train.steps) for m in train.lr_milestones] == [111_000, 129_000]
+    assert train.lr_milestones == (111_000, 129_000)  # absolute steps (ablations: the schedule truncated)
+    assert (cfg.distill.balance, cfg.distill.balance_sync) == ("official", "per_rank")
+    assert (train.pipeline, train.lcg_ids, train.gradient_checkpointing) == ("official", "category", True)
     assert (cfg.sample.steps, cfg.sample.cfg_natural, cfg.sample.cfg_portrait) == (20, 2.5, 2.0)
     assert cfg.benchmarks["celebahq512"].n_images == 2993
     assert cfg.benchmarks["places2_large"].n_images == 36500
@@ -168,7 +170,9 @@ OUT_OF_RANGE = [
     ({"finetune": {"targets": {"ffhq": {"steps": 0}}}}, "config.finetune.targets.ffhq.steps: 0 is not allowed"),
     ({"distill": {"train": {"batch_size": 0}}}, "config.distill.train.batch_size: 0 is not allowed; must be >= 1"),
     ({"distill": {"train": {"lr_milestones": [0.5, 1.2]}}},
-     "config.distill.train.lr_milestones[1]: 1.2 is not allowed; must be > 0 and < 1"),
+     "config.distill.train.lr_milestones[0]: expected an integer, got float 0.5"),
+    ({"distill": {"train": {"lr_milestones": [0, 10]}}},
+     "config.distill.train.lr_milestones[0]: 0 is not allowed; must be >= 1"),
     ({"sample": {"strength": 1.5}}, "config.sample.strength: 1.5 is not allowed; must be > 0 and <= 1"),
     ({"benchmarks": {"places2_test": {"size": 60}}},
      "config.benchmarks.places2_test.size: 60 is not allowed; must be >= 8 and a multiple of 8"),
@@ -177,6 +181,11 @@ OUT_OF_RANGE = [
     ({"eval": {"models": ["telea", "telea"]}}, "config.eval.models: 'telea' is listed twice"),
     ({"eval": {"cfg_sweep": {"places2_test": [2.0, -1.0]}}},
      "config.eval.cfg_sweep.places2_test[1]: -1.0 is not allowed; must be >= 0"),
+    ({"eval": {"min_fid_images": 1}}, "config.eval.min_fid_images: 1 is not allowed; must be >= 2"),
+    ({"eval": {"sampler_starts": ["noise", "noise"]}}, "config.eval.sampler_starts: 'noise' is listed twice"),
+    ({"sample": {"pixelhacker_strength": 1.5}},
+     "config.sample.pixelhacker_strength: 1.5 is not allowed; must be > 0 and <= 1"),
+    ({"sample": {"paste_blur": 0}}, "config.sample.paste_blur: 0 is not allowed; must be > 0"),
 ]
 
 
@@ -213,6 +222,10 @@ BAD_REFERENCES = [
      "config.benchmarks.places2_large.mask_protocol: unknown mask protocol 'mat_lage_512' (did you mean 'mat_large_512'?)"),
     ({"masks": {"train_protocols": ["lama_thik_512"]}},
      "config.masks.train_protocols[0]: unknown mask protocol 'lama_thik_512' (did you mean 'lama_thick_512'?)"),
+    ({"masks": {"official_train_protocol": "mat_large_512"}},
+     "config.masks.official_train_protocol: 'mat_large_512' is not a LaMa protocol; allowed: lama_medium_256"),
+    ({"distill": {"train": {"lr_milestones": [28, 24]}}},
+     "config.distill.train.lr_milestones: [28, 24] is not allowed; must be increasing steps"),
     ({"benchmarks": {"ffhq256": {"dataset": "smoke_portriat"}}},
      "config.benchmarks.ffhq256.dataset: unknown dataset 'smoke_portriat' (did you mean 'smoke_portrait'?)"),
     ({"distill": {"train": {"datasets": ["smoke_natrual"]}}},
@@ -224,7 +237,7 @@ BAD_REFERENCES = [
      "config.benchmarks.places2_test.n_images: 9 is not allowed; must be <= 8"),
     ({"eval": {"models": ["moebius", "navier_stoke"]}},
      "config.eval.models[1]: unknown model 'navier_stoke' (did you mean 'navier_stokes'?)"),
-    ({"eval": {"models": ["moebius", "lama"]}}, "config.eval.models[1]: unknown model 'lama'"),
+    ({"eval": {"models": ["moebius", "ddnm"]}}, "config.eval.models[1]: unknown model 'ddnm'"),
     ({"distill": {"losses": ["c_kd", "f_kd", "taks"]}}, "config.distill.losses[2]: unknown loss 'taks' (did you mean 'task'?)"),
     ({"ablation": {"loss_combinations": {"cf": ["c_kd", "fkd"]}}},
      "config.ablation.loss_combinations.cf[1]: unknown loss 'fkd' (did you mean 'f_kd'?)"),
@@ -239,6 +252,10 @@ BAD_REFERENCES = [
     ({"sample": {"steps": 1001}}, "config.sample.steps: 1001 is not allowed; must be <= num_train_timesteps (1000)"),
     ({"sample": {"start": "gt_noised", "steps": 1, "strength": 0.5}},
      "config.sample.strength: 0.5 with 1 steps leaves no denoising step; must be >= 1"),
+    ({"sample": {"steps": 2, "pixelhacker_strength": 0.4}},  # eval.sampler_starts runs gt_noised too
+     "config.sample.pixelhacker_strength: 0.4 with 2 steps leaves no denoising step; must be >= 0.5"),
+    ({"eval": {"sampler_starts": ["gt_noised"]}},
+     "config.eval.sampler_starts: ['gt_noised'] must include sample.start ('noise')"),
 ]
 
 

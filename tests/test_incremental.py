@@ -41,7 +41,8 @@ def test_metric_setting_rescores_without_resampling(finished_smoke_run, tmp_path
     override = tmp_path / "override.yaml"
     override.write_text("eval:\n  bootstrap: 150\n")
     jobs = planned_jobs(ROOT / "config" / "smoke.yaml", override)
-    assert set(jobs) == {"evaluate", "evaluate_suite", "evaluate_cfg_sweep", "report", "all"}, jobs
+    assert set(jobs) == {"evaluate", "evaluate_suite", "evaluate_suite_start", "evaluate_cfg_sweep", "report",
+                         "all"}, jobs
 
 
 def test_sampler_setting_resamples_but_does_not_retrain(finished_smoke_run, tmp_path: Path) -> None:

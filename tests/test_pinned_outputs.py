@@ -1,7 +1,8 @@
 """Pinned outputs of the real code paths (STYLE.md: "pinned output slices", after diffusers' tests).
 
 Each number below was computed once from the code as it stood before the contracts were given one
-owner each (issue 11), and written here as a literal. A refactor that changes any of them changes
+owner each (issue 11), and written here as a literal (the official training-sample pipeline's pins:
+when it was added, issue 12). A refactor that changes any of them changes
 results: stored masks (their pixels), model forwards, the sampler, the VAE latents, the training
 batch and every derived seed. Floats are compared with an absolute tolerance (1e-5 for a forward,
 1e-4 for the 4-step sampler) that holds on any CPU; hashes and seeds are exact.
@@ -193,7 +194,9 @@ def test_inpainted_batch_is_pinned(vae, images_masks, start) -> None:
     torch.manual_seed(0)
     model = build_model("student", "smoke").eval()
     seeds = [image_seed(7, "a"), image_seed(7, "b")]
-    out = inpaint_batch(model, vae, images, masks, seeds, 2.5, SampleConfig(steps=4, start=start))
+    # The hard composite keeps these float pins; the official blurred paste-back (8-bit levels) is
+    # checked against a hand computation in tests/diffusion/test_diffusion_composite.py.
+    out = inpaint_batch(model, vae, images, masks, seeds, 2.5, SampleConfig(steps=4, start=start, paste_back="hard"))
     first, second = SAMPLES[start]
     _close(out[0, :, 20, 20], first, 1e-4)
     _close(out[1, :, 40, 10], second, 1e-4)
@@ -219,3 +222,28 @@ def test_training_batch_is_pinned(vae, images_masks) -> None:
     # the training schedule's ᾱ at a few timesteps (float32 values)
     _close(schedule.alphas_cumprod[[0, 10, 500, 999]],
            [0.9991499781608582, 0.9904313087463379, 0.27633267641067505, 0.004660098347812891], 1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# The official training-sample pipeline (issue 12): LANCZOS resize, LaMa hole, dilation, crop, flip
+# ---------------------------------------------------------------------------------------------
+
+OFFICIAL_SAMPLES = {  # position: (kernel, iterations, left, flipped, sha256 of the packed hole bits, pixel (10, 10))
+    3: (3, 2, 5, False, "bc391e0220ffdd770482155d7c433ddbf6da389ac70b3535eec49469237cae88", [96, 51, 148]),
+    5: (7, 2, 15, True, "c85f1af29bf05e38877443b9188d2d896bc14e723c4033fa67623f5cd2ac1606", [113, 98, 139]),
+}
+
+
+@pytest.mark.parametrize("position", sorted(OFFICIAL_SAMPLES))
+def test_official_training_sample_is_pinned(position) -> None:
+    from moebius.seeding import numpy_rng
+    from moebius.train.data_pipeline import official_sample, resize_short_side
+
+    img = np.random.default_rng(3).integers(0, 256, size=(48, 80, 3), dtype=np.uint8)
+    base = resize_short_side(img, 32)  # (32, 53): LANCZOS
+    assert base.shape == (32, 53, 3) and np.abs(base[5, 7].astype(int) - [145, 151, 101]).max() <= 1
+    out, hole, aug = official_sample(numpy_rng("train", 5, "sample", position), base, 32, "lama_medium_512")
+    kernel, iterations, left, flipped, digest, pixel = OFFICIAL_SAMPLES[position]
+    assert (aug.kernel, aug.iterations, aug.top, aug.left, aug.flipped) == (kernel, iterations, 0, left, flipped)
+    assert hashlib.sha256(np.packbits(hole).tobytes()).hexdigest() == digest
+    assert np.abs(out[10, 10].astype(int) - pixel).max() <= 1

@@ -47,3 +47,20 @@ def test_round_trip_and_validation(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match="data_version"):
         write_records(tmp_path / "bad.json", [rec])
     assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.hostile("a result record with no value: None without a reason, or a reason beside a number", "RecordError when it is made and when it is read back; a withheld record (\"too few\") keeps value None")
+def test_withheld_records_carry_a_reason_not_a_number(tmp_path: Path) -> None:
+    from moebius.records import shown_value
+
+    _, rec = _record(metric="fid_bin", value=None, withheld="too few")
+    assert rec["value"] is None and rec["withheld"] == "too few" and shown_value(rec) == "too few"
+    write_records(tmp_path / "w.json", [rec])
+    assert read_records([tmp_path / "w.json"])[0]["withheld"] == "too few"
+    with pytest.raises(RecordError, match="not a number"):
+        _record(value=None)
+    with pytest.raises(RecordError, match="withheld"):
+        _record(value=3.0, withheld="too few")
+    del rec["withheld"]
+    with pytest.raises(RecordError, match="no value"):
+        write_records(tmp_path / "bad.json", [rec])

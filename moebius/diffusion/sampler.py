@@ -6,6 +6,10 @@ official pipeline (hustvl/Moebius, after diffusers' inpainting pipeline; docs/mo
 LCG foreground ids 10..19 as the unconditional branch and background ids 0..9 as the conditional
 one, ε = ε_fg + g·(ε_bg − ε_fg); 20 DDIM steps, scaled-linear β, noise offset 0.0357, strength 0.99.
 Guidance g defaults to 2.5 (natural) / 2.0 (portrait) (paper Sec. 4.1); g = 1 skips the uncond pass.
+The teacher's own rows use PixelHacker's inference instead (``model_sampling``): hustvl/PixelHacker
+``infer_pixelhacker.py`` calls its pipeline with num_steps 20, strength 0.999, guidance_scale 4.5,
+noise_offset 0.0357, paste=False. (At 20 steps strength 0.999 keeps int(20·0.999) = 19 steps, the same
+t = 900 start as 0.99.)
 
 Start (``SampleConfig.start``):
 - ``gt_noised`` (the official pipeline): the *ground-truth* latent, hole included, is noised to the
@@ -25,13 +29,14 @@ that a batch of 4 gives the same images as 4 batches of 1 (``seeding.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
 import torch
 
 from moebius.config import SampleConfig
-from moebius.diffusion.composite import paste_back
+from moebius.diffusion.composite import finish
 from moebius.diffusion.latents import decode, denoiser_input, encode, latent_mask, vae_factor
 from moebius.diffusion.schedule import (
     NoiseSchedule,
@@ -87,6 +92,23 @@ def sampling_timesteps(sample_cfg: SampleConfig) -> list[int]:
     if sample_cfg.start == "gt_noised":
         return truncate_by_strength(grid, sample_cfg.strength)
     return grid
+
+
+def model_sampling(sample_cfg: SampleConfig, model: str, domain: str) -> tuple[SampleConfig, float]:
+    """``(sampler settings, default guidance)`` of one model's rows on a benchmark of ``domain``.
+
+    ``pixelhacker``: its own inference (``sample.pixelhacker_*``: guidance 4.5 in every domain, strength
+    0.999, no paste-back), since the tables' PixelHacker numbers are the PixelHacker paper's. Every
+    other model (Moebius and the ablation students): Moebius's, 2.5 natural / 2.0 portrait.
+    """
+    if domain not in ("natural", "portrait"):
+        raise SamplerError(f"unknown benchmark domain {domain!r}; choose 'natural' or 'portrait'")
+    if model == "pixelhacker":
+        teacher = dataclasses.replace(sample_cfg, strength=sample_cfg.pixelhacker_strength,
+                                      paste_back=sample_cfg.pixelhacker_paste_back)
+        return teacher, float(sample_cfg.pixelhacker_guidance)
+    guidance = sample_cfg.cfg_natural if domain == "natural" else sample_cfg.cfg_portrait
+    return sample_cfg, float(guidance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,9 +180,9 @@ def inpaint_batch(
 ) -> torch.Tensor:
     """Inpaint a batch: images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole → (B,3,H,W) in [-1,1].
 
-    ``seeds[i]`` seeds image i's generator (use ``moebius.seeding.image_seed(run seed, id)``). The result is
-    pasted back through the (blurred) mask when ``sample_cfg.paste_back``; callers that score it
-    still composite it hard (``composite``).
+    ``seeds[i]`` seeds image i's generator (use ``moebius.seeding.image_seed(run seed, id)``). The decoded
+    image meets the input as ``sample_cfg.paste_back`` says (``composite.finish``: ``blurred`` official
+    paste-back, ``hard`` composite, ``none``), at this resolution, as the official pipeline does.
     """
     _check_inputs(model, vae, images, masks, seeds)
     if not math.isfinite(guidance):
@@ -198,6 +220,4 @@ def inpaint_batch(
         schedule,
     )
     out = decode(vae, z0)
-    if sample_cfg.paste_back:
-        out = paste_back(out, images, masks, blur=float(sample_cfg.paste_blur))
-    return out
+    return finish(out, images, masks, sample_cfg.paste_back, float(sample_cfg.paste_blur))

@@ -1,42 +1,68 @@
-"""Registry of the inpainting methods the paper compares against (Tab. 1, 3, 4), and how to run them.
+"""Registry of the inpainting methods the paper compares against (Tab. 1, 3, 4, 7), and how to run them.
 
-Names are the ones ``EvalConfig.models`` uses; an unknown name gets a "did you mean" hint.
+One table, ``BASELINES``: a method's paper name, what runs it (``runner``, "module:function" building
+its inpainter), the weight files it needs per benchmark (``checkpoints``) and the benchmarks where the
+paper has its row (``benchmarks``). Names are the ones ``EvalConfig.models`` uses; an unknown name
+gets a "did you mean" hint. This module imports neither torch nor the runners (Snakemake reads it
+while it parses the DAG); the runners live in ``baseline_*.py``.
+
 - ``moebius`` / ``pixelhacker``: our student / teacher, loaded from a run folder (``load_run``) and
   sampled by ``moebius.diffusion.inpaint_batch``; ``inpaint_benchmark`` handles them itself.
-- ``flux_fill`` (FLUX.1-Fill-Dev, 50 steps) and ``sd35_inpaint`` (SD3.5 Large inpainting, 28 steps):
-  diffusers' ``FluxFillPipeline`` / ``StableDiffusion3InpaintPipeline``. Full scale loads the
-  published pipeline folders through ``moebius.weights``; smoke scale builds the same classes from
-  config dicts with tiny random components and no tokenizers / text encoders (fixed-seed
-  precomputed prompt embeddings instead), only to exercise the code path: weights_kind ``standin``.
-- ``telea`` / ``navier_stokes``: OpenCV's ``cv2.inpaint`` (Telea 2004; Bertalmio et al. 2001),
-  real at every scale. They have no learned weights; we record weights_kind ``official`` for them,
-  meaning "the method itself, as published", since nothing was trained or substituted.
-- ``mat``: MAT (Li et al. 2022), our re-implementation ``moebius.eval.mat`` running the official
+- ``flux_fill`` (FLUX.1-Fill-Dev, 50 steps), ``sd35_inpaint`` (SD3.5 Large inpainting, 28 steps) and
+  ``sd15_inpaint`` (the paper's "SD" row: SD 1.5 inpainting, 50 steps): diffusers pipelines
+  (``baseline_diffusers``).
+- ``lama`` (big-lama), ``migan`` (MI-GAN) and ``comodgan`` (CoModGAN, MI-GAN's PyTorch port):
+  feed-forward generators in their published TorchScript format (``baseline_torchscript``).
+- ``mat`` (MAT, Li et al. 2022): our re-implementation ``moebius.eval.mat`` running the official
   checkpoints converted to safetensors (``moebius weights convert-mat``), one per fine-tuning target
-  (``target``: places2 / celebahq / ffhq); smoke scale runs a reduced-width stand-in (``standin``).
-- ``lama`` / ``migan``: no checkpoint loader here; their numbers are the paper's
-  (reported) and ``can_run`` says so.
+  (``baseline_mat``).
+- ``telea`` / ``navier_stokes``: OpenCV's ``cv2.inpaint`` (``baseline_classical``), real at every
+  scale. They have no learned weights; we record weights_kind ``official`` for them, meaning "the
+  method itself, as published", since nothing was trained or substituted.
+
+Scales: full scale loads the published files through ``moebius.weights`` (a missing one is the
+registry's one-line error). Smoke scale runs the same loaders on stand-in files generated in the
+sampling job, in the same formats (a TorchScript archive with the same call signature; a diffusers
+pipeline folder; MAT safetensors with the official keys), from fixed seeds, at the benchmark's smoke
+size: weights_kind ``standin``.
+
+Native resolution: a checkpoint with a ``size`` runs at that size (MAT, MI-GAN and CoModGAN are
+fixed-size networks; SD 1.5 is trained at 512), so a benchmark of another size is resized to it and
+back, as their own evaluation scripts do; ``inpaint_benchmark`` records the resize. At smoke scale
+the size shrinks with the benchmark (a 512-px protocol run at 64 px runs a "512" checkpoint at 64).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-import numpy as np
-import torch
-
-from moebius.config import Config
-from moebius.device import resolve_device
-from moebius.diffusion.seeding import image_generators
-from moebius.errors import EvalError, WeightError
+from moebius.config import Config, ConfigError
+from moebius.errors import EvalError
 from moebius.registry import Registry
 
-Inpainter = Callable[[torch.Tensor, torch.Tensor, list[int], float | None], torch.Tensor]
+if TYPE_CHECKING:  # torch is imported by the runners only
+    import torch
+
+Inpainter = Callable[["torch.Tensor", "torch.Tensor", list[int], float | None], "torch.Tensor"]
 """(images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole, seeds, guidance) → images in [-1,1]."""
+
+TARGETS = ("places2", "celebahq", "ffhq")  # BenchmarkConfig.finetune: the training data a benchmark expects
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One weight file of a method, and the benchmarks (by fine-tuning target) it serves."""
+
+    key: str  # moebius.weights key
+    size: int | None  # native side in px at full scale; None: runs at the benchmark's own size
+    targets: tuple[str, ...] = TARGETS
+    note: str = ""  # recorded in every sample folder made with it (e.g. a DEVIATION)
 
 
 @dataclass(frozen=True)
@@ -46,42 +72,126 @@ class BaselineSpec:
     name: str
     display: str  # as the paper's tables print it
     kind: Literal["diffusion", "non-diffusion"]
-    family: Literal["ours", "diffusers", "classical", "reported", "mat"]  # how it runs here
+    family: Literal["ours", "diffusers", "classical", "torchscript", "mat", "reported"]  # how it runs here
     weights_source: str
     steps: int | None  # denoising steps at inference (None: not iterative)
     default_guidance: float | None  # guidance when the caller gives none (ours: from the domain)
-    weight_key: str | None = None  # moebius.weights key of the pipeline folder
+    weight_key: str | None = None  # moebius.weights key when one file serves every benchmark
     note: str = ""
+    runner: str | None = None  # "module:function", called as function(cfg, spec, checkpoint, size) -> Loaded
+    checkpoints: tuple[Checkpoint, ...] = ()  # per-benchmark files (weight_key is the one-file shorthand)
+    benchmarks: tuple[str, ...] | None = None  # where the paper has this method's cells; None: every one
+    paste_back: str = ""  # what the method's own inference does with the known pixels
 
+
+class Loaded(NamedTuple):
+    """What a runner returns: the inpainter and where its weights came from (recorded in meta.json)."""
+
+    run: Inpainter
+    provenance: dict[str, Any]
+
+
+_HARNESS = "the harness composites every output with the known pixels (output·hole + input·known)"
+_NO_PASTE = f"none in the pipeline (its VAE re-encodes the known region); {_HARNESS}"
+_GAN_PASTE = (f"MI-GAN scripts/evaluate_fid_lpips.py: mask·image + (1−mask)·output at the model's size; "
+              f"{_HARNESS} after resizing back")
+_RESEARCH = "academic rows of Tab. 3/4/7"
 
 BASELINES: Registry[BaselineSpec] = Registry("baseline", (
     (s.name, s)
     for s in (
         BaselineSpec("moebius", "Moebius", "diffusion", "ours", "hf:hustvl/Moebius (full) / trained here (smoke)",
-                     20, None),
+                     20, None, paste_back="the sampler's paste-back (sample.paste_back)"),
         BaselineSpec("pixelhacker", "PixelHacker", "diffusion", "ours",
-                     "hf:hustvl/PixelHacker (full) / trained here (smoke)", 20, None),
+                     "hf:hustvl/PixelHacker (full) / trained here (smoke)", 20, None,
+                     paste_back="the sampler's paste-back (sample.paste_back)"),
         # Guidance: diffusers' FluxFillPipeline default (30, the value BFL's model card uses for Fill).
         BaselineSpec("flux_fill", "FLUX.1-Fill-Dev", "diffusion", "diffusers", "hf:black-forest-labs/FLUX.1-Fill-dev",
-                     50, 30.0, weight_key="flux_fill_dev"),
+                     50, 30.0, weight_key="flux_fill_dev", runner="moebius.eval.baseline_diffusers:load",
+                     paste_back=_NO_PASTE),
         # Guidance: the SD3.5 Large model card's 3.5 at 28 steps (the paper does not state it).
         BaselineSpec("sd35_inpaint", "SD3.5 Large-Inpainting", "diffusion", "diffusers",
-                     "hf:stabilityai/stable-diffusion-3.5-large", 28, 3.5, weight_key="sd35_large_inpainting"),
+                     "hf:stabilityai/stable-diffusion-3.5-large", 28, 3.5, weight_key="sd35_large_inpainting",
+                     runner="moebius.eval.baseline_diffusers:load", paste_back=_NO_PASTE),
         BaselineSpec("telea", "OpenCV Telea", "non-diffusion", "classical", "none (cv2.INPAINT_TELEA)", None, None,
-                     note="not in the paper; a classical floor for the smoke tables"),
+                     note="not in the paper; a classical floor for the smoke tables",
+                     runner="moebius.eval.baseline_classical:load", paste_back="cv2.inpaint keeps known pixels"),
         BaselineSpec("navier_stokes", "OpenCV Navier-Stokes", "non-diffusion", "classical", "none (cv2.INPAINT_NS)",
-                     None, None, note="not in the paper; a classical floor for the smoke tables"),
-        BaselineSpec("lama", "LaMa", "non-diffusion", "reported", "reported in the paper", None, None,
-                     note="no checkpoint loader here: numbers from the paper's tables"),
-        BaselineSpec("mat", "MAT", "non-diffusion", "mat",
-                     "github:fenglinglwb/MAT checkpoints, converted (moebius weights convert-mat)", None, None,
-                     note="moebius.eval.mat; checkpoint per fine-tuning target"),
-        BaselineSpec("migan", "MI-GAN", "non-diffusion", "reported", "reported in the paper", None, None,
-                     note="no checkpoint loader here: numbers from the paper's tables"),
+                     None, None, note="not in the paper; a classical floor for the smoke tables",
+                     runner="moebius.eval.baseline_classical:load", paste_back="cv2.inpaint keeps known pixels"),
+        # LaMa (Suvorov et al. 2022), big-lama: Places2-trained, fully convolutional, so it runs at the
+        # benchmark's size (LaMa's predict.py pads to a multiple of 8 and crops back).
+        BaselineSpec(
+            "lama", "LaMa", "non-diffusion", "torchscript", "big-lama (advimman/lama) as TorchScript big-lama.pt",
+            None, None, runner="moebius.eval.baseline_torchscript:load",
+            checkpoints=(
+                Checkpoint("lama_big_lama", None, ("places2",)),
+                # DEVIATION (paper Tab. 4): the paper's LaMa portrait cells are copied from the literature
+                # (†); LaMa's face models exist only as pickled Lightning checkpoints, which we do not
+                # unpickle, so the Places2 big-lama fills the portraits.
+                Checkpoint("lama_big_lama", None, ("celebahq", "ffhq"),
+                           note="DEVIATION: Places2 big-lama on portraits (no loadable LaMa face checkpoint)"),
+            ),
+            benchmarks=("places2_test", "places2_256", "celebahq512", "ffhq256"),
+            paste_back="LaMa bin/to_jit.py's model returns mask·predicted + (1−mask)·image; bin/predict.py "
+                       f"crops the padding and saves uint8 by truncation (done here too); {_HARNESS}",
+        ),
+        # MAT (Li et al. 2022): one 512-px network per training set; the paper has its cells on every
+        # benchmark of Tab. 3, 4 and 7. Tab. 7's zero-shot cells use the Places2 (LVIS) and CelebA-HQ
+        # (DeepFakeFace) models, as the benchmarks' fine-tuning targets say.
+        BaselineSpec(
+            "mat", "MAT", "non-diffusion", "mat",
+            "github:fenglinglwb/MAT checkpoints, converted to safetensors (moebius weights convert-mat)", None, None,
+            runner="moebius.eval.baseline_mat:load",
+            checkpoints=(Checkpoint("mat_places512", 512, ("places2",)),
+                         Checkpoint("mat_celebahq512", 512, ("celebahq",)),
+                         Checkpoint("mat_ffhq512", 512, ("ffhq",))),
+            benchmarks=("places2_test", "places2_large", "places2_small", "places2_256", "celebahq512", "ffhq256",
+                        "lvis", "deepfakeface"),
+            paste_back=f"MAT's two stages each return output·hole + image·known (networks/mat.py); {_HARNESS} "
+                       "after resizing back",
+        ),
+        # MI-GAN (Sargsyan et al. 2023): one fixed-size network per (dataset, resolution); none for
+        # CelebA-HQ, where the paper has no MI-GAN cell either. Tab. 7's LVIS cell uses the Places2 512.
+        BaselineSpec(
+            "migan", "MI-GAN", "non-diffusion", "torchscript",
+            "Picsart-AI-Research/MI-GAN releases, traced to TorchScript as its export script does", None, None,
+            runner="moebius.eval.baseline_torchscript:load",
+            checkpoints=(Checkpoint("migan_512_places2", 512, ("places2",)),
+                         Checkpoint("migan_256_places2", 256, ("places2",)),
+                         Checkpoint("migan_256_ffhq", 256, ("ffhq",))),
+            benchmarks=("places2_test", "places2_256", "ffhq256", "lvis"),
+            paste_back=_GAN_PASTE,
+        ),
+        # CoModGAN (Zhao et al. 2021) as ported and released by MI-GAN (same format, same call
+        # signature; stochastic: z and the noise inputs are drawn from the image's seed).
+        BaselineSpec(
+            "comodgan", "CoModGAN", "non-diffusion", "torchscript",
+            "CoModGAN checkpoints of the MI-GAN release, traced to TorchScript", None, None,
+            runner="moebius.eval.baseline_torchscript:load",
+            checkpoints=(
+                # DEVIATION (paper Tab. 4): the paper's CoModGAN cell (CelebA-HQ 512, †) comes from the
+                # literature; no CelebA-HQ CoModGAN is published in a loadable format, so MI-GAN's FFHQ
+                # 256 CoModGAN (the nearest portrait model) runs at its native 256 and is resized back.
+                Checkpoint("comodgan_256_ffhq", 256, ("celebahq", "ffhq"),
+                           note="DEVIATION: FFHQ-256 CoModGAN (MI-GAN release) on CelebA-HQ, resized 512→256→512"),
+            ),
+            benchmarks=("celebahq512",),
+            paste_back=_GAN_PASTE,
+        ),
+        # The paper's "SD" [32]: Tab. 3 lists 0.860 B parameters and cites PowerPaint's numbers; the
+        # SD 1.x inpainting UNet has 859.5 M (SD 2 inpainting: 865.9 M), and PowerPaint builds on and
+        # compares with SD 1.5 inpainting (runwayml/stable-diffusion-inpainting). Diffusers' defaults:
+        # 50 steps, guidance 7.5, strength 1.0; empty prompt (text-free inpainting, as for FLUX/SD3.5).
+        BaselineSpec(
+            "sd15_inpaint", "SD", "diffusion", "diffusers", "hf:stable-diffusion-v1-5/stable-diffusion-inpainting",
+            50, 7.5, runner="moebius.eval.baseline_diffusers:load",
+            checkpoints=(Checkpoint("sd15_inpainting", 512),),
+            benchmarks=("places2_test", "celebahq512", "ffhq256"),
+            paste_back=_NO_PASTE,
+        ),
     )
 ))
-
-CV2_RADIUS = 3  # px neighbourhood of cv2.inpaint (OpenCV's documented example value)
 
 
 # Ablation runs (Table 2: exp1..exp15; Table 5: loss_c..loss_cftp) are our own trained models too:
@@ -110,242 +220,201 @@ def steps_for(cfg: Config, name: str) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Which file serves which benchmark, at which size
+# ---------------------------------------------------------------------------------------------
+
+
+def _checkpoints(spec: BaselineSpec) -> tuple[Checkpoint, ...]:
+    if spec.weight_key is not None:
+        return (Checkpoint(spec.weight_key, None),)
+    return spec.checkpoints
+
+
+def _paper_size(cfg: Config, benchmark: str) -> tuple[int, int]:
+    """(benchmark size here, its protocol's native size): the smoke scale shrinks the second to the first."""
+    from moebius.masks import get_protocol
+
+    try:
+        bench = cfg.benchmark(benchmark)
+    except ConfigError as exc:
+        raise EvalError(str(exc)) from exc
+    try:
+        return bench.size, get_protocol(bench.mask_protocol).size
+    except Exception as exc:  # MaskError (unknown protocol): a config that names no known protocol
+        raise EvalError(f"benchmark {benchmark}: {exc}") from exc
+
+
+def checkpoint_for(cfg: Config, name: str, benchmark: str | None) -> Checkpoint | None:
+    """The weight file of ``name`` for ``benchmark``; None for methods without weights.
+
+    Among the files for the benchmark's fine-tuning target, the one whose native size is the
+    benchmark's protocol size, else the nearest (a resize, recorded). ``EvalError`` when no file
+    serves the benchmark (e.g. MI-GAN on CelebA-HQ: none is published).
+    """
+    spec = get_baseline(name)
+    options = _checkpoints(spec)
+    if not options:
+        return None
+    if len(options) == 1 and set(options[0].targets) == set(TARGETS):
+        return options[0]  # one file for every benchmark: the benchmark need not be known
+    if benchmark is None:
+        raise EvalError(f"{name}: which weights to use depends on the benchmark; give one")
+    try:
+        target = cfg.benchmark(benchmark).finetune
+    except ConfigError as exc:
+        raise EvalError(str(exc)) from exc
+    fits = [c for c in options if target in c.targets]
+    if not fits:
+        raise EvalError(f"{name}: no published {spec.display} checkpoint serves {target} benchmarks "
+                        f"such as {benchmark}; the paper has no cell there either")
+    if all(c.size is None for c in fits):
+        return fits[0]
+    _, paper = _paper_size(cfg, benchmark)
+    return min(fits, key=lambda c: (abs(math.log((c.size or paper) / paper)), -(c.size or paper)))
+
+
+def work_size(cfg: Config, name: str, benchmark: str) -> int | None:
+    """The side the method runs at on ``benchmark`` (None: the benchmark's own size)."""
+    ckpt = checkpoint_for(cfg, name, benchmark)
+    if ckpt is None or ckpt.size is None:
+        return None
+    size, paper = _paper_size(cfg, benchmark)
+    scaled = ckpt.size * size / paper
+    if scaled != int(scaled) or scaled < 8:
+        raise EvalError(f"{name}: a {ckpt.size}-px checkpoint on {benchmark} ({size} px for a {paper}-px "
+                        f"protocol) would run at {scaled:g} px")
+    return int(scaled)
+
+
+def runs_on(cfg: Config, name: str, benchmark: str) -> bool:
+    """Whether ``name`` is sampled on ``benchmark``: where the paper has its cell and a file serves it."""
+    spec = get_baseline(name)
+    if spec.benchmarks is not None and benchmark not in spec.benchmarks:
+        return False
+    try:
+        checkpoint_for(cfg, name, benchmark)
+    except EvalError:
+        return False
+    return True
+
+
+def benchmarks_for(cfg: Config, name: str, benchmarks: list[str]) -> list[str]:
+    """The subset of ``benchmarks`` that ``name`` is sampled on (Snakemake's suites use this)."""
+    return [b for b in benchmarks if runs_on(cfg, name, b)]
+
+
+# ---------------------------------------------------------------------------------------------
 # Where the weights come from
 # ---------------------------------------------------------------------------------------------
 
 
-def _resolve_pipeline(cfg: Config, spec: BaselineSpec) -> tuple[str | None, str]:
-    """(local pipeline folder or None, weights_kind) for a diffusers baseline."""
+def resolve(cfg: Config, name: str, key: str) -> tuple[str | None, str]:
+    """(local path or None, weights_kind) of weight ``key`` for method ``name``.
+
+    Smoke scale always runs stand-ins (offline by design); full scale the published file, or a
+    stand-in where ``weights.allow_standin`` says so. A missing file is the registry's one line.
+    """
     if cfg.scale == "smoke":
         if not cfg.weights.allow_standin:
-            raise EvalError(f"{spec.name}: smoke scale runs a tiny stand-in pipeline; set weights.allow_standin")
+            raise EvalError(f"{name}: smoke scale runs a tiny stand-in of its weights; set weights.allow_standin")
         return None, "standin"
     from moebius import weights as registry
 
     try:
-        path, kind = registry.resolve_or_standin(spec.weight_key, cfg.weights.allow_standin, cfg.weights.dir)
+        # cfg.weights.dir as given: moebius.weights.weights_root decides ($MOEBIUS_WEIGHTS_DIR wins)
+        path, kind = registry.resolve_or_standin(key, cfg.weights.allow_standin, cfg.weights.dir)
     except registry.WeightError as exc:
-        raise EvalError(f"{spec.name}: {exc}") from exc
+        raise EvalError(f"{name}: {exc}") from exc
     return (str(path) if path is not None else None), kind
 
 
-def weights_kind(cfg: Config, name: str, target: str | None = None) -> str:
+def weights_kind(cfg: Config, name: str, benchmark: str | None = None) -> str:
     """``official`` | ``standin`` for the non-Moebius methods (ours come from the run's meta)."""
     spec = get_baseline(name)
-    if spec.family == "mat":  # per fine-tuning target: the inpainter knows what it loaded
-        return load_baseline(cfg, name, target=target).weights_kind
     if spec.family == "classical":
         return "official"  # no learned weights: the published method itself (module docstring)
-    if spec.family == "diffusers":
-        return _resolve_pipeline(cfg, spec)[1]
-    raise EvalError(f"{name}: weights kind comes from its run folder (ours) or the paper (reported)")
+    if spec.family in ("ours", "reported"):
+        raise EvalError(f"{name}: weights kind comes from its run folder (ours) or the paper (reported)")
+    ckpt = checkpoint_for(cfg, name, benchmark)
+    return resolve(cfg, name, ckpt.key)[1] if ckpt is not None else "official"
 
 
-def can_run(name: str, cfg: Config) -> tuple[bool, str]:
-    """Whether ``name`` can produce images here, and why not."""
+def can_run(name: str, cfg: Config, benchmark: str | None = None) -> tuple[bool, str]:
+    """Whether ``name`` can produce images here (on ``benchmark``), and why not."""
     spec = get_baseline(name)
-    if spec.family == "reported":
-        return False, f"{spec.display}: {spec.note}"
-    if spec.family == "mat" and cfg.scale == "smoke" and not cfg.weights.allow_standin:
-        return False, f"{spec.display}: smoke scale runs a stand-in; set weights.allow_standin"
-    if spec.family == "diffusers":
-        try:
-            _resolve_pipeline(cfg, spec)
-        except EvalError as exc:
-            return False, str(exc)
+    if spec.family == "reported" or spec.runner is None:
+        return False, f"{spec.display}: {spec.note or 'reported in the paper only'}"
+    if spec.family == "ours":
+        return True, ""
+    try:
+        ckpt = checkpoint_for(cfg, name, benchmark)
+        if ckpt is not None:
+            resolve(cfg, name, ckpt.key)
+    except EvalError as exc:
+        return False, str(exc)
     return True, ""
 
 
-# ---------------------------------------------------------------------------------------------
-# Classical: OpenCV
-# ---------------------------------------------------------------------------------------------
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B,3,H,W) [-1,1] → (B,H,W,3) uint8."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def _from_uint8(pixels: np.ndarray) -> torch.Tensor:
-    """(B,H,W,3) uint8 → (B,3,H,W) [-1,1]."""
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def _cv2_inpainter(flag_name: str) -> Inpainter:
-    import cv2
-
-    flag = getattr(cv2, flag_name)
-
-    def run(images: torch.Tensor, masks: torch.Tensor, seeds: list[int], guidance: float | None) -> torch.Tensor:
-        pixels = _to_uint8(images)
-        holes = ((masks[:, 0] > 0.5).cpu().numpy().astype(np.uint8)) * 255  # (B,H,W), nonzero = fill
-        out = np.stack([cv2.inpaint(np.ascontiguousarray(p), h, CV2_RADIUS, flag) for p, h in zip(pixels, holes)])
-        return _from_uint8(out).to(images.device)
-
-    return run
-
-
-# ---------------------------------------------------------------------------------------------
-# Diffusers pipelines
-# ---------------------------------------------------------------------------------------------
-
-_TINY_SEED = 0
-_TINY_TEXT_LEN = 8
-
-
-def _tiny_vae(latent_channels: int):
-    from diffusers import AutoencoderKL
-
-    # Factor-2 VAE (two levels) so that 32-64 px images give 16-32 px latents.
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), layers_per_block=1,
-        latent_channels=latent_channels, norm_num_groups=4, sample_size=32,
-        use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
-    )
-
-
-def _tiny_flux_fill():
-    """FluxFillPipeline with tiny random components; in_channels = packed latent + masked latent + mask."""
-    from diffusers import (
-        FlowMatchEulerDiscreteScheduler,
-        FluxFillPipeline,
-        FluxTransformer2DModel,
-    )
-
-    c, f = 4, 2  # latent channels, VAE factor
-    transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=8 * c + 4 * f * f, out_channels=4 * c, num_layers=1, num_single_layers=1,
-        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-        guidance_embeds=True, axes_dims_rope=(4, 4, 8),
-    )
-    pipe = FluxFillPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(), vae=_tiny_vae(c), text_encoder=None, tokenizer=None,
-        text_encoder_2=None, tokenizer_2=None, transformer=transformer,
-    )
-    g = torch.Generator().manual_seed(_TINY_SEED + 1)
-    embeds = {
-        "prompt_embeds": torch.randn(1, _TINY_TEXT_LEN, 32, generator=g),
-        "pooled_prompt_embeds": torch.randn(1, 32, generator=g),
-    }
-    return pipe, embeds
-
-
-def _tiny_sd3_inpaint():
-    """StableDiffusion3InpaintPipeline with a tiny 16-channel transformer (the latent-blending mode)."""
-    from diffusers import (
-        FlowMatchEulerDiscreteScheduler,
-        SD3Transformer2DModel,
-        StableDiffusion3InpaintPipeline,
-    )
-
-    transformer = SD3Transformer2DModel(
-        sample_size=32, patch_size=1, in_channels=16, num_layers=1, attention_head_dim=8, num_attention_heads=4,
-        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=16,
-    )
-    pipe = StableDiffusion3InpaintPipeline(
-        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_tiny_vae(16),
-        text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None, text_encoder_3=None,
-        tokenizer_3=None,
-    )
-    g = torch.Generator().manual_seed(_TINY_SEED + 2)
-    embeds = {
-        "prompt_embeds": torch.randn(1, _TINY_TEXT_LEN, 32, generator=g),
-        "pooled_prompt_embeds": torch.randn(1, 64, generator=g),
-        # The "empty prompt" branch of CFG: zeros of the same shapes.
-        "negative_prompt_embeds": torch.zeros(1, _TINY_TEXT_LEN, 32),
-        "negative_pooled_prompt_embeds": torch.zeros(1, 64),
-    }
-    return pipe, embeds
-
-
-def _build_pipeline(cfg: Config, spec: BaselineSpec):
-    """(pipeline, precomputed embeddings or None) for a diffusers baseline at this scale."""
-    path, _ = _resolve_pipeline(cfg, spec)
-    if path is None:
-        with torch.random.fork_rng(devices=[]):  # fixed random init without touching the global RNG
-            torch.manual_seed(_TINY_SEED)
-            return _tiny_flux_fill() if spec.name == "flux_fill" else _tiny_sd3_inpaint()
-    from diffusers import FluxFillPipeline, StableDiffusion3InpaintPipeline
-
-    cls = FluxFillPipeline if spec.name == "flux_fill" else StableDiffusion3InpaintPipeline
-    device = resolve_device("auto")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    return cls.from_pretrained(path, torch_dtype=dtype).to(device), None
-
-
-def _diffusers_inpainter(cfg: Config, spec: BaselineSpec) -> Inpainter:
-    pipe, embeds = _build_pipeline(cfg, spec)
-    pipe.set_progress_bar_config(disable=True)
-    steps = steps_for(cfg, spec.name)
-
-    def run(images: torch.Tensor, masks: torch.Tensor, seeds: list[int], guidance: float | None) -> torch.Tensor:
-        b, _, h, w = images.shape
-        g = spec.default_guidance if guidance is None else float(guidance)
-        kwargs: dict = {}
-        if embeds is None:
-            kwargs["prompt"] = [""] * b  # text-free inpainting: the empty prompt
-        else:
-            kwargs.update({k: v.expand(b, *v.shape[1:]).to(pipe.device) for k, v in embeds.items()})
-        if spec.name == "sd35_inpaint":
-            kwargs["strength"] = 1.0  # start from pure noise: the pipeline's default 0.6 keeps the hole's content
-        out = pipe(
-            image=((images.float() + 1.0) / 2.0).clamp(0, 1),  # diffusers takes tensors in [0, 1]
-            mask_image=(masks > 0.5).float(),
-            height=h, width=w, num_inference_steps=steps, guidance_scale=g,
-            generator=image_generators(seeds), output_type="pt", **kwargs,
-        ).images  # (B,3,H,W) in [0, 1]
-        return (out.float() * 2.0 - 1.0).clamp(-1, 1).to(images.device)
-
-    return run
+def sample_settings(cfg: Config, name: str, benchmark: str | None) -> dict[str, Any]:
+    """What a sample folder records about how this method ran (checkpoint, native size, paste-back)."""
+    spec = get_baseline(name)
+    ckpt = checkpoint_for(cfg, name, benchmark)
+    out: dict[str, Any] = {"paste_back": spec.paste_back}
+    if ckpt is not None:
+        out.update(checkpoint=ckpt.key, native_size=ckpt.size)
+        if ckpt.note:
+            out["checkpoint_note"] = ckpt.note
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points
 # ---------------------------------------------------------------------------------------------
 
-_LOADED: dict[tuple, Inpainter] = {}
+_LOADED: dict[tuple, Loaded] = {}
 
 
-def load_baseline(cfg: Config, name: str, target: str | None = None) -> Inpainter:
-    """Build (once per process and setting) the inpainter of a non-Moebius method; ``target`` (the
-    benchmark's fine-tuning target) picks the checkpoint of methods that have one per domain (MAT)."""
+def _load(cfg: Config, name: str, benchmark: str | None) -> Loaded:
     spec = get_baseline(name)
     if spec.family == "ours":
         raise EvalError(f"{name} is one of our models: run it with inpaint_benchmark and a run folder")
-    ok, why = can_run(name, cfg)
+    ok, why = can_run(name, cfg, benchmark)
     if not ok:
         raise EvalError(f"cannot run {name}: {why}")
     from moebius.weights import weights_root
 
-    key = (name, cfg.scale, str(weights_root(cfg.weights.dir)), cfg.weights.allow_standin, steps_for(cfg, name))
-    if spec.family == "mat":
-        key += (target,)
+    ckpt = checkpoint_for(cfg, name, benchmark)
+    size = work_size(cfg, name, benchmark) if benchmark is not None and ckpt is not None else None
+    key = (name, ckpt, size, cfg.scale, str(weights_root(cfg.weights.dir)), cfg.weights.allow_standin,
+           steps_for(cfg, name))
     if key not in _LOADED:
-        if spec.family == "mat":
-            from moebius.eval.mat import load_mat_inpainter
-
-            try:
-                _LOADED[key] = load_mat_inpainter(cfg.scale, cfg.weights.allow_standin, cfg.weights.dir, target)
-            except WeightError as exc:
-                raise EvalError(f"{name}: {exc}") from exc
-        elif spec.family == "classical":
-            _LOADED[key] = _cv2_inpainter("INPAINT_TELEA" if name == "telea" else "INPAINT_NS")
-        else:
-            _LOADED[key] = _diffusers_inpainter(cfg, spec)
+        module, function = spec.runner.split(":")
+        build = getattr(importlib.import_module(module), function)
+        _LOADED[key] = build(cfg, spec, ckpt, size)
     return _LOADED[key]
 
 
+def load_baseline(cfg: Config, name: str, benchmark: str | None = None) -> Inpainter:
+    """Build (once per process and setting) the inpainter of a non-Moebius method for ``benchmark``."""
+    return _load(cfg, name, benchmark).run
+
+
+def provenance(cfg: Config, name: str, benchmark: str | None = None) -> dict[str, Any]:
+    """Where the loaded weights came from: file, kind, digests (recorded in meta.json on first use)."""
+    return dict(_load(cfg, name, benchmark).provenance)
+
+
 def run_baseline(
-    cfg: Config, name: str, images: torch.Tensor, masks: torch.Tensor, seeds: list[int], guidance: float | None = None,
-    target: str | None = None,
+    cfg: Config, name: str, images: torch.Tensor, masks: torch.Tensor, seeds: list[int],
+    guidance: float | None = None, benchmark: str | None = None,
 ) -> torch.Tensor:
     """Inpaint with a non-Moebius method: images (B,3,H,W) [-1,1], masks (B,1,H,W) 1 = hole → [-1,1]."""
+    import torch
+
     if images.ndim != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
         raise EvalError(f"images (B,3,H,W) and masks (B,1,H,W) must match, got {tuple(images.shape)}, "
                         f"{tuple(masks.shape)}")
     if len(seeds) != images.shape[0]:
         raise EvalError(f"need one seed per image: {len(seeds)} seeds for {images.shape[0]} images")
     with torch.inference_mode():
-        return load_baseline(cfg, name, target=target)(images, masks, seeds, guidance)
+        return load_baseline(cfg, name, benchmark)(images, masks, seeds, guidance)

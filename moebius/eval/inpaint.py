@@ -4,7 +4,11 @@ DESIGN.md (samples contract) and MASKS.md (evaluation conventions): images and m
 id through the benchmark manifest, never by sorted file order (MAT #86/#131); every output is
 composited with the known region (output·hole + input·known) before it is written, since FID and
 LPIPS are computed on composites; ``meta.json`` records how the samples were made. Our models run
-through ``moebius.diffusion.inpaint_batch``; every other method through ``baselines.run_baseline``.
+through ``moebius.diffusion.inpaint_batch`` with their own sampling settings
+(``moebius.diffusion.model_sampling``: PixelHacker as its infer script, Moebius as its own), and
+hand their output in as their official inference does (``sample.paste_back``: the blurred paste-back
+for Moebius, the raw output for PixelHacker; ``hard`` composites them like every other method, whose
+output always goes through ``baselines.run_baseline`` and the hard composite).
 
 Resumable and atomic: each PNG is written under its final name only when complete, ids whose PNG
 already exists and reads back at the right size are skipped, and ``meta.json`` is written last, so
@@ -19,6 +23,7 @@ checksums before anything is sampled, and an unreadable image is a one-line ``Ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,14 +40,17 @@ from moebius.data.manifest import check_id, verify_manifest
 from moebius.device import resolve_device
 from moebius.diffusion.composite import composite
 from moebius.diffusion.latents import vae_factor
-from moebius.diffusion.sampler import inpaint_batch
+from moebius.diffusion.sampler import inpaint_batch, model_sampling
 from moebius.errors import DataError, EvalError
 from moebius.eval.baselines import (
     get_baseline,
     load_baseline,
+    provenance,
     run_baseline,
+    sample_settings,
     steps_for,
     weights_kind,
+    work_size,
 )
 from moebius.eval.score_size import lanczos_images, lanczos_masks, resize_plan
 from moebius.progress import progress
@@ -173,12 +181,17 @@ def write_png(path: Path, image: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Bicubic resize of (B,3,H,W) [-1,1] images (antialiased when shrinking), clamped to [-1,1]."""
-    if images.shape[-1] == size:
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize_images(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of (B,3,H,W) [-1,1] images to a side or (H, W) (antialiased when shrinking), clamped."""
+    hw = _hw(size)
+    if tuple(images.shape[-2:]) == hw:
         return images
-    shrink = size < images.shape[-1]
-    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False, antialias=shrink)
+    shrink = hw[0] < images.shape[-2] or hw[1] < images.shape[-1]
+    out = F.interpolate(images, size=hw, mode="bicubic", align_corners=False, antialias=shrink)
     return out.clamp(-1.0, 1.0)
 
 
@@ -194,8 +207,8 @@ def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
-    """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``)."""
+def load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
+    """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``); also ``moebius inpaint``'s."""
     if run_dir is None or vae_dir is None:
         raise EvalError(f"{model_key}: needs a run folder and a VAE folder (run_dir, vae_dir)")
     from moebius.errors import TrainError
@@ -219,11 +232,14 @@ def inpaint_benchmark(
     masks_dir: Path,
     out_dir: Path,
     guidance: float | None = None,
+    start: str | None = None,
 ) -> dict:
     """Write ``<out_dir>/<id>.png`` (composited) for every benchmark image, then ``meta.json``; return meta.
 
     ``model_key`` is a baseline name (``moebius`` / ``pixelhacker`` load ``run_dir`` and ``vae_dir``).
-    ``guidance`` None → 2.5 / 2.0 by benchmark domain for ours, the method's default otherwise.
+    ``guidance`` None → the model's default (``model_sampling``: 2.5 / 2.0 by benchmark domain for
+    Moebius, 4.5 for PixelHacker; the method's own otherwise). ``start`` (``noise`` | ``gt_noised``)
+    overrides ``sample.start`` for our models (``eval.sampler_starts``); it is recorded in ``meta.json``.
     """
     try:
         bench = cfg.benchmark(benchmark)
@@ -237,43 +253,48 @@ def inpaint_benchmark(
     ids = manifest_ids(images_dir)
     masks, mask_info = read_masks(masks_dir, ids, bench.size)
 
+    if start is not None and start not in ("noise", "gt_noised"):
+        raise EvalError(f"unknown sampler start {start!r}; choose 'noise' or 'gt_noised'")
+    if start is not None and spec.family != "ours":
+        raise EvalError(f"{model_key} runs its own pipeline: a sampler start applies to our models only")
+    sample_cfg, default_guidance = model_sampling(cfg.sample, model_key, bench.domain)
+    if start is not None:
+        sample_cfg = dataclasses.replace(sample_cfg, start=start)
     device = resolve_device("auto")
     model = vae = None
     if spec.family == "ours":
-        model, vae, run_meta = _load_ours(run_dir, vae_dir, model_key)
+        model, vae, run_meta = load_ours(run_dir, vae_dir, model_key)
         model, vae = model.to(device).eval(), vae.to(device).eval()
         kind = str(run_meta.get("weights_kind", "trained"))
         model_size: int | None = model.latent_size * vae_factor(vae)
         if guidance is None:
-            guidance = cfg.sample.cfg_natural if bench.domain == "natural" else cfg.sample.cfg_portrait
-        sampler = {"start": cfg.sample.start, "strength": cfg.sample.strength, "noise_offset": cfg.sample.noise_offset,
-                   "paste_back": cfg.sample.paste_back, "paste_blur": cfg.sample.paste_blur}
+            guidance = default_guidance
+        sampler = {"start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
+                   "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur}
     else:
-        # Build it once now: a method that cannot run fails before any work. ``finetune`` names the
-        # domain, for methods with one checkpoint per domain (MAT).
-        inpainter = load_baseline(cfg, model_key, target=bench.finetune)
-        kind = weights_kind(cfg, model_key, target=bench.finetune)
-        # Baselines run at the benchmark's own size, except fixed-resolution networks (MAT: 512 px).
-        model_size = getattr(inpainter, "model_size", None)
+        load_baseline(cfg, model_key, benchmark)  # build it once now: a method that cannot run fails before any work
+        kind = weights_kind(cfg, model_key, benchmark)
+        model_size = work_size(cfg, model_key, benchmark)  # the checkpoint's native size; None: the benchmark's
         if guidance is None:
             guidance = spec.default_guidance
-        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a"}
+        sampler = {"start": "pipeline" if spec.family == "diffusers" else "n/a",
+                   **sample_settings(cfg, model_key, benchmark)}
 
-    work_size = model_size or bench.size
+    size_run = model_size or bench.size
     # The student only runs at its trained size (64 latents → 512 px): a benchmark of another size (the
     # 256-px ones; 32 px at smoke scale) is resized to it; sample.score_size says how and at which size
-    # the samples are written and scored (moebius/eval/score_size.py).
-    resized = resize_plan(cfg.sample.score_size, bench.size, work_size)
+    # the samples are written and scored (moebius/eval/score_size.py). A baseline's fixed-size checkpoint
+    # (MAT, MI-GAN, CoModGAN, SD 1.5) runs at its native size and is resized back and scored at the
+    # benchmark's size, as their own evaluation does (MI-GAN's scripts/evaluate_fid_lpips.py).
+    resized = resize_plan(cfg.sample.score_size if spec.family == "ours" else "benchmark", bench.size, size_run)
     out_size = resized["scored_at"] if resized else bench.size
 
     settings = {
         "model": model_key, "display": spec.display, "benchmark": benchmark, "weights_kind": kind,
         "guidance": guidance, "steps": steps_for(cfg, model_key), "seed": cfg.sample.seed, "sampler": sampler,
-        "size": bench.size, "model_size": work_size, "resized": resized, "out_size": out_size, "masks": mask_info,
+        "size": bench.size, "model_size": size_run, "resized": resized, "out_size": out_size, "masks": mask_info,
         "scale": cfg.scale, "sample_config_hash": config_hash(cfg.sample),
     }
-    if spec.family != "ours" and getattr(inpainter, "weights_record", None):
-        settings["weights"] = inpainter.weights_record  # which file (sha256) made these samples
     _check_resume(out_dir, settings)
 
     pending = [i for i in ids if not is_valid_png(out_dir / f"{i}.png", out_size)]
@@ -286,20 +307,27 @@ def inpaint_benchmark(
             hole = torch.stack([torch.from_numpy(masks[i]) for i in chunk]).unsqueeze(1).float()  # (B,1,S,S)
             seeds = [image_seed(cfg.sample.seed, i) for i in chunk]
             if resized and resized["mode"] == "model":  # the official pipeline's LANCZOS (mask re-binarised)
-                x, m = lanczos_images(images, work_size), lanczos_masks(hole, work_size)
+                x, m = lanczos_images(images, size_run), lanczos_masks(hole, size_run)
             else:
-                x, m = resize_images(images, work_size), resize_masks(hole, work_size)
+                x, m = resize_images(images, size_run), resize_masks(hole, size_run)
             if spec.family == "ours":
-                out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), cfg.sample)
+                out = inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(guidance), sample_cfg)
             else:
-                out = run_baseline(cfg, model_key, x, m, seeds, guidance, target=bench.finetune)
-            # composited: scored images keep the known pixels of the image they are scored against exactly
+                out = run_baseline(cfg, model_key, x, m, seeds, guidance, benchmark=benchmark)
+            # Our sampler pastes back itself (`blurred` / `none` are scored as the official inference hands them
+            # in); `hard` and the baselines get a composite: scored images keep the known pixels exactly.
+            hard = spec.family != "ours" or sample_cfg.paste_back == "hard"
             if resized and resized["mode"] == "model":
-                out = composite(out.float().cpu(), x, m)  # kept at the model's size, as the pipeline returns it
+                out = out.float().cpu()  # kept at the model's size, as the pipeline returns it
+                if hard:
+                    out = composite(out, x, m)
             else:
                 # DEVIATION (official pipeline, sample.score_size = benchmark): the output is resized back
                 # to the benchmark's size (bicubic) and scored there; the pipeline returns the 512 image.
-                out = composite(resize_images(out.float().cpu(), bench.size), images, hole)
+                # Baselines always come here: their own evaluation resizes back (see resize_plan above).
+                out = resize_images(out.float().cpu(), bench.size)
+                if hard:
+                    out = composite(out, images, hole)
             for image_id, image in zip(chunk, out):
                 write_png(out_dir / f"{image_id}.png", image)
             bar.update(len(chunk))
@@ -308,6 +336,8 @@ def inpaint_benchmark(
     meta = {**settings, "n_images": len(ids), "ids": ids, "n_generated_this_run": len(pending),
             "seconds_this_run": round(elapsed, 3),
             "seconds_per_image": round(elapsed / len(pending), 4) if pending else None}
+    if spec.family != "ours":
+        meta["weights"] = provenance(cfg, model_key, benchmark)  # file, digests: recorded on first use
     write_json(out_dir / META, meta)
     return meta
 

@@ -8,7 +8,10 @@ Conventions (protocols/MASKS.md, "Evaluation conventions"):
 * LPIPS — the ``lpips`` package, net and input range configurable: alex on [-1, 1] (MAT, the default)
   or [0, 1] with ``normalize=True`` (MI-GAN); mean over images.
 * Per hole-ratio bin (LaMa): the same scores on the images whose mask hole ratio (mask manifest) falls
-  in each 10% bin; only bins with >= 2 images are reported.
+  in each 10% bin; only bins with >= 2 images are reported. A bin's FID needs ``eval.min_fid_images``
+  images (2048 at full scale, the feature dimension: below it the covariance is singular and the
+  small-sample bias dominates); a smaller bin gets a ``fid_bin`` record without a value, marked
+  ``withheld: "too few"``, and keeps its LPIPS (a per-image mean, fine at any count).
 * Confidence intervals, fixed seed, over image ids: for LPIPS (a mean) the percentile bootstrap; for FID
   centred half-sampling (``fid_interval``), because FID is biased upward by duplicated images, so a
   with-replacement bootstrap interval can exclude the point estimate. FID is re-computed from the
@@ -60,6 +63,10 @@ LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923
 LPIPS_HEAD_KEYS = {"alex": "lpips_alex_head", "vgg": "lpips_vgg_head"}
 CI_LEVEL = 0.95
 MIN_BIN_IMAGES = 2
+TOO_FEW = "too few"  # what a per-bin FID below eval.min_fid_images shows instead of a number
+# meta.json "sampler" keys → the switch names (moebius.switches) they record: a record says which form
+# made its samples, even where that differs from the config's default (other start, PixelHacker's paste).
+_SAMPLER_SWITCHES = {"start": "sampler_start", "paste_back": "paste_back"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,6 +583,23 @@ def _mask_settings(masks_dir: Path) -> dict:
         raise EvalError(str(exc)) from exc
 
 
+def sampler_settings(cfg: Config, meta: dict) -> dict[str, Any]:
+    """The sampler form a sample folder's ``meta.json`` says it was made with, as record settings.
+
+    Overrides the config-derived switch values (``moebius.switches``) only for samples of our own
+    sampler; ``variant`` names a start other than ``sample.start``, so the tables keep those rows apart.
+    """
+    sampler = meta.get("sampler")
+    if not isinstance(sampler, dict) or sampler.get("start") not in ("noise", "gt_noised"):
+        return {}  # a baseline's own pipeline: the switches do not apply
+    out: dict[str, Any] = {name: sampler[key] for key, name in _SAMPLER_SWITCHES.items() if key in sampler}
+    if isinstance(meta.get("guidance"), (int, float)) and not isinstance(meta.get("guidance"), bool):
+        out["guidance"] = float(meta["guidance"])
+    if sampler["start"] != cfg.sample.start:
+        out["variant"] = f"start={sampler['start']}"
+    return out
+
+
 def evaluate_samples(
     cfg: Config,
     samples_dir: str | Path,
@@ -593,7 +617,10 @@ def evaluate_samples(
     (+ ``manifest.csv``, whose hash is the data version); ``masks_dir``: the benchmark's mask set
     (``manifest.csv`` with ``hole_ratio``). Records: metric "fid" and "lpips" (value, 95% bootstrap CI,
     n_images), and "fid_bin" / "lpips_bin" with settings ``{"hole_bin": "0.4-0.5"}`` for bins of >= 2
-    images. Nothing is written; the caller passes the list to ``records.write_records``.
+    images ("fid_bin" withheld as "too few" below ``eval.min_fid_images``). Every record carries the
+    sampler form of its samples (``meta.json``: ``sampler_start``, ``paste_back``, ``guidance``), and
+    ``variant: "start=<s>"`` when our sampler started otherwise than ``sample.start`` (extra table rows).
+    Nothing is written; the caller passes the list to ``records.write_records``.
     """
     samples_dir, real_dir, masks_dir = Path(samples_dir), Path(real_dir), Path(masks_dir)
     verify_manifest(real_dir)  # score against exactly the pixels the data version names
@@ -620,6 +647,7 @@ def evaluate_samples(
 
     version = data_version(real_dir)
     base = {
+        **sampler_settings(cfg, meta),
         **(settings or {}),
         "lpips_net": cfg.eval.lpips_net,
         "lpips_range": cfg.eval.lpips_range,
@@ -635,11 +663,11 @@ def evaluate_samples(
     def kind(extractor_kind: str) -> str:
         return "standin" if "standin" in (extractor_kind, samples_kind) else samples_kind
 
-    def record(metric: str, value: float, n: int, ci: tuple[float, float] | None, extractor_kind: str,
-               **extra: Any) -> dict:
+    def record(metric: str, value: float | None, n: int, ci: tuple[float, float] | None, extractor_kind: str,
+               withheld: str | None = None, **extra: Any) -> dict:
         return make_record(cfg, model=model, benchmark=benchmark, metric=metric, value=value, n_images=n,
                            weights_kind=kind(extractor_kind), data_version=version,
-                           settings={**base, **extra}, ci=ci)
+                           settings={**base, **extra}, ci=ci, withheld=withheld)
 
     boot = cfg.eval.bootstrap
     records = [
@@ -652,10 +680,15 @@ def evaluate_samples(
         sel = np.flatnonzero(labels == label)
         if len(sel) < MIN_BIN_IMAGES:
             continue
-        rows = torch.from_numpy(sel)
-        real_b, fake_b = fid.real_features[rows], fid.fake_features[rows]
-        records.append(record("fid_bin", fid_from_features(real_b, fake_b), len(sel),
-                              fid_interval(real_b, fake_b, boot, seed, device), fid.weights_kind, hole_bin=label))
+        if len(sel) < cfg.eval.min_fid_images:
+            records.append(record("fid_bin", None, len(sel), None, fid.weights_kind, withheld=TOO_FEW,
+                                  hole_bin=label, min_fid_images=cfg.eval.min_fid_images))
+        else:
+            rows = torch.from_numpy(sel)
+            real_b, fake_b = fid.real_features[rows], fid.fake_features[rows]
+            records.append(record("fid_bin", fid_from_features(real_b, fake_b), len(sel),
+                                  fid_interval(real_b, fake_b, boot, seed, device), fid.weights_kind,
+                                  hole_bin=label, min_fid_images=cfg.eval.min_fid_images))
         records.append(record("lpips_bin", float(lp.per_image[sel].mean()), len(sel),
                               bootstrap_mean_ci(lp.per_image[sel], boot, seed), lp.weights_kind, hole_bin=label))
     return records

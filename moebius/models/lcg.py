@@ -4,9 +4,15 @@ The official ``RemovalModel`` owns an ``nn.Embedding(20, 3072)``; ten consecutiv
 conditioning sequence E_LCG (K = 10 tokens). Ids 0..9 are the "background" (removal) task, used as the
 conditional branch of classifier-free guidance; ids 10..19 are the "foreground" task, used as the
 unconditional branch. A CFG batch is ``[uncond, cond]``.
+
+In training the official dataset (``RemovalDataset._get_input_ids``) gives each sample the ids of its
+task category: a background (removal) sample 0..9, a foreground (object) sample 10..19; a sample of a
+mask-free dataset is a background sample (``category_ids``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -34,3 +40,19 @@ def lcg_ids(batch_size: int, conditional: bool, device: torch.device | str | Non
 def cfg_ids(batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Return the (2*batch_size, 10) ids of a CFG batch: unconditional rows first, then conditional."""
     return torch.cat([lcg_ids(batch_size, False, device), lcg_ids(batch_size, True, device)], dim=0)
+
+
+TASK_CATEGORIES = ("background", "foreground")
+"""Task categories of the official training data, in id order: background 0..9, foreground 10..19."""
+
+
+def category_ids(categories: Sequence[str], device: torch.device | str | None = None) -> torch.Tensor:
+    """Return the (len(categories), 10) ids of samples of these task categories (official rule)."""
+    rows = []
+    for c in categories:
+        if c not in TASK_CATEGORIES:
+            raise ModelInputError(f"unknown LCG task category {c!r}; known: {', '.join(TASK_CATEGORIES)}")
+        rows.append(lcg_ids(1, c == "background", device))
+    if not rows:
+        raise ModelInputError("category_ids needs at least one sample")
+    return torch.cat(rows, dim=0)  # (B, 10)

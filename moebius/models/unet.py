@@ -38,6 +38,20 @@ from moebius.models.blocks import (
 from moebius.models.timestep import TimestepEmbedding, sinusoidal_embedding
 
 
+def _resnet(block: nn.Module, resnet: nn.Module, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    """``resnet(x, temb)``, recomputed in backward when the block's ``gradient_checkpointing`` is on.
+
+    As the official diffusers blocks (``_gradient_checkpointing_func(resnet, hidden_states, temb)``):
+    only the residual blocks are checkpointed, not the transformers, and only while grad is enabled.
+    Each backward pass that reaches a checkpointed block recomputes it, so a train-mode BatchNorm in it
+    updates its running statistics once more (the official step: 5 times per step in up blocks, 2 in
+    down blocks, once outside residual blocks; tests/train/test_train_checkpointing.py).
+    """
+    if block.gradient_checkpointing and torch.is_grad_enabled():
+        return checkpoint(resnet, x, temb, use_reentrant=False)
+    return resnet(x, temb)
+
+
 @dataclass(frozen=True)
 class UNetSpec:
     """Everything that fixes a U-Net's architecture (and so its state-dict layout)."""
@@ -104,13 +118,14 @@ class DownBlock(nn.Module):
         )
         self.downsamplers = nn.ModuleList([Downsample(out_channels)]) if add_down else None
         self.has_attn = has_attn
+        self.gradient_checkpointing = False  # set through LatentUNet.gradient_checkpointing
 
     def forward(
         self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         skips: tuple[torch.Tensor, ...] = ()
         for i, resnet in enumerate(self.resnets):
-            x = resnet(x, temb)  # (B, C, H, W)
+            x = _resnet(self, resnet, x, temb)  # (B, C, H, W)
             if self.has_attn:
                 x = self.attentions[i](x, context)
             skips += (x,)
@@ -138,11 +153,12 @@ class MidBlock(nn.Module):
         self.resnets = nn.ModuleList(
             [ResnetBlock(channels, channels, temb, spec.conv, spec.norm_groups) for _ in range(2)]
         )
+        self.gradient_checkpointing = False
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = self.resnets[0](x, temb)
+        x = _resnet(self, self.resnets[0], x, temb)
         for attn, resnet in zip(self.attentions, self.resnets[1:]):
-            x = resnet(attn(x, context), temb)
+            x = _resnet(self, resnet, attn(x, context), temb)
         return x  # (B, C, H, W)
 
 
@@ -166,13 +182,14 @@ class UpBlock(nn.Module):
         self.resnets = nn.ModuleList(resnets)
         self.upsamplers = nn.ModuleList([Upsample(out_channels)]) if add_up else None
         self.has_attn = has_attn
+        self.gradient_checkpointing = False
 
     def forward(
         self, x: torch.Tensor, skips: tuple[torch.Tensor, ...], temb: torch.Tensor, context: torch.Tensor
     ) -> torch.Tensor:
         for i, resnet in enumerate(self.resnets):
             x = torch.cat([x, skips[-1 - i]], dim=1)  # (B, C + C_skip, H, W), newest skip first
-            x = resnet(x, temb)
+            x = _resnet(self, resnet, x, temb)
             if self.has_attn:
                 x = self.attentions[i](x, context)
         if self.upsamplers is not None:
@@ -214,10 +231,6 @@ class LatentUNet(nn.Module):
     def __init__(self, spec: UNetSpec) -> None:
         super().__init__()
         self.spec = spec
-        # recompute each U-Net block in backward instead of storing its activations (the official
-        # training runs with gradient checkpointing). BatchNorm running statistics are then updated a
-        # second time during the recomputation.
-        self.gradient_checkpointing = False
         ch = spec.block_out_channels
         temb = ch[0] * 4
         for c in ch:
@@ -243,6 +256,19 @@ class LatentUNet(nn.Module):
         self.conv_norm_out = group_norm(spec.norm_groups, ch[0], 1e-5)
         self.conv_out = make_conv3x3(spec.conv, ch[0], spec.out_channels)
 
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Recompute every residual block in backward instead of storing its activations (``_resnet``)."""
+        return any(b.gradient_checkpointing for b in self._blocks())
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enabled: bool) -> None:
+        for block in self._blocks():  # as diffusers' enable_gradient_checkpointing: on every block
+            block.gradient_checkpointing = bool(enabled)
+
+    def _blocks(self) -> list[nn.Module]:
+        return [*self.down_blocks, *([self.mid_block] if self.mid_block is not None else []), *self.up_blocks]
+
     def forward(
         self, sample: torch.Tensor, timestep: torch.Tensor | float | int, encoder_hidden_states: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -260,24 +286,19 @@ class LatentUNet(nn.Module):
         skips: tuple[torch.Tensor, ...] = (x,)
         block_outputs: list[torch.Tensor] = []
         for block in self.down_blocks:
-            x, res = self._run(block, x, emb, context)
+            x, res = block(x, emb, context)
             skips += res
             block_outputs.append(x)
         if self.mid_block is not None:
-            x = self._run(self.mid_block, x, emb, context)
+            x = self.mid_block(x, emb, context)
             block_outputs.append(x)
         for block in self.up_blocks:
             n = len(block.resnets)
-            x = self._run(block, x, skips[-n:], emb, context)
+            x = block(x, skips[-n:], emb, context)
             skips = skips[:-n]
             block_outputs.append(x)
         x = self.conv_out(F.silu(self.conv_norm_out(x)))  # (B, 4, h, w)
         return x, block_outputs
-
-    def _run(self, block: nn.Module, *args: object) -> object:
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
 
     def coarse_feature_index(self) -> int:
         """Index in ``block_outputs`` of the coarse distillation feature (paper Sec. 3.3).

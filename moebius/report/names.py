@@ -60,6 +60,8 @@ MODEL_NAMES: Registry[str] = Registry("model key", {
     "lama": "LaMa",
     "mat": "MAT",
     "migan": "MI-GAN",
+    "comodgan": "CoModGAN",
+    "sd15_inpaint": "SD",  # the paper's "SD" [32] row: SD 1.5 inpainting (moebius.eval.baselines)
     **{key: f"Exp {key.removeprefix('exp')}" for key in TABLE2_KEYS},  # Tab. 2 rows ①..⑮
     # Tab. 5 rows are cumulative: each adds one loss to the previous row.
     "loss_c": "C_KD",

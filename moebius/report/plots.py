@@ -188,9 +188,11 @@ def plot_ablation_bars(df: pd.DataFrame, name: str, out_png: Path) -> Path:
         axes[0].set_ylabel("reported FID (paper)")
         axes[1].bar(x, rep, 0.6, color=REPRODUCED_STYLE["color"])
         axes[1].set_ylabel("reproduced FID")
-        for xi, v in zip(x, rep):
+        notes = sub.set_index("method")["note"].reindex(methods) if "note" in sub.columns else [None] * len(methods)
+        for xi, v, note in zip(x, rep, notes):
             if math.isnan(v):
-                axes[1].text(xi, 0, "not run", rotation=90, ha="center", va="bottom", fontsize=7, color="0.4")
+                why = "not comparable" if str(note).startswith("not comparable") else "not run"
+                axes[1].text(xi, 0, why, rotation=90, ha="center", va="bottom", fontsize=7, color="0.4")
     crowded = len(methods) > 6  # 15 experiment names overlap unless slanted
     axes[-1].set_xticks(x, methods, rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=8)
     axes[-1].set_xlabel("experiment" if name == "table2" else "losses used (cumulative)")

@@ -24,7 +24,18 @@ swapped): plain norms, epsilons, clamps and static multipliers λ,
     w_perc = clamp(‖G(L_task, θ_F)‖ / (‖G(L_perc, θ_F)‖ + 1e-6), 0, 1e6)
     w_out  = clamp(‖G(L_C_KD, θ_C)‖ / (‖G(L_task, θ_C)‖ + 1e-4), 0, 1e4)
     L_total = λ_KD·L_C_KD + w_out·(λ_task·L_task + λ_KD·w_f_kd·L_F_KD + λ_P·w_perc·L_perc)
-It needs all four losses (the official code fails on a constant zero loss).
+The cross-level weight w_out is normalised by L_task's gradient alone, not by that of the whole output
+group as Eq. 5 does (checked against ``cal_adaptive_weights_type8``: ``feat_weight_task`` =
+‖∂featkd/∂θ_feat‖ / (‖∂task/∂θ_feat‖ + 1e-4), with featkd = L_C_KD and θ_feat = our θ_C).
+The official step also takes ‖G(L_F_KD, θ_C)‖ and ‖G(L_perc, θ_C)‖, which it only logs; they are taken
+here too and logged as ``gnorm_c_*`` / ``gnorm_f_*``, because each of those backward passes recomputes
+the gradient-checkpointed residual blocks, whose BatchNorms then update their running statistics
+again: the released weights' statistics come from a run that took them.
+The official code needs all four losses; a subset (Table 5, or KD off) drops the missing terms, and a
+weight whose reference L_task is missing is 1 (DEVIATION in ``official_balance``).
+
+Both forms compute the weights from the process's own micro-batch (``reduce`` None, as the official
+script: ``distill.balance_sync: per_rank``), or average them over the ranks (``all_reduce``).
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ class Balanced:
     total: torch.Tensor
     weights: dict[str, float] = field(default_factory=dict)
     fallbacks: int = 0
+    norms: dict[str, float] = field(default_factory=dict)  # gradient norms the official step logs
 
 
 def grad_sq_norm(loss: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
@@ -125,26 +137,43 @@ def official_balance(
     lambda_perceptual: float,
     reduce: Reduce | None = None,
 ) -> Balanced:
-    """``cal_adaptive_weights_type8`` of the official code (all four losses required)."""
+    """``cal_adaptive_weights_type8`` of the official code, on any subset of the four losses."""
     _check_names(losses)
-    missing = [k for k in LOSS_NAMES if k not in losses]
-    if missing:
-        raise TrainError(f"balance 'official' needs all four losses; missing {', '.join(missing)} (use balance 'paper')")
     red = reduce or (lambda x: x)
-
-    def norm(loss: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return grad_sq_norm(loss, p).sqrt()
 
     def clamp(r: torch.Tensor, hi: float) -> torch.Tensor:
         return torch.nan_to_num(r, nan=0.0, posinf=hi).clamp(0.0, hi).detach()  # never NaN
 
-    g_task_f = norm(losses["task"], theta_f)
-    w_f_kd = red(clamp(g_task_f / (norm(losses["f_kd"], theta_f) + EPS_F), MAX_F))
-    w_perc = red(clamp(g_task_f / (norm(losses["perceptual"], theta_f) + EPS_F), MAX_F))
-    w_out = red(clamp(norm(losses["c_kd"], theta_c) / (norm(losses["task"], theta_c) + EPS_C), MAX_C))
-    inner = lambda_task * losses["task"] + lambda_kd * w_f_kd * losses["f_kd"] + lambda_perceptual * w_perc * losses["perceptual"]
-    total = lambda_kd * losses["c_kd"] + w_out * inner
-    return Balanced(total, {"w_f_kd": float(w_f_kd), "w_perc": float(w_perc), "w_out": float(w_out)})
+    # The official order: every loss at θ_C (its "feature" layer), then the output-level losses at θ_F.
+    g_c = {k: grad_sq_norm(losses[k], theta_c).sqrt() for k in LOSS_NAMES if k in losses}
+    g_f = {k: grad_sq_norm(losses[k], theta_f).sqrt() for k in ("f_kd", "task", "perceptual") if k in losses}
+    norms = {f"gnorm_c_{k}": float(v) for k, v in g_c.items()} | {f"gnorm_f_{k}": float(v) for k, v in g_f.items()}
+
+    # DEVIATION (official code: all four losses or an autograd error): Table 5's subsets and the KD-off
+    # runs drop the missing terms; a weight normalised by L_task's gradient is 1 when L_task is absent
+    # (c+f: L = λ_KD·(L_C_KD + L_F_KD)). With all four losses this is the official step exactly.
+    weights: dict[str, float] = {}
+    inner: torch.Tensor | None = None
+    if "task" in losses:
+        inner = lambda_task * losses["task"]
+    for name, wname, lam in (("f_kd", "w_f_kd", lambda_kd), ("perceptual", "w_perc", lambda_perceptual)):
+        if name not in losses:
+            continue
+        term = lam * losses[name]
+        if "task" in losses:
+            w = red(clamp(g_f["task"] / (g_f[name] + EPS_F), MAX_F))
+            weights[wname] = float(w)
+            term = w * term
+        inner = term if inner is None else inner + term
+    total = lambda_kd * losses["c_kd"] if "c_kd" in losses else None
+    if inner is not None:
+        if "c_kd" in losses and "task" in losses:
+            w_out = red(clamp(g_c["c_kd"] / (g_c["task"] + EPS_C), MAX_C))
+            weights["w_out"] = float(w_out)
+            inner = w_out * inner
+        total = inner if total is None else total + inner
+    assert total is not None  # _check_names rejects an empty set
+    return Balanced(total, weights, norms=norms)
 
 
 def balance(
@@ -158,7 +187,7 @@ def balance(
     lambda_perceptual: float = 0.5,
     reduce: Reduce | None = None,
 ) -> Balanced:
-    """Dispatch on ``cfg.distill.balance``."""
+    """Dispatch on ``cfg.distill.balance``; ``reduce`` follows ``cfg.distill.balance_sync``."""
     if form == "paper":
         return paper_balance(losses, theta_f, theta_c, reduce)
     if form == "official":

@@ -5,8 +5,14 @@ never of a running RNG, so a run resumed from a checkpoint sees exactly the batc
 timesteps the uninterrupted run would have seen, whatever the number of DataLoader workers.
 
 The sample stream is infinite: global position p = ((step·accum + micro)·world + rank)·B + i; epoch
-e = p // N visits the N training images in a permutation seeded by (seed, e). The mask of position p
-is drawn by ``moebius.masks.generate.sample_training_mask`` from a generator seeded by (seed, p).
+e = p // N visits the N training images in a permutation seeded by (seed, e). Position p's sample
+(crop, flip, hole, dilation) is drawn by ``moebius.train.data_pipeline`` from a generator seeded by
+(seed, p): the official dataset's pipeline, or the project's (``train.pipeline``).
+
+LCG ids (``diffusion_batch``): as the official dataset, a sample gets the ids of its task category;
+every training dataset of this project (Places365, CelebA-HQ, FFHQ, the smoke sets) is mask-free, and a
+mask-free sample is a background sample (ids 0..9). ``uncond_prob`` > 0 (``train.lcg_ids:
+cfg_dropout``) gives that share of the samples the foreground ids 10..19 instead.
 
 Denoiser input (official ``RemovalModel``): ``moebius.diffusion.latents`` owns it (VAE scale and
 shift, the latent mask, cat[z_t, mask, z_masked]), the same functions the sampler calls.
@@ -20,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from moebius.diffusion.latents import denoiser_input, encode, latent_mask
 from moebius.diffusion.schedule import NoiseSchedule
@@ -61,19 +66,22 @@ def data_versions(data_root: str | Path, datasets: Sequence[str], split: str) ->
     return {f"{name}/{split}": data_version(dataset_dir(data_root, name, split)) for name in datasets}
 
 
-def _to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, size, size) in [-1, 1]; centre-crop to square, bicubic resize."""
-    h, w = img.shape[:2]
-    if (h, w) != (size, size):
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        pil = Image.fromarray(img[top : top + side, left : left + side])
-        img = np.asarray(pil.resize((size, size), Image.BICUBIC))
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (3, H, W) in [-1, 1]."""
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
+CACHE_MAX_IMAGES = 4096  # decoded images kept per process: small (smoke, tests) sets only; 1.8M would not fit
+
+
 class TrainStream(torch.utils.data.Dataset):
-    """Position p of the infinite sample stream -> (image (3, S, S) in [-1, 1], mask (1, S, S), 1 = hole)."""
+    """Position p of the infinite sample stream -> (image (3, S, S) in [-1, 1], mask (1, S, S), 1 = hole).
+
+    ``pipeline`` (``moebius.train.data_pipeline``): ``official`` makes each sample with the official
+    dataset's augmentations from a generator seeded by (seed, p), its hole from the one LaMa protocol
+    in ``mask_protocols``; ``project`` centre-crops and draws the hole from a protocol picked uniformly
+    from ``mask_protocols``. ``mask_protocols`` None or empty: no holes (VAE training).
+    """
 
     def __init__(
         self,
@@ -82,12 +90,20 @@ class TrainStream(torch.utils.data.Dataset):
         seed: int,
         mask_protocols: Sequence[str] | None,
         cache: bool = True,
+        pipeline: str = "official",
     ) -> None:
+        from moebius.train.data_pipeline import PIPELINES
+
+        if pipeline not in PIPELINES:
+            raise TrainError(f"unknown training pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
         self.paths = list(paths)
         self.size = size
         self.seed = seed
+        self.pipeline = pipeline
         self.mask_protocols = list(mask_protocols) if mask_protocols else []
-        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+        if pipeline == "official" and len(self.mask_protocols) > 1:
+            raise TrainError(f"the official training pipeline draws from one LaMa protocol, got {self.mask_protocols}")
+        self._cache: dict[int, np.ndarray] | None = {} if cache and len(self.paths) <= CACHE_MAX_IMAGES else None
         self._perm: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:  # the stream is infinite; this is the number of distinct images
@@ -99,19 +115,31 @@ class TrainStream(torch.utils.data.Dataset):
             self._perm = (epoch, numpy_rng("train", self.seed, "epoch", epoch).permutation(len(self.paths)))
         return int(self._perm[1][offset])
 
-    def load(self, index: int) -> torch.Tensor:
+    def _base(self, index: int) -> np.ndarray:
+        """The decoded image before any random draw: uint8, (h, w) with min = S (official) or (S, S)."""
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         from moebius.data.manifest import load_verified_image
+        from moebius.train.data_pipeline import centre_square, resize_short_side
 
         # sha256 against the manifest beside the image, on the bytes decoded: a replaced or truncated
         # file fails loudly instead of training under the manifest's data version
-        img = _to_tensor(load_verified_image(self.paths[index]), self.size)
+        img = load_verified_image(self.paths[index])
+        img = resize_short_side(img, self.size) if self.pipeline == "official" else centre_square(img, self.size)
         if self._cache is not None:
             self._cache[index] = img
         return img
 
+    def load(self, index: int) -> torch.Tensor:
+        """Image ``index`` without random draws, (3, S, S) in [-1, 1]: the centre square (the official
+        pipeline's LANCZOS resize, then the centre crop); what the VAE's latent statistics read."""
+        img = self._base(index)
+        h, w = img.shape[:2]
+        top, left = (h - self.size) // 2, (w - self.size) // 2
+        return _to_tensor(img[top : top + self.size, left : left + self.size])
+
     def mask(self, position: int) -> torch.Tensor:
+        """The ``project`` pipeline's hole of ``position``."""
         rng = numpy_rng("train", self.seed, "mask", position)
         if not self.mask_protocols:  # VAE training: no masks
             return torch.zeros(1, self.size, self.size)
@@ -121,7 +149,15 @@ class TrainStream(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(hole, dtype=np.float32))[None]
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.load(self.image_index(position)), self.mask(position)
+        index = self.image_index(position)
+        if self.pipeline == "project":
+            return self.load(index), self.mask(position)
+        from moebius.train.data_pipeline import official_sample
+
+        rng = numpy_rng("train", self.seed, "sample", position)
+        protocol = self.mask_protocols[0] if self.mask_protocols else None
+        img, hole, _ = official_sample(rng, self._base(index), self.size, protocol)
+        return _to_tensor(img), torch.from_numpy(hole.astype(np.float32))[None]
 
 
 @dataclass(frozen=True)
@@ -191,13 +227,16 @@ def diffusion_batch(
     timestep_sampling: str,
     noise_offset: float,
     uncond_prob: float,
+    categories: Sequence[str] | None = None,
 ) -> DiffusionBatch:
     """Encode, noise and assemble one micro-batch; every draw comes from ``generator``.
 
-    A share ``uncond_prob`` of the samples gets the unconditional LCG ids (10..19) instead of the
-    conditional ones (0..9), so the unconditional branch of classifier-free guidance is trained too.
+    Ids follow each sample's task category (``categories``; None: all background, as every dataset
+    here is mask-free). A share ``uncond_prob`` of the samples then gets the foreground ids (10..19)
+    instead (CFG dropout; 0 under the official rule). The dropout draw is made either way, so the two
+    rules see the same noise, timesteps and later draws.
     """
-    from moebius.models.lcg import lcg_ids
+    from moebius.models.lcg import category_ids, lcg_ids
 
     b = images.shape[0]
     device = images.device
@@ -207,6 +246,9 @@ def diffusion_batch(
     t = sample_timesteps(b, generator, timestep_sampling, schedule.num_train_timesteps).to(device)
     noise = sample_noise(tuple(z0.shape), generator, noise_offset).to(device, z0.dtype)
     z_t = schedule.add_noise(z0, noise, t)
+    ids = category_ids(list(categories) if categories is not None else ["background"] * b, device)  # (B, 10)
+    if len(ids) != b:
+        raise TrainError(f"{len(ids)} task categories for a batch of {b}")
     uncond = (torch.rand(b, generator=generator) < uncond_prob).to(device)[:, None]  # (B, 1)
-    ids = torch.where(uncond, lcg_ids(b, False, device), lcg_ids(b, True, device))  # (B, 10)
+    ids = torch.where(uncond, lcg_ids(b, False, device), ids)  # (B, 10)
     return DiffusionBatch(denoiser_input(z_t, m, z_masked), t, ids, noise, z0, z_t)

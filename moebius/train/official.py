@@ -97,11 +97,13 @@ def _vae_config(cfg: Config) -> dict[str, Any] | None:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Path:
-    """Install official weights (vae | teacher | student; pretrained | ft_places2 | ...) as a run dir."""
-    from moebius.train.runs import VAE_CONFIG, build_autoencoder, build_denoiser
+def load_official(cfg: Config, kind: str, variant: str) -> tuple[nn.Module, dict[str, Any]]:
+    """(module with the official weights loaded strict, run.json fields) of vae | teacher | student.
 
-    out_dir = Path(out_dir)
+    ``prepare_official`` writes it as a run dir; ``moebius inpaint --weights official`` uses it as is.
+    """
+    from moebius.train.runs import build_autoencoder, build_denoiser
+
     name = weight_name(kind, variant)
     source = _resolve(name, cfg)
     if not source.exists():
@@ -120,7 +122,6 @@ def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Pat
                 else build_autoencoder(cfg.model.preset)
             )
             _load_strict(module, read_state_dict(weights), weights)
-            write_text(out_dir / VAE_CONFIG, module.to_json_string())
             info.update(kind="vae", model="vae")
         else:
             module = build_denoiser(kind, cfg.model.preset)
@@ -132,6 +133,19 @@ def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Pat
         raise
     except RuntimeError as exc:  # shape mismatches from load_state_dict
         raise TrainError(f"{source} does not fit {kind}: {str(exc).splitlines()[0]}") from exc
+    info["source_file"] = str(source)
+    return module, info
+
+
+def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Path:
+    """Install official weights (vae | teacher | student; pretrained | ft_places2 | ...) as a run dir."""
+    from moebius.train.runs import VAE_CONFIG
+
+    out_dir = Path(out_dir)
+    module, info = load_official(cfg, kind, variant)
+    if kind == "vae":
+        write_text(out_dir / VAE_CONFIG, module.to_json_string())
+    source = info.pop("source_file")
     save_weights(module, out_dir / WEIGHTS_NAME)
     write_text(out_dir / METRICS_CSV, "step\n")
     write_json(

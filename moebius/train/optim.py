@@ -1,5 +1,5 @@
 """Optimiser and learning-rate schedule (paper Sec. 4.1: Muon, weight decay 0.1, lr 2e-4, x0.1 at 111K
-and 129K of 138K iterations).
+and 129K of 138K iterations; Tables 2 and 5 score the 18K checkpoint of that schedule, so at a flat 2e-4).
 
 Grouping rule, as the official script (``get_optimizer`` of hustvl/Moebius ``library/train_util.py``):
 - Muon: every parameter with ndim ≥ 2 whose name contains none of ``embedding_layer``, ``conv_in``,
@@ -82,16 +82,19 @@ def build_optimizer(named_params: Iterable[tuple[str, nn.Parameter]], train: Tra
     return Optimizers([opt], train.lr)
 
 
-def milestone_steps(train: TrainConfig, steps: int | None = None) -> list[int]:
-    """The steps at which the lr is multiplied by gamma: round(fraction · steps)."""
-    total = train.steps if steps is None else steps
-    for f in train.lr_milestones:
-        if not 0.0 < f < 1.0:
-            raise TrainError(f"lr_milestones are fractions of steps in (0, 1), got {f}")
-    return [round(f * total) for f in train.lr_milestones]
+def milestone_steps(train: TrainConfig) -> list[int]:
+    """The 0-based steps from which the lr is multiplied by gamma once more (absolute, increasing)."""
+    ms = [int(m) for m in train.lr_milestones]
+    if any(m < 1 for m in ms) or ms != sorted(ms):
+        raise TrainError(f"lr_milestones must be increasing steps >= 1, got {list(train.lr_milestones)}")
+    return ms
 
 
-def lr_at(train: TrainConfig, step: int, steps: int | None = None) -> float:
-    """lr for 0-based ``step``: lr · gamma^(number of milestones <= step)."""
-    passed = sum(step >= m for m in milestone_steps(train, steps))
+def lr_at(train: TrainConfig, step: int) -> float:
+    """lr for 0-based ``step``: lr · gamma^(number of milestones <= step).
+
+    The milestones are steps of the schedule itself, not of a run's length: a run that stops early
+    (an ablation's 18K of the main 138K) follows the main schedule up to where it stops.
+    """
+    passed = sum(step >= m for m in milestone_steps(train))
     return train.lr * train.lr_gamma**passed

@@ -28,7 +28,7 @@ from moebius.diffusion.latents import vae_factor
 from moebius.diffusion.schedule import NoiseSchedule, scaled_linear_schedule
 from moebius.errors import TrainError
 from moebius.seeding import derive, torch_generator
-from moebius.train.balance import balance
+from moebius.train.balance import Balanced, balance
 from moebius.train.batches import (
     TrainStream,
     data_versions,
@@ -47,7 +47,7 @@ from moebius.train.losses import (
 )
 from moebius.train.state import WEIGHTS_NAME, load_weights, read_run, save_weights
 
-UNCOND_PROB = 0.1  # share of samples trained with the unconditional LCG ids (CFG dropout)
+UNCOND_PROB = 0.1  # train.lcg_ids cfg_dropout: share of samples trained with the unconditional LCG ids
 KL_WEIGHT = 1e-4  # smoke VAE: weight of the per-element KL against the reconstruction MSE
 VAE_CONFIG = "config.json"
 
@@ -79,6 +79,27 @@ def schedule_of(cfg: Config) -> NoiseSchedule:
 
 def _init_seed(cfg: Config, name: str) -> None:
     torch.manual_seed(derive("train", cfg.seed, "init", name))  # the same fresh weights on every rank
+
+
+def uncond_prob(train: TrainConfig) -> float:
+    """Share of samples given the foreground LCG ids: 0 under the official ``category`` rule."""
+    return UNCOND_PROB if train.lcg_ids == "cfg_dropout" else 0.0
+
+
+def recipe_info(train: TrainConfig) -> dict[str, Any]:
+    """The training-recipe switches a run used, for its run.json (moebius.switches lists them)."""
+    return {
+        "pipeline": train.pipeline,
+        "lcg_ids": train.lcg_ids,
+        "uncond_prob": uncond_prob(train),
+        "gradient_checkpointing": train.gradient_checkpointing,
+        "lr_milestones": list(train.lr_milestones),
+    }
+
+
+def use_gradient_checkpointing(model: nn.Module, train: TrainConfig) -> None:
+    """``train.gradient_checkpointing`` on the trained denoiser (official: the student's residual blocks)."""
+    model.enable_gradient_checkpointing(train.gradient_checkpointing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +184,9 @@ def train_vae(
 
     size = get_preset(cfg.model.preset).image_size
     root = cfg.paths.data
-    stream = TrainStream(list_images(root, train.datasets, "train"), size, cfg.seed, mask_protocols=None)
+    stream = TrainStream(list_images(root, train.datasets, "train"), size, cfg.seed, None, pipeline=train.pipeline)
+    if train.gradient_checkpointing:  # diffusers' switch (the official script never trains a VAE)
+        vae.enable_gradient_checkpointing()
     wrapper = _VAEReconstruction(vae)
 
     def step_fn(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -185,6 +208,8 @@ def train_vae(
         "preset": cfg.model.preset,
         "weights_kind": "trained",
         "kl_weight": KL_WEIGHT,
+        "pipeline": train.pipeline,
+        "gradient_checkpointing": train.gradient_checkpointing,
         "data_versions": data_versions(root, train.datasets, "train"),
     }
     spec = RunSpec("vae", wrapper, train, train.steps, train.global_batch, stream, step_fn, info, finalize, export=vae)
@@ -196,9 +221,12 @@ def train_vae(
 # ---------------------------------------------------------------------------------------------
 
 
-def _denoiser_stream(cfg: Config, model: nn.Module, vae: nn.Module, datasets: tuple[str, ...], split: str = "train") -> TrainStream:
+def _denoiser_stream(cfg: Config, model: nn.Module, vae: nn.Module, train: TrainConfig) -> TrainStream:
+    """The run's sample stream: ``train.pipeline``'s augmentations and masks, at the model's image size."""
     size = model.latent_size * vae_factor(vae)
-    return TrainStream(list_images(cfg.paths.data, datasets, split), size, cfg.seed, cfg.masks.train_protocols)
+    protocols = [cfg.masks.official_train_protocol] if train.pipeline == "official" else cfg.masks.train_protocols
+    paths = list_images(cfg.paths.data, train.datasets, "train")
+    return TrainStream(paths, size, cfg.seed, protocols, pipeline=train.pipeline)
 
 
 def _eps_step(vae: nn.Module, train: TrainConfig, schedule: NoiseSchedule):
@@ -206,7 +234,9 @@ def _eps_step(vae: nn.Module, train: TrainConfig, schedule: NoiseSchedule):
     task = TaskLoss()
 
     def step_fn(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
-        b = diffusion_batch(vae, images, masks, ctx.generator, schedule, train.timestep_sampling, train.noise_offset, UNCOND_PROB)
+        b = diffusion_batch(
+            vae, images, masks, ctx.generator, schedule, train.timestep_sampling, train.noise_offset, uncond_prob(train)
+        )
         loss = task(model(b.x, b.t, b.ids).sample, b.noise)
         return {"loss_total": loss, "task": loss}
 
@@ -231,6 +261,7 @@ def train_teacher(
     vae = load_vae(vae_dir)
     _init_seed(cfg, "teacher")
     model = build_denoiser("teacher", cfg.model.preset)
+    use_gradient_checkpointing(model, train)
     info = {
         "kind": "teacher",
         "model": "teacher",
@@ -238,11 +269,11 @@ def train_teacher(
         "weights_kind": "trained",
         "kd": False,
         "losses": ["task"],
-        "uncond_prob": UNCOND_PROB,
+        **recipe_info(train),
         "vae_dir": str(vae_dir),
         "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
     }
-    stream = _denoiser_stream(cfg, model, vae, train.datasets)
+    stream = _denoiser_stream(cfg, model, vae, train)
     step_fn = _eps_step(vae, train, schedule_of(cfg))
     spec = RunSpec(
         "teacher", model, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
@@ -273,15 +304,16 @@ def distill(
         if losses is not None and set(losses) & set(KD_LOSSES):
             raise TrainError(f"kd=False cannot train the KD losses {sorted(set(losses) & set(KD_LOSSES))}")
         chosen = check_losses(losses if losses is not None else ("task",))
-    # Without KD there is nothing to balance: L_total = L_task under either form.
-    form = d.balance if kd else "paper"
-    if form == "official" and len(chosen) != 4:
-        raise TrainError(f"balance 'official' needs all four losses, got {chosen} (use balance 'paper')")
+    # Without KD there is nothing to balance: L_total = L_task under either form ("none").
+    form = d.balance if kd else "none"
+    # ``steps`` (Tables 2 and 5: ablation.steps) cuts the run short; lr_milestones are absolute steps,
+    # so the run follows the main schedule up to there (at full scale a flat 2e-4 until 18K).
     n_steps = d.train.steps if steps is None else steps
     train = dataclasses.replace(d.train, steps=n_steps)
     vae = load_vae(vae_dir)
     _init_seed(cfg, student)
     model = build_denoiser(student, cfg.model.preset)
+    use_gradient_checkpointing(model, train)
     schedule = schedule_of(cfg)
 
     teacher = None
@@ -299,9 +331,13 @@ def distill(
     fkd, task = FineKDLoss(), TaskLoss()
     theta_f = model.get_parameter(model.final_layer_param)
     theta_c = model.get_parameter(model.coarse_layer_param)
+    # per_rank (official): each rank's weights from its own micro-batch; all_reduce: one set for all ranks
+    reduce = mean_across_ranks if d.balance_sync == "all_reduce" else None
 
     def step_fn(net: nn.Module, images: torch.Tensor, masks: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
-        b = diffusion_batch(vae, images, masks, ctx.generator, schedule, train.timestep_sampling, train.noise_offset, UNCOND_PROB)
+        b = diffusion_batch(
+            vae, images, masks, ctx.generator, schedule, train.timestep_sampling, train.noise_offset, uncond_prob(train)
+        )
         out = net(b.x, b.t, b.ids)  # ε̂_S (B, 4, h, w) and block outputs
         t_out = None
         if teacher is not None:
@@ -316,13 +352,16 @@ def distill(
             parts["task"] = task(out.sample, b.noise)
         if "perceptual" in chosen:
             parts["perceptual"] = perceptual(out.sample, b.z_t, b.t, b.z0, b.noise, ctx.generator)
-        bal = balance(
-            form, parts, theta_f, theta_c,
-            lambda_kd=d.lambda_kd, lambda_task=d.lambda_task, lambda_perceptual=d.lambda_perceptual,
-            reduce=mean_across_ranks,  # one set of weights for all ranks
-        )
+        if form == "none":
+            bal = Balanced(parts["task"])
+        else:
+            bal = balance(
+                form, parts, theta_f, theta_c,
+                lambda_kd=d.lambda_kd, lambda_task=d.lambda_task, lambda_perceptual=d.lambda_perceptual,
+                reduce=reduce,
+            )
         metrics = {"loss_total": bal.total, **{k: v.detach() for k, v in parts.items()}}
-        metrics.update({k: torch.tensor(v) for k, v in bal.weights.items()})
+        metrics.update({k: torch.tensor(v) for k, v in {**bal.weights, **bal.norms}.items()})
         metrics["balance_fallbacks"] = torch.tensor(float(bal.fallbacks))
         return metrics
 
@@ -334,15 +373,16 @@ def distill(
         "kd": bool(kd),
         "losses": list(chosen),
         "balance": form,
+        "balance_sync": d.balance_sync if form != "none" else None,
         "perceptual": d.perceptual if perceptual is not None else None,
         "perceptual_weights_kind": perc_kind,
         "perceptual_form": d.perceptual_form if perceptual is not None else None,
         "teacher_dir": str(teacher_dir) if teacher is not None else None,
         "vae_dir": str(vae_dir),
-        "uncond_prob": UNCOND_PROB,
+        **recipe_info(train),
         "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
     }
-    stream = _denoiser_stream(cfg, model, vae, train.datasets)
+    stream = _denoiser_stream(cfg, model, vae, train)
     upstream = {"vae": Path(vae_dir), "teacher": Path(teacher_dir) if teacher is not None else None}
     spec = RunSpec(
         "distill", model, train, n_steps, train.global_batch, stream, step_fn, info, frozen=frozen, upstream=upstream
@@ -377,6 +417,7 @@ def finetune(
     net, init_info = load_run(init_dir)
     if init_info.get("model") != model:
         raise TrainError(f"{init_dir} holds {init_info.get('model')!r}, not {model!r}")
+    use_gradient_checkpointing(net, train)
     # DEVIATION (paper §4.1): the paper does not say whether fine-tuning keeps distilling; we fine-tune
     # with the plain diffusion loss L_task.
     info = {
@@ -389,10 +430,10 @@ def finetune(
         "target": target,
         "init_dir": str(init_dir),
         "vae_dir": str(vae_dir),
-        "uncond_prob": UNCOND_PROB,
+        **recipe_info(train),  # ASSUMED for fine-tuning: no official script (config.FinetuneConfig)
         "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
     }
-    stream = _denoiser_stream(cfg, net, vae, train.datasets)
+    stream = _denoiser_stream(cfg, net, vae, train)
     step_fn = _eps_step(vae, train, schedule_of(cfg))
     spec = RunSpec(
         "finetune", net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],

@@ -47,8 +47,10 @@ def validation_loss(
     model, _ = load_run(run_dir)
     vae = load_vae(vae_dir)
     seed = derive("train", cfg.seed, "validation")
+    # Fixed examples, whatever the training pipeline: centre crops, masks from masks.train_protocols.
     stream = TrainStream(
-        list_images(cfg.paths.data, (dataset,), split), model.latent_size * vae_factor(vae), seed, cfg.masks.train_protocols
+        list_images(cfg.paths.data, (dataset,), split), model.latent_size * vae_factor(vae), seed,
+        cfg.masks.train_protocols, pipeline="project",
     )
     schedule, task = schedule_of(cfg), TaskLoss()
     total = 0.0

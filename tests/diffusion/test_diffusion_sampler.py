@@ -1,4 +1,5 @@
-"""inpaint_batch: batch-size independence, LCG guidance, the ground-truth leak of `gt_noised`, paste-back."""
+"""inpaint_batch: batch-size independence, LCG guidance, the ground-truth leak of `gt_noised`, paste-back
+modes, and the teacher's own sampling settings."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import pytest
 import torch
 
 from moebius.config import SampleConfig
-from moebius.diffusion import SamplerError, inpaint_batch, paste_back
-from moebius.diffusion.composite import gaussian_blur
+from moebius.diffusion import SamplerError, blurred_mask, inpaint_batch, model_sampling
 from moebius.diffusion.sampler import ddim_sample, guided_eps_fn, start_latents
 from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
 from moebius.models import build_model, build_vae
 from moebius.seeding import image_seed
 
-FAST = SampleConfig(steps=4, paste_back=False)
+FAST = SampleConfig(steps=4, paste_back="hard")  # float output: batch comparisons need no 8-bit levels
 
 
 def test_batch_size_does_not_change_results(model, vae, batch) -> None:
@@ -105,27 +105,49 @@ def test_gt_noised_start_leaks_ground_truth() -> None:
     assert abs(results["noise"][0]) < 0.05 * math.sqrt(1 / a)  # nothing of it from pure noise
 
 
-def test_paste_back_keeps_known_pixels(batch) -> None:
+def test_paste_back_modes_in_sampler(model, vae, batch) -> None:
     images, masks = batch
-    out = torch.zeros_like(images)
-    hard = paste_back(out, images, masks, blur=0)
+    seeds = [0, 1, 2, 3]
     known = masks.expand_as(images) < 0.5
-    assert torch.equal(hard[known], images[known])
-    assert torch.equal(hard[~known], out[~known])
-    soft = paste_back(out, images, masks, blur=1.5)
-    soft_mask = gaussian_blur(masks, 1.5)
-    far = (soft_mask < 1e-6).expand_as(images)  # known pixels beyond the blur's reach
-    assert torch.allclose(soft[far], images[far])
-    seam = (known & (soft_mask > 0.05).expand_as(images))
-    assert seam.any() and not torch.allclose(soft[seam], images[seam])  # blur blends across the edge
+    hard = inpaint_batch(model, vae, images, masks, seeds, 2.5, FAST)
+    torch.testing.assert_close(hard[known], images[known])
+    none = inpaint_batch(model, vae, images, masks, seeds, 2.5, dataclasses.replace(FAST, paste_back="none"))
+    assert (none[known] - images[known]).abs().mean() > 0.05  # the raw decode: known pixels not restored
+    torch.testing.assert_close(none[~known], hard[~known], rtol=0, atol=1 / 127.5 + 1e-5)  # up to one level
+    blurred = inpaint_batch(model, vae, images, masks, seeds, 2.5, dataclasses.replace(FAST, paste_back="blurred"))
+    levels = (blurred + 1) * 127.5
+    assert torch.allclose(levels, levels.round(), atol=1e-4)  # the official 8-bit output
+    # between the two: known pixels next to the hole take some output, far ones are the input
+    far = (blurred_mask(masks, 3.0) == 0).expand_as(images)  # beyond the blur's reach
+    assert far.sum() > 100
+    torch.testing.assert_close(blurred[far], ((images[far] + 1) * 127.5).round() / 127.5 - 1, rtol=0, atol=1e-5)
+    assert not torch.allclose(blurred[known], images[known], atol=1e-2)
 
 
-def test_paste_back_in_sampler(model, vae, batch) -> None:
+def test_pixelhacker_samples_with_its_own_settings() -> None:
+    """infer_pixelhacker.py: guidance 4.5 whatever the domain, strength 0.999, paste=False."""
+    base = SampleConfig()
+    for domain in ("natural", "portrait"):
+        cfg, g = model_sampling(base, "pixelhacker", domain)
+        assert g == 4.5 and cfg.strength == 0.999 and cfg.paste_back == "none"
+        assert (cfg.steps, cfg.noise_offset, cfg.start) == (20, 0.0357, base.start)
+    assert model_sampling(base, "moebius", "natural") == (base, 2.5)
+    assert model_sampling(base, "moebius", "portrait") == (base, 2.0)
+    assert model_sampling(base, "exp9", "natural")[0].paste_back == "blurred"  # ablation students: Moebius's
+    custom = dataclasses.replace(base, pixelhacker_guidance=3.0, pixelhacker_paste_back="hard")
+    assert model_sampling(custom, "pixelhacker", "natural")[0].paste_back == "hard"
+    assert model_sampling(custom, "pixelhacker", "natural")[1] == 3.0
+    with pytest.raises(SamplerError, match="domain"):
+        model_sampling(base, "moebius", "medical")
+
+
+def test_pixelhacker_strength_starts_at_t900(model, vae, batch) -> None:
+    """int(20 · 0.999) = 19 kept steps: the same t = 900 start as Moebius's 0.99."""
     images, masks = batch
-    out = inpaint_batch(model, vae, images, masks, [0, 1, 2, 3], 2.5, dataclasses.replace(FAST, paste_back=True))
-    known = masks.expand_as(images) < 0.5
-    torch.testing.assert_close(out[known], images[known])
-    assert out.min() >= -1 and out.max() <= 1
+    cfg, g = model_sampling(SampleConfig(start="gt_noised"), "pixelhacker", "natural")
+    model.calls.clear()
+    inpaint_batch(model, vae, images[:1], masks[:1], [0], g, cfg)
+    assert len(model.calls) == 19 and model.calls[0][0] == 2  # CFG 4.5: uncond + cond per call
 
 
 def test_bad_inputs_raise(model, vae, batch) -> None:
@@ -150,7 +172,7 @@ def test_real_smoke_student_is_batch_independent() -> None:
     images = torch.rand(3, 3, size, size, generator=g) * 2 - 1
     masks = torch.zeros(3, 1, size, size)
     masks[:, :, size // 4 : size // 2, size // 4 :] = 1.0
-    cfg = SampleConfig(steps=2, paste_back=False)
+    cfg = SampleConfig(steps=2, paste_back="hard")
     together = inpaint_batch(student, vae, images, masks, [4, 5, 6], 2.5, cfg)
     alone = torch.cat([inpaint_batch(student, vae, images[i : i + 1], masks[i : i + 1], [4 + i], 2.5, cfg)
                        for i in range(3)])

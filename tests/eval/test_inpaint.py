@@ -31,7 +31,7 @@ def ours(monkeypatch):
     model, vae = build_model("student", "tiny").eval(), build_vae("tiny")
     vae.register_to_config(scaling_factor=0.5)  # not 1, so that a lost scale shows
     loaded = (model, vae.eval(), {"weights_kind": "trained"})
-    monkeypatch.setattr(inpaint_mod, "_load_ours", lambda run_dir, vae_dir, key: loaded)
+    monkeypatch.setattr(inpaint_mod, "load_ours", lambda run_dir, vae_dir, key: loaded)
     yield
     torch.set_num_threads(threads)
 
@@ -60,12 +60,12 @@ def _write_benchmark(root: Path, size: int, mask_order: list[str]) -> tuple[Path
     return images_dir, masks_dir
 
 
-def _cfg(size: int = 32):
+def _cfg(size: int = 32, **sample):
     cfg = load_config("config/smoke.yaml")
     bench = BenchmarkConfig(dataset="x", split="test", n_images=4, size=size, preprocess="mat_crop",
                             mask_protocol="p", domain="portrait", finetune="celebahq")
     return dataclasses.replace(cfg, benchmarks={"tiny": bench},
-                               sample=dataclasses.replace(cfg.sample, steps=3, batch_size=3))
+                               sample=dataclasses.replace(cfg.sample, steps=3, batch_size=3, **sample))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -80,22 +80,82 @@ def _check_composited(images_dir: Path, masks_dir: Path, out_dir: Path) -> None:
         assert np.abs(out[hole] - src[hole]).mean() > 5, i  # the hole was repainted
 
 
+def _check_blurred(images_dir: Path, masks_dir: Path, out_dir: Path) -> None:
+    """The official paste-back: input beyond the blur's reach, a blend across the edge."""
+    from moebius.diffusion import blurred_mask
+
+    for i in IDS:
+        src, out = _read(images_dir / f"{i}.png"), _read(out_dir / f"{i}.png")
+        hole = np.asarray(Image.open(masks_dir / f"{i}.png")) == 255
+        m = blurred_mask(torch.from_numpy(hole).float()[None, None], 3.0)[0, 0].numpy()
+        assert np.array_equal(out[m == 0], src[m == 0]), i  # known pixels the blur does not reach
+        seam = ~hole & (m > 0.2)
+        assert seam.any() and np.abs(out[seam] - src[seam]).mean() > 2, i  # output bled across the edge
+        assert np.abs(out[hole] - src[hole]).mean() > 5, i  # the hole was repainted
+
+
 def test_ours_composited_by_id_with_meta(tmp_path, ours) -> None:
     images_dir, masks_dir = _write_benchmark(tmp_path, 32, mask_order=list(reversed(IDS)))
     out = tmp_path / "out"
     meta = inpaint_benchmark(_cfg(), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
-    _check_composited(images_dir, masks_dir, out)
+    _check_blurred(images_dir, masks_dir, out)  # the official Moebius paste-back is the default
     on_disk = json.loads((out / "meta.json").read_text())
     assert on_disk["ids"] == IDS and on_disk["n_images"] == 4
     assert on_disk["guidance"] == 2.0  # portrait domain default
     assert on_disk["weights_kind"] == "trained" and on_disk["resized"] is None
     assert on_disk["sampler"]["start"] == meta["sampler"]["start"] == "noise"
+    assert on_disk["sampler"]["paste_back"] == "blurred" and on_disk["sampler"]["paste_blur"] == 3.0
+    hard = tmp_path / "hard"
+    inpaint_benchmark(_cfg(paste_back="hard"), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, hard)
+    _check_composited(images_dir, masks_dir, hard)
+
+
+def test_pixelhacker_rows_use_its_own_inference(tmp_path, ours, monkeypatch) -> None:
+    """infer_pixelhacker.py: guidance 4.5, strength 0.999, no paste-back (and no composite after it)."""
+    images_dir, masks_dir = _write_benchmark(tmp_path, 32, mask_order=IDS)
+    seen = []
+    real = inpaint_mod.inpaint_batch
+
+    def spy(model, vae, images, masks, seeds, guidance, sample_cfg):
+        seen.append((guidance, sample_cfg))
+        return real(model, vae, images, masks, seeds, guidance, sample_cfg)
+
+    monkeypatch.setattr(inpaint_mod, "inpaint_batch", spy)
+    out = tmp_path / "ph"
+    meta = inpaint_benchmark(_cfg(start="gt_noised"), "pixelhacker", tmp_path, tmp_path, "tiny", images_dir,
+                             masks_dir, out)
+    assert seen and all(g == 4.5 and c.strength == 0.999 and c.paste_back == "none" for g, c in seen)
+    assert meta["guidance"] == 4.5  # not the portrait 2.0 Moebius uses
+    assert meta["sampler"] == {"start": "gt_noised", "strength": 0.999, "noise_offset": 0.0357,
+                               "paste_back": "none", "paste_blur": 3.0}
+    for i in IDS:  # the raw decoded image: the known region is the VAE's, not the input's
+        src, got = _read(images_dir / f"{i}.png"), _read(out / f"{i}.png")
+        hole = np.asarray(Image.open(masks_dir / f"{i}.png")) == 255
+        assert np.abs(got[~hole] - src[~hole]).mean() > 5, i
+    seen.clear()
+    inpaint_benchmark(_cfg(), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, tmp_path / "mb")
+    assert [(g, c.strength, c.paste_back) for g, c in seen][0] == (2.0, 0.99, "blurred")
+
+
+def test_start_override_is_recorded_and_checked(tmp_path, ours) -> None:
+    images_dir, masks_dir = _write_benchmark(tmp_path, 32, mask_order=IDS)
+    meta = inpaint_benchmark(_cfg(), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir,
+                             tmp_path / "g", start="gt_noised")
+    assert meta["sampler"]["start"] == "gt_noised"
+    with pytest.raises(EvalError, match="other settings"):  # one folder, one start
+        inpaint_benchmark(_cfg(), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, tmp_path / "g")
+    with pytest.raises(EvalError, match="unknown sampler start"):
+        inpaint_benchmark(_cfg(), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, tmp_path / "x",
+                          start="zeros")
+    with pytest.raises(EvalError, match="our models only"):
+        inpaint_benchmark(_cfg(), "telea", None, None, "tiny", images_dir, masks_dir, tmp_path / "t",
+                          start="noise")
 
 
 def test_resize_to_model_size_and_back(tmp_path, ours) -> None:
     images_dir, masks_dir = _write_benchmark(tmp_path, 16, mask_order=IDS)
     out = tmp_path / "out"
-    cfg = _cfg(16)
+    cfg = _cfg(16, paste_back="hard")
     cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, score_size="benchmark"))
     meta = inpaint_benchmark(cfg, "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
     assert meta["resized"] == {"from": 16, "to": 32, "images": "bicubic", "masks": "nearest", "mode": "benchmark",
@@ -109,7 +169,7 @@ def test_score_size_model_keeps_the_model_size_as_the_official_pipeline(tmp_path
 
     images_dir, masks_dir = _write_benchmark(tmp_path, 16, mask_order=IDS)
     out = tmp_path / "out"
-    meta = inpaint_benchmark(_cfg(16), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
+    meta = inpaint_benchmark(_cfg(16, paste_back="hard"), "moebius", tmp_path, tmp_path, "tiny", images_dir, masks_dir, out)
     assert meta["resized"] == {"from": 16, "to": 32, "images": "lanczos", "masks": "lanczos>=128", "mode": "model",
                                "scored_at": 32}
     assert meta["out_size"] == 32

@@ -23,10 +23,19 @@ from PIL import Image
 from moebius.config import BenchmarkConfig, load_config
 from moebius.diffusion.seeding import image_generators
 from moebius.errors import EvalError, WeightError
-from moebius.eval.baselines import can_run, get_baseline, load_baseline
+from moebius.eval.baseline_mat import target_of
+from moebius.eval.baselines import (
+    benchmarks_for,
+    can_run,
+    checkpoint_for,
+    get_baseline,
+    load_baseline,
+    work_size,
+)
 from moebius.eval.mat import (
     PAPER,
     STANDIN,
+    WEIGHT_KEYS,
     MATConfig,
     MATGenerator,
     deterministic_state,
@@ -204,11 +213,11 @@ def test_harness_refuses_a_pickle_in_the_weights_dir(tmp_path, monkeypatch) -> N
     cfg = dataclasses.replace(cfg, scale="full", weights=dataclasses.replace(cfg.weights, dir=str(weights),
                                                                              allow_standin=False))
     with pytest.raises(EvalError, match="mat: .*Places_512.safetensors is a Python pickle.*refusing") as err:
-        load_baseline(cfg, "mat", target="places2")
+        load_baseline(cfg, "mat", "places2_test")
     assert "\n" not in str(err.value) and not marker.exists()
     # And a missing file says where to get it and how to convert it.
     with pytest.raises(EvalError, match="missing weight mat_celebahq512.*CelebA-HQ_512.pkl.*convert-mat"):
-        load_baseline(cfg, "mat", target="celebahq")
+        load_baseline(cfg, "mat", "deepfakeface")  # DeepFakeFace: the CelebA-HQ model
 
 
 @pytest.mark.hostile("weights of another network (a key missing, a shape changed) given as MAT",
@@ -265,15 +274,45 @@ def test_inpainter_keeps_known_pixels_and_is_seeded_per_image() -> None:
     assert all(torch.equal(p[1:], a) for p, a in zip(pair, alone))
 
 
+def _paper_mat_cells() -> set[str]:
+    cells = set()
+    for f in ("table3_natural.csv", "table4_portrait.csv"):
+        table = pd.read_csv(f"results/reference/{f}")
+        cells |= set(table.loc[table["method"] == "MAT", "benchmark"])
+    ood = pd.read_csv("results/reference/table7_ood.csv").set_index("method")
+    return cells | {b for b in ("lvis", "deepfakeface") if pd.notna(ood.loc["MAT", f"{b}_fid"])}
+
+
 def test_registry_entry_runs() -> None:
     cfg = load_config("config/smoke.yaml")
     spec = get_baseline("mat")
     assert spec.family == "mat" and spec.display == "MAT" and spec.kind == "non-diffusion"
-    assert can_run("mat", cfg) == (True, "")
+    assert can_run("mat", cfg, "places2_test") == (True, "")
     no_standin = dataclasses.replace(cfg, weights=dataclasses.replace(cfg.weights, allow_standin=False))
-    assert can_run("mat", no_standin)[0] is False
-    with pytest.raises(EvalError, match="no MAT checkpoint for fine-tuning target 'lvis'"):
-        load_baseline(cfg, "mat", target="lvis")
+    assert can_run("mat", no_standin, "places2_test")[0] is False
+    with pytest.raises(EvalError, match="depends on the benchmark"):  # one checkpoint per domain
+        load_baseline(cfg, "mat")
+    # Sampled on every benchmark where the paper has a MAT cell, and nowhere else.
+    full = load_config("config/full.yaml")
+    assert set(spec.benchmarks) == _paper_mat_cells()
+    assert benchmarks_for(full, "mat", sorted(full.benchmarks)) == sorted(spec.benchmarks)
+    assert "mat" in full.eval.models and "mat" in cfg.eval.models
+
+
+@pytest.mark.parametrize("benchmark, key", [
+    ("places2_test", "mat_places512"), ("places2_256", "mat_places512"), ("lvis", "mat_places512"),
+    ("celebahq512", "mat_celebahq512"), ("deepfakeface", "mat_celebahq512"), ("ffhq256", "mat_ffhq512"),
+])
+def test_each_benchmark_gets_the_model_of_its_domain_at_512(benchmark: str, key: str) -> None:
+    full = load_config("config/full.yaml")
+    checkpoint = checkpoint_for(full, "mat", benchmark)
+    assert checkpoint.key == key and WEIGHT_KEYS[target_of(checkpoint)] == key
+    assert work_size(full, "mat", benchmark) == 512  # the 256-px benchmarks too: resized there and back
+
+
+def test_a_checkpoint_of_another_method_is_not_a_mat_target() -> None:
+    with pytest.raises(EvalError, match="'migan_256_ffhq' is not a MAT checkpoint"):
+        target_of(checkpoint_for(load_config("config/full.yaml"), "migan", "ffhq256"))
 
 
 def _benchmark(root: Path, size: int, ids: list[str]) -> tuple[Path, Path]:
@@ -302,12 +341,15 @@ def test_standin_through_inpaint_benchmark(tmp_path) -> None:
     ids = ["x1", "x2"]
     images_dir, masks_dir = _benchmark(tmp_path, 32, ids)
     cfg = load_config("config/smoke.yaml")
+    # A "512" protocol at 32 px: the checkpoint's 512 shrinks to 32 (smoke scale), below MAT's smallest
+    # resolution, so the stand-in resizes to its 512 and back itself, and says so.
     bench = BenchmarkConfig(dataset="x", split="test", n_images=2, size=32, preprocess="mat_crop",
-                            mask_protocol="p", domain="natural", finetune="places2")
+                            mask_protocol="places2_test", domain="natural", finetune="places2")
     cfg = dataclasses.replace(cfg, benchmarks={"tiny": bench})
     meta = inpaint_benchmark(cfg, "mat", None, None, "tiny", images_dir, masks_dir, tmp_path / "out")
     assert meta["weights_kind"] == "standin" and meta["display"] == "MAT"
-    assert meta["resized"] == {"from": 32, "to": 512, "images": "bicubic", "masks": "nearest"}
+    assert meta["resized"] is None and meta["model_size"] == 32 and meta["sampler"]["checkpoint"] == "mat_places512"
+    assert meta["weights"]["standin_resized"] == {"from": 32, "to": 512, "images": "bicubic", "masks": "nearest"}
     assert meta["weights"]["key"] == "mat_places512" and len(meta["weights"]["sha256"]) == 64
     written = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert written["weights"]["sha256"] == meta["weights"]["sha256"]

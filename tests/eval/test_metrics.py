@@ -300,6 +300,48 @@ def test_evaluate_samples_records(sets, features):
     per_image = M.compute_lpips(_pairs(sets), allow_standin=True, device="cpu").per_image
     assert lp["value"] == pytest.approx(per_image.mean())
     assert lp_bin == pytest.approx(per_image[:2].mean())  # img00 and img01 form the 0.4-0.5 bin
+    # smoke's eval.min_fid_images is 8: the 2-image bin gets no FID, only the marker (its LPIPS stays)
+    fid_bin = by[("fid_bin", "0.4-0.5")]
+    assert fid_bin["value"] is None and fid_bin["withheld"] == "too few" and fid_bin["ci_low"] is None
+    assert fid_bin["settings"]["min_fid_images"] == 8
+    from moebius.records import shown_value, validate_record
+
+    validate_record(fid_bin)
+    assert shown_value(fid_bin) == "too few" and shown_value(fid) == fid["value"]
+
+
+def test_per_bin_fid_from_enough_images_and_sampler_settings(sets, features, tmp_path):
+    """At or above eval.min_fid_images a bin has its FID; the record names the sampler form of its samples."""
+    import shutil
+
+    from moebius.config import load_config
+
+    cfg = load_config("config/smoke.yaml")
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, bootstrap=0, min_fid_images=2))
+    fake = tmp_path / "fake"
+    shutil.copytree(sets["fake"], fake)
+    (fake / "meta.json").write_text(json.dumps({
+        "weights_kind": "trained", "guidance": 4.5,
+        "sampler": {"start": "gt_noised", "strength": 0.999, "paste_back": "none", "paste_blur": 3.0}}))
+    records = M.evaluate_samples(cfg, fake, sets["real"], sets["masks"], model="pixelhacker", benchmark="b",
+                                 settings={"experiment": "main"}, device="cpu")
+    fid_bin = next(r for r in records if r["metric"] == "fid_bin")
+    rows = torch.tensor([0, 1])
+    expected = M.fid_from_features(features["real"][rows], features["fake"][rows])
+    assert fid_bin["value"] == pytest.approx(expected, rel=1e-6) and "withheld" not in fid_bin
+    for r in records:  # the samples' own form, not the config's (sample.start noise, paste_back blurred)
+        assert r["settings"]["sampler_start"] == "gt_noised" and r["settings"]["paste_back"] == "none"
+        assert r["settings"]["variant"] == "start=gt_noised" and r["settings"]["guidance"] == 4.5
+
+
+def test_sampler_settings_from_meta():
+    from moebius.config import load_config
+
+    cfg = load_config("config/smoke.yaml")
+    assert M.sampler_settings(cfg, {"sampler": {"start": "noise", "paste_back": "blurred"}, "guidance": 2.5}) == {
+        "sampler_start": "noise", "paste_back": "blurred", "guidance": 2.5}  # the primary start: no variant
+    assert M.sampler_settings(cfg, {"sampler": {"start": "pipeline"}, "guidance": 3.5}) == {}  # a baseline
+    assert M.sampler_settings(cfg, {}) == {}
 
 
 def test_evaluate_samples_requires_meta_and_mask_rows(sets, tmp_path):

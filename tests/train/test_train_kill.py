@@ -67,14 +67,14 @@ def _moebius(park: str, *commands: list, wait: bool = True):
 def test_kill_9_mid_checkpoint_then_resume_is_bit_identical(tmp_path: Path) -> None:
     make_smoke_dataset("smoke_natural", tmp_path / "data" / "datasets", n_train=4, n_test=1, size=64, seed=0)
     tiny = (
-        f"{{steps: {STEPS}, batch_size: 1, global_batch: 1, checkpoint_every: 1, log_every: 1,"
+        "{batch_size: 1, global_batch: 1, checkpoint_every: 1, log_every: 1,"
         " datasets: [smoke_natural], num_workers: 0, precision: fp32"
     )
     override = tmp_path / "tiny.yaml"
     override.write_text(
         f"paths: {{data: {tmp_path / 'data'}}}\n"
         f"vae_train: {tiny}, steps: 1, optimizer: adamw, lr_milestones: []}}\n"
-        f"distill: {{train: {tiny}, lr_milestones: [0.5]}}}}\n"
+        f"distill: {{train: {tiny}, steps: {STEPS}, lr_milestones: [2]}}}}\n"
     )
     cfg = ["--config", "config/smoke.yaml", "--config", override]
     vae, full, part = tmp_path / "vae", tmp_path / "full", tmp_path / "part"

@@ -7,6 +7,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
+from conftest import TOY
+
 from moebius.errors import TrainError
 from moebius.seeding import derive
 from moebius.train.batches import StreamLayout, TrainStream, list_images
@@ -48,10 +50,11 @@ def test_noise_offset_adds_a_per_channel_constant():
     assert 0.4 < float(diff[:, :, 0, 0].std()) < 0.6
 
 
-def test_stream_is_a_function_of_position(data_root):
-    paths = list_images(data_root, ["smoke_natural"], "train")
-    s1 = TrainStream(paths, 16, seed=5, mask_protocols=["mat_large_512"])
-    s2 = TrainStream(paths, 16, seed=5, mask_protocols=["mat_large_512"])
+@pytest.mark.parametrize("pipeline, protocol", [("official", "lama_medium_512"), ("project", "mat_large_512")])
+def test_stream_is_a_function_of_position(data_root, pipeline, protocol):
+    paths = list_images(data_root, [TOY], "train")
+    s1 = TrainStream(paths, 16, seed=5, mask_protocols=[protocol], pipeline=pipeline)
+    s2 = TrainStream(paths, 16, seed=5, mask_protocols=[protocol], pipeline=pipeline, cache=False)
     # each epoch is a permutation of all images, different between epochs
     epoch0 = [s1.image_index(p) for p in range(8)]
     epoch1 = [s1.image_index(p) for p in range(8, 16)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -116,7 +118,7 @@ def test_newton_schulz_in_bf16_approximately_orthogonalises():
 
 
 def test_paper_schedule_drops_at_111k_and_129k():
-    train = TrainConfig()  # paper defaults: 138K steps, milestones 111/138 and 129/138, gamma 0.1
+    train = TrainConfig()  # paper defaults: 138K steps, milestones at steps 111K and 129K, gamma 0.1
     assert milestone_steps(train) == [111_000, 129_000]
     assert lr_at(train, 110_999) == pytest.approx(2e-4)
     assert lr_at(train, 111_000) == pytest.approx(2e-5)
@@ -124,15 +126,26 @@ def test_paper_schedule_drops_at_111k_and_129k():
     assert lr_at(train, 129_000) == pytest.approx(2e-6)
 
 
-def test_schedule_is_proportional_at_smoke_scale():
-    train = TrainConfig(steps=138)
-    assert milestone_steps(train) == [111, 129]
-    assert lr_at(train, 110) == pytest.approx(2e-4) and lr_at(train, 111) == pytest.approx(2e-5)
+def test_a_shorter_run_is_the_main_schedule_truncated():
+    """Tables 2 and 5 report "the 18K checkpoint" of the main schedule: a flat 2e-4 up to 18K."""
+    from pathlib import Path
+
+    from moebius.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / "full.yaml")
+    ablation = dataclasses.replace(cfg.distill.train, steps=cfg.ablation.steps)  # as runs.distill(steps=…)
+    assert cfg.ablation.steps == 18_000
+    assert [lr_at(ablation, s) for s in (0, 14_478, 16_826, 17_999)] == pytest.approx([2e-4] * 4)
+    assert lr_at(cfg.distill.train, 110_999) == pytest.approx(2e-4)
+    assert lr_at(cfg.distill.train, 111_000) == pytest.approx(2e-5)
+    assert lr_at(cfg.distill.train, 129_000) == pytest.approx(2e-6)
 
 
-def test_bad_milestone_is_an_error():
-    with pytest.raises(TrainError, match="fractions"):
-        milestone_steps(TrainConfig(lr_milestones=(111_000.0,)))
+def test_bad_milestones_are_an_error():
+    with pytest.raises(TrainError, match="increasing"):
+        milestone_steps(TrainConfig(lr_milestones=(129_000, 111_000)))
+    with pytest.raises(TrainError, match="increasing"):
+        milestone_steps(TrainConfig(lr_milestones=(0,)))
 
 
 def test_set_lr_and_state_round_trip():

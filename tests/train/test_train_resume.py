@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import one_error_line, tiny_cfg_dict, tiny_train, write_cfg
+from conftest import TOY, one_error_line, tiny_cfg_dict, tiny_train, write_cfg
 from safetensors.torch import load_file
 
 from moebius.config import config_from_dict
@@ -39,7 +39,7 @@ def test_teacher_resume_is_bit_identical(tiny_cfg, vae_dir, tmp_path):
     assert _same_metrics(full, part)
     rows = read_metrics(part / "train_metrics.csv")
     assert [r["step"] for r in rows] == list(range(1, 7))
-    assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(5e-4)  # milestone 0.5
+    assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(5e-4)  # milestone at step 3
 
 
 def test_distill_resume_with_accumulation_is_bit_identical(data_root, vae_dir, teacher_dir, tmp_path):
@@ -88,7 +88,7 @@ def test_resume_identity_keeps_what_changes_results(tiny_cfg, vae_dir, teacher_d
     student = json.loads((tmp_path / "d" / "state" / "step-00000003" / "state.json").read_text())["identity"]
     for ident in (teacher, student):
         assert {"seed", "train.lr", "train.steps", "train.global_batch", "masks.train_protocols", "model.preset",
-                "sample.beta_start", "sample.num_train_timesteps", "info.data_versions.smoke_natural/train", "upstream.vae",
+                "sample.beta_start", "sample.num_train_timesteps", f"info.data_versions.{TOY}/train", "upstream.vae",
                 "steps", "world_size", "autocast"} <= ident.keys()
         assert not {k for k in ident if k.endswith(("log_every", "checkpoint_every", "num_workers", "gpus"))}
         assert not {k for k in ident if k.split(".")[0] in ("paths", "data", "eval", "profile", "weights", "ablation")}

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg_dict, tiny_train
+from conftest import TOY, tiny_cfg_dict, tiny_train
 from PIL import Image
 
 import moebius.train.runs as runs
@@ -42,7 +42,7 @@ def test_vae_scaling_factor_gives_unit_std_latents(tiny_cfg, data_root, tmp_path
     vae = load_vae(runs.train_vae(tiny_cfg, tmp_path / "vae"))
     # The std that scaling_factor must undo, computed here without latent_std (which set it): a
     # posterior sample z = mean + std * eps over all training latents has variance var(mean) + E[std²].
-    paths = sorted((data_root / "datasets" / "smoke_natural" / "train").glob("*.png"))
+    paths = sorted((data_root / "datasets" / TOY / "train").glob("*.png"))
     assert len(paths) == 8
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)).permute(2, 0, 1)
                      for p in paths]) / 127.5 - 1.0
@@ -71,11 +71,15 @@ def test_distillation_lowers_total_loss(data_root, vae_dir, teacher_dir, tmp_pat
     first = np.mean([r["loss_total"] for r in rows[:4]])  # the tiny student: ~0.6x after 16 steps
     last = np.mean([r["loss_total"] for r in rows[-4:]])
     assert last < 0.8 * first
-    assert {"c_kd", "f_kd", "task", "perceptual", "w_f_kd", "w_perc", "w_c_task"} <= rows[0].keys()
+    assert {"c_kd", "f_kd", "task", "perceptual", "w_f_kd", "w_perc", "w_out", "gnorm_c_f_kd"} <= rows[0].keys()
     assert all(np.isfinite(r[k]) for r in rows for k in r)
     info = json.loads((out / "run.json").read_text())
     assert info["kd"] is True and info["losses"] == ["c_kd", "f_kd", "task", "perceptual"]
-    assert info["perceptual_weights_kind"] == "standin" and info["balance"] == "paper"
+    assert info["perceptual_weights_kind"] == "standin"
+    # the recipe switches, at their defaults (the official script's), recorded with the run
+    assert (info["balance"], info["balance_sync"]) == ("official", "per_rank")
+    assert (info["pipeline"], info["lcg_ids"], info["uncond_prob"]) == ("official", "category", 0.0)
+    assert info["gradient_checkpointing"] is True
 
 
 def test_kd_off_trains_task_only_without_a_teacher(tiny_cfg, vae_dir, tmp_path):
@@ -94,25 +98,75 @@ def test_kd_off_trains_under_the_official_balance_config_too(tiny_cfg, vae_dir, 
     out = distill(cfg, "exp10", None, vae_dir, tmp_path / "nokd_official", kd=False, steps=1)
     row = read_metrics(out / "train_metrics.csv")[0]
     assert row["loss_total"] == row["task"]
-    assert json.loads((out / "run.json").read_text())["balance"] == "paper"
+    info = json.loads((out / "run.json").read_text())
+    assert info["balance"] == "none" and info["balance_sync"] is None  # nothing to balance
 
 
+@pytest.mark.parametrize("form", ["official", "paper"])
 @pytest.mark.parametrize("combo", [("c_kd",), ("c_kd", "f_kd"), ("c_kd", "f_kd", "task")])
-def test_table5_subsets_log_only_their_losses(tiny_cfg, vae_dir, teacher_dir, tmp_path, combo):
-    out = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "t5", steps=1, losses=combo)
+def test_table5_subsets_run_under_either_balance_form(tiny_cfg, vae_dir, teacher_dir, tmp_path, combo, form):
+    cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, balance=form))
+    out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "t5", steps=1, losses=combo)
     row = read_metrics(out / "train_metrics.csv")[0]
     assert {k for k in ("c_kd", "f_kd", "task", "perceptual") if k in row} == set(combo)
-    assert ("w_c_task" in row) == (len(combo) > 1)
     assert ("w_perc" in row) is False
+    if form == "paper":
+        assert ("w_c_task" in row) == (len(combo) > 1)
+    else:  # official: the weights normalised by L_task exist only with L_task
+        assert ("w_out" in row) == ("w_f_kd" in row) == ("task" in combo)
+        assert 0.0 <= row.get("w_out", 0.0) <= 1e4
+    assert json.loads((out / "run.json").read_text())["balance"] == form
 
 
-def test_official_balance_runs_and_rejects_subsets(tiny_cfg, vae_dir, teacher_dir, tmp_path):
-    cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, balance="official"))
-    out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "official", steps=2)
-    row = read_metrics(out / "train_metrics.csv")[0]
-    assert {"w_f_kd", "w_perc", "w_out"} <= row.keys() and 0.0 <= row["w_out"] <= 1e4
-    with pytest.raises(TrainError, match="all four"):
-        distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "bad", steps=1, losses=("c_kd",))
+@pytest.mark.parametrize("sync, calls", [("per_rank", 0), ("all_reduce", 3)])
+def test_balance_sync_all_reduces_the_weights_only_when_asked(tiny_cfg, vae_dir, teacher_dir, tmp_path, monkeypatch, sync, calls):
+    import moebius.train.runs as runs
+
+    seen = []
+    monkeypatch.setattr(runs, "mean_across_ranks", lambda x: seen.append(float(x)) or x)
+    cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, balance_sync=sync))
+    out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / sync, steps=1)
+    assert len(seen) == calls  # three weights per micro-step under the official form
+    assert json.loads((out / "run.json").read_text())["balance_sync"] == sync
+
+
+def test_an_ablation_run_is_the_main_schedule_truncated(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+    """lr_milestones are absolute: the tiny main schedule (6 steps) halves the lr from step 3 on; a run
+    cut to 3 steps (as ablation.steps cuts 138K to 18K) never reaches it, the full run does."""
+    main = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "main", losses=("c_kd",))
+    short = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "short", steps=3, losses=("c_kd",))
+    lrs = [r["lr"] for r in read_metrics(main / "train_metrics.csv")]
+    assert lrs == pytest.approx([1e-3] * 3 + [5e-4] * 3)
+    assert [r["lr"] for r in read_metrics(short / "train_metrics.csv")] == pytest.approx(lrs[:3])
+
+
+def test_gradient_checkpointing_and_lcg_rule_reach_every_denoiser_run(tiny_cfg, vae_dir, teacher_dir, tmp_path, monkeypatch):
+    import moebius.train.runs as runs
+
+    built, ids_seen = [], []
+    real = runs.build_denoiser
+
+    def spy(name, preset):
+        model = real(name, preset)
+        built.append(model)
+        forward = model.forward
+        model.forward = lambda x, t, ids: ids_seen.append(ids.clone()) or forward(x, t, ids)
+        return model
+
+    monkeypatch.setattr(runs, "build_denoiser", spy)
+    for flag, rule in ((True, "category"), (False, "cfg_dropout")):
+        train = dataclasses.replace(tiny_cfg.distill.train, gradient_checkpointing=flag, lcg_ids=rule, steps=4)
+        cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, train=train))
+        ids_seen.clear()
+        out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / f"gc{flag}", kd=False)
+        assert built[-1].checkpointing is flag
+        ids = torch.cat(ids_seen)[:, 0]  # first token id of every trained sample
+        info = json.loads((out / "run.json").read_text())
+        assert (info["gradient_checkpointing"], info["lcg_ids"]) == (flag, rule)
+        if rule == "category":  # every dataset here is mask-free: background ids 0..9 only
+            assert set(ids.tolist()) == {0}
+        else:
+            assert set(ids.tolist()) <= {0, 10} and info["uncond_prob"] == pytest.approx(0.1)
 
 
 def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_path):
@@ -132,11 +186,11 @@ def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_p
 def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_dir, teacher_dir, tmp_path):
     kd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "kd", steps=2)
     nokd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "nokd", steps=2, kd=False)
-    v1 = validation_loss(tiny_cfg, kd, vae_dir, "smoke_natural", n_batches=2, batch_size=2)
-    v2 = validation_loss(tiny_cfg, kd, vae_dir, "smoke_natural", n_batches=2, batch_size=2)
+    v1 = validation_loss(tiny_cfg, kd, vae_dir, TOY, n_batches=2, batch_size=2)
+    v2 = validation_loss(tiny_cfg, kd, vae_dir, TOY, n_batches=2, batch_size=2)
     assert v1 == v2 and v1 > 0  # same examples every call
-    assert validation_loss(tiny_cfg, nokd, vae_dir, "smoke_natural", n_batches=2, batch_size=2) != v1
-    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset="smoke_natural", n_batches=2)
+    assert validation_loss(tiny_cfg, nokd, vae_dir, TOY, n_batches=2, batch_size=2) != v1
+    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset=TOY, n_batches=2)
     rows = list(csv.DictReader(path.open()))
     assert [r["run"] for r in rows] == ["exp9", "exp10"]
     assert [r["kd"] for r in rows] == ["True", "False"]

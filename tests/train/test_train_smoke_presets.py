@@ -10,13 +10,13 @@ from moebius.config import config_from_dict
 from moebius.train import distill, load_run, train_teacher, train_vae
 from moebius.train.state import read_metrics
 
-from conftest import tiny_cfg_dict, tiny_train, write_dataset
+from conftest import TOY, tiny_cfg_dict, tiny_train, write_dataset
 
 
 @pytest.mark.slow
 def test_real_smoke_models_train_distil_and_reload(tmp_path):
     data = tmp_path / "data"
-    write_dataset(data, "smoke_natural", "train", 8, seed=1)  # 32 px images, resized to the preset's 64 px
+    write_dataset(data, TOY, "train", 8, seed=1)  # 32 px images, resized to the preset's 64 px
     d = tiny_cfg_dict(data)
     d["model"]["preset"] = "smoke"
     d["vae_train"] = tiny_train(steps=2, batch_size=4, global_batch=4, optimizer="adamw")
@@ -30,4 +30,4 @@ def test_real_smoke_models_train_distil_and_reload(tmp_path):
     assert info["model"] == "student" and model.coarse_feature_index == 2
     rows = read_metrics(student / "train_metrics.csv")
     assert len(rows) == 3 and all(np.isfinite(r["loss_total"]) for r in rows)
-    assert {"w_f_kd", "w_perc", "w_c_task"} <= rows[0].keys()
+    assert {"w_f_kd", "w_perc", "w_out", "gnorm_c_task"} <= rows[0].keys()  # the official balance (default)

@@ -119,9 +119,23 @@ def run_options(wildcards):
 SUITE_BENCHMARKS = {"main": MAIN_BENCHMARKS, "ood": OOD_BENCHMARKS}
 
 
+def suite_benchmarks(experiment, model):
+    """The benchmarks of an experiment that `model` is sampled on: all of them for ours and the
+    industrial / classical baselines; where the paper has its row (and a checkpoint serves it) for the
+    academic ones (moebius.eval.baselines: LaMa, MI-GAN, CoModGAN, SD)."""
+    from moebius.eval.baselines import benchmarks_for
+
+    return benchmarks_for(CFG, model, SUITE_BENCHMARKS[experiment])
+
+
+def grid_models(experiment, benchmark):
+    """The models sampled on a benchmark of an experiment (the report's qualitative grid columns)."""
+    return [m for m in EVAL_MODELS if benchmark in suite_benchmarks(experiment, m)]
+
+
 def suite_inputs(wildcards):
     inputs = {}
-    for b in SUITE_BENCHMARKS[wildcards.experiment]:
+    for b in suite_benchmarks(wildcards.experiment, wildcards.model):
         inputs.update({f"{k}_{b}": v for k, v in sample_inputs_for(wildcards.experiment, wildcards.model, b).items() if k != "vae"})
     if wildcards.model in DIFFUSION_OURS:
         inputs["vae"] = f"{vae_run()}/run.json"
@@ -131,7 +145,7 @@ def suite_inputs(wildcards):
 def suite_tasks(experiment, model):
     """`--task` values of `moebius sample-suite`: one per benchmark (run dirs by fine-tuning target)."""
     tasks = []
-    for b in SUITE_BENCHMARKS[experiment]:
+    for b in suite_benchmarks(experiment, model):
         run = sample_run(experiment, model, b)
         task = f"benchmark={b},images={benchmark_dir(b)},masks={mask_dir(b)},out={P.results}/samples/{experiment}/{model}/{b}"
         tasks.append(task + (f",run={run}" if run else ""))
@@ -141,12 +155,17 @@ def suite_tasks(experiment, model):
 def suite_score_tasks(experiment, model):
     return [
         f"benchmark={b},samples={P.results}/samples/{experiment}/{model}/{b},images={benchmark_dir(b)},masks={mask_dir(b)}"
-        for b in SUITE_BENCHMARKS[experiment]
+        for b in suite_benchmarks(experiment, model)
     ]
 
 
+def start_tasks(tasks, start):
+    """The suite's --task values with their sample folders under samples/start_<start>/."""
+    return [t.replace(f"{P.results}/samples/", f"{P.results}/samples/start_{start}/") for t in tasks]
+
+
 def main_records():
-    return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
+    return [f"{P.results}/records/{e}/{m}.json" for m in EVAL_MODELS for e in ("main", "ood") if suite_benchmarks(e, m)]
 
 
 def ablation_records():
@@ -163,7 +182,16 @@ def efficiency_records():
     return [f"{P.results}/records/efficiency/{m}.json" for m in ["moebius", "pixelhacker", "variants"]]
 
 
-ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records()
+# Our diffusion models' main tables again from every other sampler start (eval.sampler_starts).
+EXTRA_STARTS = [s for s in CFG.eval.sampler_starts if s != CFG.sample.start]
+
+
+def start_records():
+    return [f"{P.results}/records/start_{s}/{e}/{m}.json" for s in EXTRA_STARTS for m in EVAL_MODELS
+            if m in DIFFUSION_OURS for e in ("main", "ood") if SUITE_BENCHMARKS[e]]
+
+
+ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records() + start_records()
 SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
 # Training runs whose curves the report plots (official weights have none).
 TRAIN_RUNS = {f"{e}": f"{P.checkpoints}/ablation_arch/{e}" for e in EXPERIMENTS}

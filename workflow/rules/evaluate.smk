@@ -1,10 +1,13 @@
 # Sampling (20-step DDIM with LCG guidance) and scoring (FID / LPIPS) for every table, plus profiling.
 # Tables 1, 3, 4 and 7 run one process per model over all its benchmarks ("suites": Python and torch
-# start-up dominates at smoke scale); the ablations run one process per trained model.
+# start-up dominates at smoke scale); the ablations run one process per trained model. Baselines are
+# suites too: the industrial and classical ones on every benchmark, the academic ones (LaMa, MI-GAN,
+# CoModGAN, SD) where the paper has their row (suite_benchmarks); each loads its published weights at
+# full scale (one GPU) and generates same-format stand-ins inside the job at smoke scale.
 
 
 rule sample_suite:
-    """Inpaint every benchmark of an experiment (main | ood) with one model; PNGs named by image id."""
+    """Inpaint the benchmarks of an experiment (main | ood) a model runs on; PNGs named by image id."""
     input:
         unpack(suite_inputs),
     output:
@@ -30,8 +33,8 @@ rule evaluate_suite:
     """FID (torch-fidelity) and LPIPS of one model on every benchmark of an experiment, as records."""
     input:
         suite=f"{P.results}/samples/{{experiment}}/{{model}}/suite.json",
-        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
-        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in suite_benchmarks(w.experiment, w.model)],
+        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in suite_benchmarks(w.experiment, w.model)],
     output:
         f"{P.results}/records/{{experiment}}/{{model}}.json",
     params:
@@ -188,6 +191,77 @@ rule profile_variants:
         ENV
     shell:
         "{params.moebius} profile {params.models} --no-latency --out {output} > {log} 2>&1"
+
+
+rule sample_suite_start:
+    """Tables 1, 3, 4 and 7 for moebius / pixelhacker from another sampler start (eval.sampler_starts)."""
+    input:
+        unpack(suite_inputs),
+    output:
+        f"{P.results}/samples/start_{{start}}/{{experiment}}/{{model}}/suite.json",
+    params:
+        cfg=SAMPLE_SETTINGS,
+        moebius=MOEBIUS,
+        vae=lambda w, input: f"--vae {parent(input.vae)}" if "vae" in input.keys() else "",
+        tasks=lambda w: " ".join(f"--task {t}" for t in start_tasks(suite_tasks(w.experiment, w.model), w.start)),
+    wildcard_constraints:
+        experiment="main|ood",
+        start="noise|gt_noised",
+        model="moebius|pixelhacker",
+    resources:
+        gpu=eval_gpu,
+    log:
+        f"{P.logs}/sample/start_{{start}}_{{experiment}}_{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} sample-suite --model {wildcards.model} --start {wildcards.start} {params.vae} {params.tasks}"
+        " --out {output} > {log} 2>&1"
+
+
+rule evaluate_suite_start:
+    """FID / LPIPS of those samples; their records say `variant: start=<start>` (extra table rows)."""
+    input:
+        suite=f"{P.results}/samples/start_{{start}}/{{experiment}}/{{model}}/suite.json",
+        images=lambda w: [f"{benchmark_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+        masks=lambda w: [f"{mask_dir(b)}/manifest.csv" for b in SUITE_BENCHMARKS[w.experiment]],
+    output:
+        f"{P.results}/records/start_{{start}}/{{experiment}}/{{model}}.json",
+    params:
+        cfg=section("eval", "weights", "seed"),
+        moebius=MOEBIUS,
+        tasks=lambda w: " ".join(f"--task {t}" for t in start_tasks(suite_score_tasks(w.experiment, w.model), w.start)),
+    wildcard_constraints:
+        experiment="main|ood",
+        start="noise|gt_noised",
+        model="moebius|pixelhacker",
+    resources:
+        gpu=gpu_if_full,
+    log:
+        f"{P.logs}/evaluate/start_{{start}}_{{experiment}}_{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} evaluate-suite --model {wildcards.model} --experiment {wildcards.experiment}"
+        " {params.tasks} --out {output} > {log} 2>&1"
+
+
+rule ground_truth_leak:
+    """How much ground truth the official inference lets into the hole: gt_noised start, blurred paste-back."""
+    input:
+        masks=[f"{mask_dir(b)}/manifest.csv" for b in MAIN_BENCHMARKS],
+    output:
+        f"{P.results}/tables/ground_truth_leak.csv",
+    params:
+        cfg=config_hash([CFG.sample, CFG.eval.sampler_starts, {b: CFG.benchmarks[b] for b in MAIN_BENCHMARKS}]),
+        moebius=MOEBIUS,
+        masks=" ".join(f"--masks {b}={mask_dir(b)}" for b in MAIN_BENCHMARKS),
+    log:
+        f"{P.logs}/evaluate/ground_truth_leak.log",
+    conda:
+        ENV
+    shell:
+        "{params.moebius} leak {params.masks} --out {output} > {log} 2>&1"
 
 
 rule results_all:

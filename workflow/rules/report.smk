@@ -16,13 +16,15 @@ TABLES = [
 ]
 # Figures drawn from the tables (moebius.report.plots.make_plots), the mask statistics and every curve.
 TABLE_PLOTS = ["cfg_sweep", "efficiency", "table2_architecture_ablation", "table5_loss_ablation"]
-# Qualitative grids: every model of Tables 1/3/4/7 on the same images and masks, one grid per benchmark.
+# Qualitative grids: every model of Tables 1/3/4/7 sampled on a benchmark (grid_models), on the same
+# images and masks, one grid per benchmark.
 GRIDS = [(e, b) for e in ("main", "ood") for b in SUITE_BENCHMARKS[e]]
 REPORT_OUTPUTS = [
     f"{P.results}/report.md",
     f"{P.results}/index.html",
     f"{P.results}/metrics.json",
     f"{P.results}/training/kd_vs_nokd.csv",
+    f"{P.results}/tables/ground_truth_leak.csv",
     *[f"{P.results}/tables/{t}.csv" for t in TABLES],
 ]
 
@@ -34,7 +36,7 @@ rule report:
         reference=[f"{P.results}/reference/{f.name}" for f in sorted(Path("results/reference").glob("*.csv"))],
         curves=[f"{run}/run.json" for run in TRAIN_RUNS.values()],
         mask_stats=rules.mask_stats.output.stats,
-        samples=[f"{P.results}/samples/{e}/{m}/suite.json" for e in ("main", "ood") if SUITE_BENCHMARKS[e] for m in EVAL_MODELS],
+        samples=[f"{P.results}/samples/{e}/{m}/suite.json" for e in ("main", "ood") for m in EVAL_MODELS if suite_benchmarks(e, m)],
         images=[f"{benchmark_dir(b)}/manifest.csv" for _, b in GRIDS],
         masks=[f"{mask_dir(b)}/manifest.csv" for _, b in GRIDS],
     output:
@@ -77,7 +79,7 @@ rule report:
         plots=lambda w, output: parent(output.table_plots[0]),
         grids=" ".join(
             f"--grid experiment={e},benchmark={b},images={benchmark_dir(b)},masks={mask_dir(b)},"
-            f"samples={P.results}/samples/{e},models={'+'.join(EVAL_MODELS)}"
+            f"samples={P.results}/samples/{e},models={'+'.join(grid_models(e, b))}"
             for e, b in GRIDS
         ),
     log:
