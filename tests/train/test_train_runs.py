@@ -59,18 +59,15 @@ def test_vae_scaling_factor_gives_unit_std_latents(tiny_cfg, data_root, tmp_path
 
 def test_distillation_lowers_total_loss(data_root, vae_dir, teacher_dir, tmp_path):
     d = tiny_cfg_dict(data_root)
-    d["distill"]["train"] = tiny_train(steps=16, batch_size=2, global_batch=2, lr=3e-3, lr_milestones=[], checkpoint_every=16)
+    d["distill"]["train"] = tiny_train(steps=4, batch_size=2, global_batch=2, lr_milestones=[], checkpoint_every=4)
     cfg = config_from_dict(d)
     out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "kd")
     rows = read_metrics(out / "train_metrics.csv")
-    assert len(rows) == 16
+    assert len(rows) == 4
     # the same curve as DVCLive files (dvc plots show): one row per step of loss_total
     live = (out / "dvclive" / "plots" / "metrics" / "loss_total.tsv").read_text().splitlines()
-    assert live[0] == "step\tloss_total" and len(live) == 17
+    assert live[0] == "step\tloss_total" and len(live) == 5
     assert float(live[-1].split("\t")[1]) == pytest.approx(rows[-1]["loss_total"], rel=1e-6)
-    first = np.mean([r["loss_total"] for r in rows[:4]])  # the tiny student: ~0.6x after 16 steps
-    last = np.mean([r["loss_total"] for r in rows[-4:]])
-    assert last < 0.8 * first
     assert {"c_kd", "f_kd", "task", "perceptual", "w_f_kd", "w_perc", "w_out", "gnorm_c_f_kd"} <= rows[0].keys()
     assert all(np.isfinite(r[k]) for r in rows for k in r)
     info = json.loads((out / "run.json").read_text())
@@ -80,6 +77,18 @@ def test_distillation_lowers_total_loss(data_root, vae_dir, teacher_dir, tmp_pat
     assert (info["balance"], info["balance_sync"]) == ("official", "per_rank")
     assert (info["pipeline"], info["lcg_ids"], info["uncond_prob"]) == ("official", "category", 0.0)
     assert info["gradient_checkpointing"] is True
+
+    # The objective falls. The official balance re-weighs the terms by gradient norms every step, so its
+    # total is no fixed objective; the paper's balance (fixed λs) is. The tiny student: ~0.67x in 24 steps.
+    d["distill"]["train"] = tiny_train(steps=24, batch_size=2, global_batch=2, lr=3e-3, lr_milestones=[],
+                                       checkpoint_every=24)
+    d["distill"]["balance"] = "paper"
+    out = distill(config_from_dict(d), "student", teacher_dir, vae_dir, tmp_path / "kd_paper")
+    rows = read_metrics(out / "train_metrics.csv")
+    assert len(rows) == 24 and {"w_f_kd", "w_perc", "w_c_task"} <= rows[0].keys()
+    first = np.mean([r["loss_total"] for r in rows[:6]])
+    last = np.mean([r["loss_total"] for r in rows[-6:]])
+    assert last < 0.8 * first
 
 
 def test_kd_off_trains_task_only_without_a_teacher(tiny_cfg, vae_dir, tmp_path):
@@ -159,7 +168,7 @@ def test_gradient_checkpointing_and_lcg_rule_reach_every_denoiser_run(tiny_cfg, 
         cfg = dataclasses.replace(tiny_cfg, distill=dataclasses.replace(tiny_cfg.distill, train=train))
         ids_seen.clear()
         out = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / f"gc{flag}", kd=False)
-        assert built[-1].checkpointing is flag
+        assert built[-1].diff_model.gradient_checkpointing is flag
         ids = torch.cat(ids_seen)[:, 0]  # first token id of every trained sample
         info = json.loads((out / "run.json").read_text())
         assert (info["gradient_checkpointing"], info["lcg_ids"]) == (flag, rule)
