@@ -20,8 +20,21 @@ from typing import Any, Callable
 import click
 
 from moebius import layout
-from moebius.config import Config, config_hash, dump_yaml, json_schema, load_config
+from moebius.config import (
+    Config,
+    OfficialMasksConfig,
+    SampleConfig,
+    config_hash,
+    dump_yaml,
+    json_schema,
+    literal_choices,
+    load_config,
+)
 from moebius.errors import MoebiusError
+# Choices come from the registries (or the config's checked copies of those that import torch); both
+# modules below import nothing heavy, so `--help` stays fast.
+from moebius.report.names import OFFICIAL_KINDS, OURS, SCORED_EXPERIMENTS, SUITE_EXPERIMENTS, build_name
+from moebius.weights import OFFICIAL_VARIANTS
 
 DEFAULT_CONFIG = "config/smoke.yaml"
 
@@ -230,10 +243,10 @@ OFFICIAL_MASKS_URL = "https://drive.google.com/drive/folders/13J91fdQt2RnHp4j-Vz
 @click.option("--images", type=ExistingPath, default=None,
               help="The benchmark's image folder. Default: <paths.data>/benchmarks/<benchmark> (moebius.layout).")
 @click.option("--out", type=PathArg, default=None, help="Default: <paths.masks>/official/v1/<benchmark>.")
-@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+@click.option("--polarity", type=click.Choice(literal_choices(OfficialMasksConfig, "polarity")), default=None,
               help="How to read the files: 255_hole as the official pipeline does, 255_known (MAT) inverts. "
               "Default: masks.official.polarity.")
-@click.option("--pairing", type=click.Choice(["stem", "sorted"]), default=None,
+@click.option("--pairing", type=click.Choice(literal_choices(OfficialMasksConfig, "pairing")), default=None,
               help="stem: a file's name is an image id or the original image's name; sorted: the i-th file "
               "with the i-th image by name (the official script). Default: masks.official.pairing.")
 @click.pass_context
@@ -294,8 +307,8 @@ def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool, fr
 
 
 @train.command("official")
-@click.option("--kind", type=click.Choice(["vae", "teacher", "student"]), required=True)
-@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]), required=True)
+@click.option("--kind", type=click.Choice(OFFICIAL_KINDS), required=True)
+@click.option("--variant", type=click.Choice(OFFICIAL_VARIANTS), required=True)
 @click.option("--out", type=PathArg, required=True)
 @click.pass_context
 def train_official(ctx: click.Context, kind: str, variant: str, out: Path) -> None:
@@ -329,7 +342,7 @@ def train_distill(
 
 
 @train.command("finetune")
-@click.option("--model", type=click.Choice(["student", "teacher"]), required=True)
+@click.option("--model", type=click.Choice([build_name(key) for key in OURS]), required=True)
 @click.option("--init", "init_dir", type=ExistingPath, required=True)
 @click.option("--vae", "vae_dir", type=ExistingPath, required=True)
 @click.option("--target", required=True, help="A key of finetune.targets (places2 | celebahq | ffhq).")
@@ -356,9 +369,9 @@ def train_compare_kd(ctx: click.Context, runs: tuple[str, ...], vae_dir: Path, o
 
 
 # -------------------------------------------------------------------------------------- evaluation
-EXPERIMENT_CHOICES = click.Choice(layout.EXPERIMENTS)
-SUITE_CHOICES = click.Choice(layout.SUITE_EXPERIMENTS)
-START_CHOICES = click.Choice(["noise", "gt_noised"])  # sample.start's values
+EXPERIMENT_CHOICES = click.Choice(SCORED_EXPERIMENTS)
+SUITE_CHOICES = click.Choice(SUITE_EXPERIMENTS)
+START_CHOICES = click.Choice(literal_choices(SampleConfig, "start"))
 
 
 @cli.command("sample")
@@ -538,13 +551,13 @@ def trace(table_csv: Path, row: int) -> None:
 @click.argument("image", type=PathArg)
 @click.option("--mask", type=PathArg, default=None, help="Mask image of IMAGE's size (or give --box).")
 @click.option("--box", default=None, help="x,y,w,h: a rectangular hole in IMAGE's pixels, instead of --mask.")
-@click.option("--polarity", type=click.Choice(["255_hole", "255_known"]), default=None,
+@click.option("--polarity", type=click.Choice(literal_choices(OfficialMasksConfig, "polarity")), default=None,
               help="Which colour of --mask is the hole; default: the smaller region is (with a warning).")
 @click.option("--model", "model_key", default="moebius", help="moebius | pixelhacker | a baseline (telea, mat, …).")
 @click.option("--weights", default="official", help="'official' (moebius.weights) or a training run folder.")
 @click.option("--vae", "vae_dir", type=PathArg, default=None, help="VAE run folder (default: the run's run.json vae_dir).")
-@click.option("--variant", type=click.Choice(["pretrained", "ft_places2", "ft_celebahq", "ft_ffhq"]),
-              default="ft_places2", help="Which official checkpoint (and MAT's domain).")
+@click.option("--variant", type=click.Choice(OFFICIAL_VARIANTS), default="ft_places2",
+              help="Which official checkpoint (and MAT's domain).")
 @click.option("--fit", type=click.Choice(["pad", "resize"]), default="pad",
               help="pad: keep the aspect ratio, extend the edges; resize: stretch to the model's size.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Denoising steps (default: the config's).")

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from moebius.errors import ConfigError, UnknownNameError, did_you_mean
+from moebius.registry import Registry
 
 # ---------------------------------------------------------------------------------------------
 # Ranges: field metadata, checked at load and emitted in the JSON schema
@@ -115,6 +116,7 @@ class DataConfig:
     n_test: int = ranged(16, ge=1)  # smoke only: test images per dataset
     # Which 10K of FFHQ's 70K images FFHQ (256) scores: the first (CoModGAN / MI-GAN, whose protocol the
     # paper's FFHQ row follows; training uses the other 60K) or the last (FFHQ's own validation split).
+    # Copied from moebius.data.registry.FFHQ_VALIDATION (its names; tests/test_config.py keeps them equal).
     ffhq_validation: Literal["first_10k", "last_10k"] = "first_10k"
 
 
@@ -126,12 +128,14 @@ class BenchmarkConfig:
     split: str
     n_images: int = field(metadata=bounds(ge=1))  # images scored; FID depends strongly on it (MAT #63)
     size: int = field(metadata=bounds(ge=8, multiple_of=8))  # side of the evaluated images; the VAE is f8
-    preprocess: Literal["mat_crop", "migan_resize", "lama_crop"]
+    preprocess: Literal["mat_crop", "migan_resize", "lama_crop"]  # Copied from moebius.data.preprocess.PREPROCESSORS
     mask_protocol: str  # the generator of the stored set (and what an official set stands in for)
     domain: Literal["natural", "portrait"]  # picks the CFG scale (2.5 natural, 2.0 portrait)
     finetune: Literal["places2", "celebahq", "ffhq"]  # which fine-tuned weights evaluate it
     ood: bool = False  # zero-shot (Tab. 7)
-    selection: Literal["first", "last", "seeded"] = "first"  # how n_images are chosen from the split
+    # How n_images are chosen from the split. Copied from moebius.data.selection.RULES, without "all"
+    # (which takes every image, so it cannot choose n_images).
+    selection: Literal["first", "last", "seeded"] = "first"
     # Which mask set scores it: None follows masks.source; generated = mask_protocol's seeded set;
     # official = the authors' published masks, imported with `moebius masks import`.
     mask_source: Literal["generated", "official"] | None = None
@@ -145,10 +149,10 @@ class OfficialMasksConfig:
     archives: dict[str, str] = field(default_factory=dict)
     # How their files are read. 255_hole is how the official pipeline reads a mask file (255 = inpaint);
     # 255_known is MAT / MI-GAN's convention (inverted on import). See moebius/masks/official.py.
-    polarity: Literal["255_hole", "255_known"] = "255_hole"
+    polarity: Literal["255_hole", "255_known"] = "255_hole"  # Copied from moebius.masks.polarity.POLARITIES
     # stem: a mask file's name is the image's id or original file name; sorted: the official inference
     # script's rule, the i-th mask in name order goes with the i-th image in name order.
-    pairing: Literal["stem", "sorted"] = "stem"
+    pairing: Literal["stem", "sorted"] = "stem"  # Copied from moebius.masks.official.PAIRINGS
 
 
 @dataclass(frozen=True)
@@ -174,9 +178,10 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture sizes (Sec. 3.2): `paper` is the official 226M / 862M pair; `smoke` is tiny."""
+    """Architecture sizes (Sec. 3.2): `paper` is the official 226M / 862M pair; `smoke` is small (CPU
+    minutes); `tiny` is the unit tests' size (same classes)."""
 
-    preset: Literal["paper", "smoke"] = "paper"
+    preset: Literal["paper", "smoke", "tiny"] = "paper"  # Copied from moebius.models.presets.PRESETS (names)
     vae_source: Literal["official", "train"] = "official"  # SDXL f8d4 VAE, or a tiny one trained here
     teacher_source: Literal["official", "train"] = "official"  # PixelHacker checkpoint, or trained here
     # Weights scored in Tables 1, 3, 4, 6, 7: the official hustvl/Moebius checkpoints, or our own
@@ -190,16 +195,11 @@ class ModelConfig:
         (student). The one place the choice is read: the CLI, the training runs and the workflow
         (``common.smk``, at parse time: this module imports no torch) all ask here.
         """
-        sources = {
-            "vae": self.vae_source,
-            "teacher": self.teacher_source,
-            "pixelhacker": self.teacher_source,
-            "student": self.student_source,
-            "moebius": self.student_source,
-        }
-        if model not in sources:
-            raise UnknownNameError.of("model with official weights", model, sources)
-        return sources[model]  # type: ignore[return-value]
+        from moebius.report.names import BUILD_NAMES
+
+        sources = {"vae": self.vae_source, "teacher": self.teacher_source, "student": self.student_source}
+        sources.update({key: sources[build] for key, build in BUILD_NAMES.items() if build in sources})
+        return Registry("model with official weights", sources).get(model)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,8 @@ class ProfileConfig:
     repeats: int = ranged(10, ge=1)
     threads: int = ranged(1, ge=1)  # CPU timing: pinned threads, medians (ENVIRONMENT.md)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    preset: Literal["paper", "smoke"] = "paper"  # profile the paper-size models even at smoke scale
+    # Profile the paper-size models even at smoke scale. Copied from moebius.models.presets.PRESETS (names).
+    preset: Literal["paper", "smoke", "tiny"] = "paper"
 
 
 @dataclass(frozen=True)
@@ -417,10 +418,10 @@ class Config:
 
     def benchmark(self, name: str) -> BenchmarkConfig:
         """``benchmarks[name]``, or a ConfigError with a "did you mean" hint."""
-        if name not in self.benchmarks:
-            hint = did_you_mean(name, self.benchmarks)
-            raise ConfigError(f"unknown benchmark {name!r}{hint}; configured: {', '.join(self.benchmarks)}")
-        return self.benchmarks[name]
+        try:
+            return Registry("benchmark", self.benchmarks).get(name)
+        except UnknownNameError as exc:
+            raise ConfigError(str(exc)) from None
 
     def mask_source(self, name: str) -> str:
         """``generated`` or ``official``: the benchmark's own setting, else ``masks.source``."""
@@ -604,17 +605,27 @@ TABLE2_EXPERIMENTS = tuple(range(1, 16))  # Copied from moebius.models.variants.
 TABLE2_KD = (7, 8, 9, 11, 12, 13, 14, 15)
 
 
-def _name(where: str, what: str, name: Any, known: Any) -> None:
-    """Raise ``<where>: unknown <what> 'x' (did you mean 'y'?); known: …`` unless ``name`` is known."""
-    known = list(known)
-    if name not in known:
-        raise ConfigError(f"{where}: {UnknownNameError.of(what, name, known)}")
+def literal_choices(cls: type, name: str) -> tuple[str, ...]:
+    """The values the ``Literal`` field ``name`` of config dataclass ``cls`` allows (for the CLI's choices)."""
+    return tuple(str(v) for v in typing.get_args(typing.get_type_hints(cls)[name]))
 
 
-def _names(where: str, what: str, names: tuple, known: Any) -> None:
-    known = list(known)
+def _name(where: str, known: Registry, name: Any) -> None:
+    """Raise ``<where>: unknown <what> 'x' (did you mean 'y'?); known: …`` unless ``known`` holds ``name``."""
+    try:
+        known.get(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _names(where: str, known: Registry, names: tuple) -> None:
     for i, name in enumerate(names):
-        _name(f"{where}[{i}]", what, name, known)
+        _name(f"{where}[{i}]", known, name)
+
+
+def _named(what: str, names: Any) -> Registry:
+    """A registry of plain names (the copies above, or the config's own benchmarks and targets)."""
+    return Registry(what, ((n, n) for n in names))
 
 
 def _at_least_one_step(where: str, steps: int, why: str) -> None:
@@ -641,9 +652,11 @@ def check_config(cfg: Config) -> Config:
     (neither imports torch); losses, models and Table 2 experiments from the copies above.
     """
     from moebius.data.registry import DATASETS
-    from moebius.masks.registry import list_protocols
+    from moebius.masks.registry import PROTOCOLS
 
-    protocols = list_protocols()
+    benchmarks = _named("benchmark", cfg.benchmarks)
+    targets = _named("fine-tuning target", cfg.finetune.targets)
+    losses_known = _named("loss", LOSS_NAMES)
     if not cfg.benchmarks:
         raise ConfigError(
             "config.benchmarks: none configured; at least one benchmark is needed (see config/smoke.yaml)"
@@ -652,7 +665,7 @@ def check_config(cfg: Config) -> Config:
 
     def dataset(where: str, name: str, used: bool) -> Any:
         """A registered dataset; when it is used, one that `data.source` makes."""
-        _name(where, "dataset", name, DATASETS)
+        _name(where, DATASETS, name)
         spec = DATASETS[name]
         if used and spec.scale != scale_of_source:
             raise ConfigError(
@@ -674,8 +687,8 @@ def check_config(cfg: Config) -> Config:
         where = f"config.benchmarks.{bname}"
         spec = dataset(f"{where}.dataset", bench.dataset, used=True)
         count = split(f"{where}.split", spec, bench.split).count
-        _name(f"{where}.mask_protocol", "mask protocol", bench.mask_protocol, protocols)
-        _name(f"{where}.finetune", "fine-tuning target", bench.finetune, cfg.finetune.targets)
+        _name(f"{where}.mask_protocol", PROTOCOLS, bench.mask_protocol)
+        _name(f"{where}.finetune", targets, bench.finetune)
         # Images the split holds: smoke splits have data.n_train / n_test, full ones their published count.
         if spec.scale == "smoke":
             count = {"train": cfg.data.n_train, "test": cfg.data.n_test}.get(bench.split)
@@ -685,9 +698,9 @@ def check_config(cfg: Config) -> Config:
                 f"{bench.dataset} {bench.split}"
             )
 
-    _names("config.masks.train_protocols", "mask protocol", cfg.masks.train_protocols, protocols)
+    _names("config.masks.train_protocols", PROTOCOLS, cfg.masks.train_protocols)
     for bname in cfg.masks.official.archives:
-        _name(f"config.masks.official.archives.{bname}", "benchmark", bname, cfg.benchmarks)
+        _name(f"config.masks.official.archives.{bname}", benchmarks, bname)
     for bname in cfg.benchmarks:
         if cfg.mask_source(bname) == "official" and bname not in cfg.masks.official.archives:
             raise ConfigError(
@@ -695,8 +708,8 @@ def check_config(cfg: Config) -> Config:
                 f"official masks; name the file or folder downloaded from the link in `moebius masks import --help`"
             )
     where = "config.masks.official_train_protocol"
-    _name(where, "mask protocol", cfg.masks.official_train_protocol, protocols)
-    lama = [p for p in protocols if p.startswith("lama_")]  # MixedMaskGenerator needs a LaMa config
+    _name(where, PROTOCOLS, cfg.masks.official_train_protocol)
+    lama = [p for p in PROTOCOLS.names() if p.startswith("lama_")]  # MixedMaskGenerator needs a LaMa config
     if cfg.masks.official_train_protocol not in lama:
         raise ConfigError(f"{where}: {cfg.masks.official_train_protocol!r} is not a LaMa protocol; allowed: {', '.join(lama)}")
     for where, train in (("config.vae_train", cfg.vae_train), ("config.teacher_train", cfg.teacher_train),
@@ -732,20 +745,20 @@ def check_config(cfg: Config) -> Config:
                 split(f"{where}.datasets[{i}]", spec, "train")
         _whole_batches(f"{where}.global_batch", target.global_batch, cfg.finetune.train.batch_size, target.gpus)
 
-    _names("config.distill.losses", "loss", cfg.distill.losses, LOSS_NAMES)
+    _names("config.distill.losses", losses_known, cfg.distill.losses)
     for combo, losses in cfg.ablation.loss_combinations.items():
-        _names(f"config.ablation.loss_combinations.{combo}", "loss", losses, LOSS_NAMES)
+        _names(f"config.ablation.loss_combinations.{combo}", losses_known, losses)
     for i, exp in enumerate(cfg.ablation.experiments):
         if exp not in TABLE2_EXPERIMENTS:
             raise ConfigError(
                 f"config.ablation.experiments[{i}]: {exp!r} is not a Table 2 experiment; "
                 f"allowed: {TABLE2_EXPERIMENTS[0]}..{TABLE2_EXPERIMENTS[-1]}"
             )
-    _name("config.ablation.benchmark", "benchmark", cfg.ablation.benchmark, cfg.benchmarks)
+    _name("config.ablation.benchmark", benchmarks, cfg.ablation.benchmark)
 
-    _names("config.eval.models", "model", cfg.eval.models, EVAL_MODELS)
+    _names("config.eval.models", _named("model", EVAL_MODELS), cfg.eval.models)
     for bname in cfg.eval.cfg_sweep:
-        _name(f"config.eval.cfg_sweep.{bname}", "benchmark", bname, cfg.benchmarks)
+        _name(f"config.eval.cfg_sweep.{bname}", benchmarks, bname)
 
     s = cfg.sample
     if s.beta_start >= s.beta_end:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from moebius.config import Config, config_hash
 from moebius.errors import UnknownNameError
+from moebius.report.names import OURS, SCORED_EXPERIMENTS, SUITE_EXPERIMENTS
 
 # File names inside the contract folders. Copied from their writers (they import torch or cv2);
 # tests/test_layout.py keeps each copy equal to its owner.
@@ -27,13 +28,12 @@ META = "meta.json"  # Copied from moebius.eval.inpaint.META: written last, marks
 SWEEP = "sweep.json"  # Copied from moebius.eval.inpaint.SWEEP: a CFG sweep's folder list
 SUITE = "suite.json"  # a suite's sample folders, written last by `moebius sample-suite`
 
-# What is sampled and scored, by experiment. Suites run one process per model over all benchmarks of
-# the experiment; the others run one process per (model, benchmark).
-SUITE_EXPERIMENTS = ("main", "ood")
-SINGLE_EXPERIMENTS = ("cfg_sweep", "ablation_arch", "ablation_loss")
-EXPERIMENTS = SUITE_EXPERIMENTS + SINGLE_EXPERIMENTS
+# What is sampled and scored, by experiment (the vocabulary is moebius.report.names'). Suites run one
+# process per model over all benchmarks of the experiment; the others one per (model, benchmark).
+EXPERIMENTS = SCORED_EXPERIMENTS
+SINGLE_EXPERIMENTS = tuple(e for e in EXPERIMENTS if e not in SUITE_EXPERIMENTS)
 # Our two diffusion models: scored from run folders (fine-tuned per benchmark family).
-DIFFUSION_OURS = ("moebius", "pixelhacker")
+DIFFUSION_OURS = OURS
 # Runs under <checkpoints>/ with a fixed name (the ablations and fine-tunes are named by parameters).
 NAMED_RUNS = ("vae", "teacher", "distill", "distill_nokd")
 

@@ -64,6 +64,9 @@ _HF = "https://huggingface.co"
 _TORCHVISION_LICENCE = "BSD-3-Clause (torchvision); trained on ImageNet (its terms apply)"
 _MOEBIUS_LICENCE = "Apache-2.0 per github.com/hustvl/Moebius README; MIT per the HF model card"
 _PIXELHACKER_LICENCE = "MIT (HF model card hustvl/PixelHacker)"
+# The checkpoints hustvl publishes for each of PixelHacker and Moebius: pretrained and one per benchmark
+# family (`moebius train official --variant`).
+OFFICIAL_VARIANTS = ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
 _MAT_ONEDRIVE = ("https://mycuhk-my.sharepoint.com/:f:/g/personal/1155137927_link_cuhk_edu_hk/"
                  "EuY30ziF-G5BvwziuHNFzDkBVC6KBPRg69kCeHIu-BXORA?e=7OwJyE")
 
@@ -127,12 +130,12 @@ _ENTRIES: list[WeightFile] = [
         _hf(f"pixelhacker_{v}", "hustvl/PixelHacker", f"{v}/diffusion_pytorch_model.bin",
             f"pixelhacker/{v}/diffusion_pytorch_model.bin", _PIXELHACKER_LICENCE,
             f"PixelHacker teacher ({v})")
-        for v in ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
+        for v in OFFICIAL_VARIANTS
     ],
     *[
         _hf(f"moebius_{v}", "hustvl/Moebius", f"{v}/diffusion_pytorch_model.bin",
             f"moebius/{v}/diffusion_pytorch_model.bin", _MOEBIUS_LICENCE, f"Moebius student, official ({v})")
-        for v in ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
+        for v in OFFICIAL_VARIANTS
     ],
     _hf("elatentlpips_sdxl_vgg16", "Mingguksky/elatentlpips", "elatentlpips_ckpt/sdxl_latent_vgg16.pth.tar",
         "elatentlpips/sdxl_latent_vgg16.pth.tar", "CC-BY-NC-4.0 (elatentlpips)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,7 +114,12 @@ def test_later_files_override_earlier_ones(tmp_path: Path) -> None:
 
 def test_config_hash_changes_with_any_value() -> None:
     base = Config()
-    assert config_hash(base) == config_hash(Config())
+    # the same in another process with another hash seed (no set or dict-order randomness in it)
+    code = "from moebius.config import Config, config_hash; print(config_hash(Config()))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=120)
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == config_hash(base)
     assert config_hash(base) != config_hash(config_from_dict({"seed": 1}))
 
 
@@ -226,7 +232,7 @@ BAD_REFERENCES = [
      "config.distill.train.datasets[0]: unknown dataset 'smoke_natrual' (did you mean 'smoke_natural'?)"),
     ({"distill": {"train": {"datasets": ["places365"]}}},
      "config.distill.train.datasets[0]: 'places365' is a full-scale dataset but data.source is 'smoke'"),
-    ({"benchmarks": {"places2_test": {"split": "tset"}}}, "config.benchmarks.places2_test.split: dataset 'smoke_natural' has no split 'tset'"),
+    ({"benchmarks": {"places2_test": {"split": "tset"}}}, "config.benchmarks.places2_test.split: unknown smoke_natural split 'tset' (did you mean 'test'?); known: test, train"),
     ({"benchmarks": {"places2_test": {"n_images": 9}}},
      "config.benchmarks.places2_test.n_images: 9 is not allowed; must be <= 8"),
     ({"eval": {"models": ["moebius", "navier_stoke"]}},
@@ -328,6 +334,31 @@ def test_name_copies_equal_their_torch_importing_owners() -> None:
     assert LOSS_NAMES == OWNER_LOSSES
     assert EVAL_MODELS == tuple(n for n, s in BASELINES.items() if s.family != "reported")
     assert TABLE2_EXPERIMENTS == tuple(sorted(EXPERIMENTS))
+
+
+def test_config_choices_equal_their_registries() -> None:
+    # Literal fields that copy a registry's names (the schema's enums and the CLI's choices come from them)
+    from moebius.config import (
+        BenchmarkConfig,
+        DataConfig,
+        ModelConfig,
+        OfficialMasksConfig,
+        ProfileConfig,
+        literal_choices,
+    )
+    from moebius.data.preprocess import PREPROCESSORS
+    from moebius.data.registry import FFHQ_VALIDATION
+    from moebius.data.selection import RULES
+    from moebius.masks.official import PAIRINGS
+    from moebius.masks.polarity import POLARITIES
+    from moebius.models.presets import PRESETS
+
+    assert literal_choices(BenchmarkConfig, "preprocess") == PREPROCESSORS.names()
+    assert literal_choices(BenchmarkConfig, "selection") == tuple(r for r in RULES.names() if r != "all")
+    assert literal_choices(DataConfig, "ffhq_validation") == FFHQ_VALIDATION.names()
+    assert literal_choices(OfficialMasksConfig, "polarity") == tuple(POLARITIES)
+    assert literal_choices(OfficialMasksConfig, "pairing") == tuple(PAIRINGS)
+    assert literal_choices(ModelConfig, "preset") == literal_choices(ProfileConfig, "preset") == PRESETS.names()
 
 
 def test_loading_a_config_imports_neither_torch_nor_matplotlib() -> None:

@@ -17,7 +17,6 @@ filter (which antialiases when shrinking, as PIL-based reference loaders do).
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 from collections.abc import Callable
@@ -27,7 +26,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from moebius.atomic import atomic_path
-from moebius.errors import DataError, UnknownNameError
+from moebius.errors import DataError
+from moebius.registry import Registry
 
 # ---------------------------------------------------------------------------------------------
 # Reading and writing pixels
@@ -160,23 +160,17 @@ def lama_crop(img: np.ndarray, size: int) -> np.ndarray:
     return center_crop(resize_bicubic(img, new_h, new_w), size)
 
 
-PREPROCESSORS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+PREPROCESSORS: Registry[Callable[[np.ndarray, int], np.ndarray]] = Registry("preprocessing", {
     "mat_crop": mat_crop,
     "migan_resize": migan_resize,
     "lama_crop": lama_crop,
-}
-_ALIASES = {"mat": "mat_crop", "migan": "migan_resize", "lama": "lama_crop"}
+})
+_ALIASES = {"mat": "mat_crop", "migan": "migan_resize", "lama": "lama_crop"}  # short names, not offered as choices
 
 
 def get_preprocessor(name: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """The preprocessing function called ``name`` (also ``mat`` / ``migan`` / ``lama``)."""
-    key = _ALIASES.get(name, name)
-    if key not in PREPROCESSORS:
-        known = sorted(PREPROCESSORS)
-        close = difflib.get_close_matches(name, known + sorted(_ALIASES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"unknown preprocessing {name!r}{hint} (known: {', '.join(known)})")
-    return PREPROCESSORS[key]
+    return PREPROCESSORS.get(_ALIASES.get(name, name))
 
 
 def preprocess(img: np.ndarray, name: str, size: int) -> np.ndarray:

@@ -16,7 +16,6 @@ Smoke datasets are made locally from photographs shipped with scikit-image (``sm
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable
@@ -29,7 +28,8 @@ from moebius.data.download import archive_kind, download, extract, verify_file
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import load_image, save_png
 from moebius.data.selection import select_ids
-from moebius.errors import DataError, DownloadError, UnknownNameError
+from moebius.errors import DataError, DownloadError
+from moebius.registry import Registry
 
 __all__ = [
     "Archive",
@@ -105,22 +105,13 @@ class DatasetSpec:
     lister: Lister | None = field(default=None, repr=False, compare=False)
 
     def archive(self, name: str) -> Archive:
-        for a in self.archives:
-            if a.name == name:
-                return a
-        raise UnknownNameError(f"dataset {self.name!r} has no archive {name!r}")
+        return Registry(f"{self.name} archive", ((a.name, a) for a in self.archives)).get(name)
 
     def split(self, name: str, ffhq_validation: str = "first_10k") -> Split:
         """The split ``name``; for FFHQ, ``val`` / ``train`` follow ``ffhq_validation``."""
         if self.name == "ffhq" and name in ("train", "val"):
             name = f"{name}_{_check_ffhq_validation(ffhq_validation)}"
-        for s in self.splits:
-            if s.name == name:
-                return s
-        known = [s.name for s in self.splits]
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"dataset {self.name!r} has no split {name!r}{hint} (known: {', '.join(known)})")
+        return Registry(f"{self.name} split", ((s.name, s) for s in self.splits)).get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,24 +254,23 @@ def _list_deepfakeface(raw_dir: Path, split: str) -> list[tuple[str, Path]]:
 
 PLACES365_BASE = "http://data.csail.mit.edu/places/places365/"
 SPLIT_NAME = "split.json"  # beside a fetched split's manifest: which split (as resolved) it holds
-FFHQ_VALIDATION = {
+FFHQ_VALIDATION: Registry[str] = Registry("ffhq_validation", {
     "first_10k": "CoModGAN / MI-GAN convention (the paper's FFHQ (256) row): images 0-9999 are evaluated, "
                  "10000-69999 train",
     "last_10k": "official FFHQ split: images 60000-69999 validate, 0-59999 train",
-}
+})
 
 
 def _check_ffhq_validation(value: str) -> str:
-    if value not in FFHQ_VALIDATION:
-        raise UnknownNameError(f"ffhq_validation must be one of {', '.join(FFHQ_VALIDATION)}, got {value!r}")
+    FFHQ_VALIDATION.get(value)
     return value
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def _register(spec: DatasetSpec) -> None:
-    DATASETS[spec.name] = spec
+    DATASETS.register(spec.name, spec)
 
 
 _register(
@@ -455,17 +445,9 @@ OFFICIAL_MASKS = Archive(
 # (https://drive.google.com/drive/folders/1tZUcXDBeOibC6jcMCtgRRz67pzrAHeHL).
 
 
-def _lookup(table: dict, name: str, what: str):
-    if name in table:
-        return table[name]
-    close = difflib.get_close_matches(name, list(table), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UnknownNameError(f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(table))})")
-
-
 def get_dataset(name: str) -> DatasetSpec:
     """The registered dataset ``name``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
-    return _lookup(DATASETS, name, "dataset")
+    return DATASETS.get(name)
 
 
 def list_datasets(scale: str | None = None) -> list[str]:

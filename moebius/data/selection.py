@@ -14,21 +14,23 @@ and growing ``n`` keeps every previously chosen id (samples are nested).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
-from moebius.errors import DataError, UnknownNameError
+from moebius.errors import DataError
+from moebius.registry import Registry
 from moebius.seeding import derive
 
-RULES = ("all", "first", "last", "seeded")
+RULES: Registry[str] = Registry("selection rule", {
+    "all": "every id, in the given order",
+    "first": "the first n ids",
+    "last": "the last n ids",
+    "seeded": "the n ids with the smallest seeded hash, in the given order",
+})
 
 
 def select_ids(all_ids: Sequence[str], n: int | None, seed: int, rule: str) -> list[str]:
     """The ids that ``rule`` picks from ``all_ids`` (``n`` None means all of them)."""
-    if rule not in RULES:
-        close = difflib.get_close_matches(rule, RULES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"unknown selection rule {rule!r}{hint} (known: {', '.join(RULES)})")
+    RULES.get(rule)
     ids = list(all_ids)
     if len(set(ids)) != len(ids):
         raise DataError("cannot select from a list with duplicate ids")

@@ -24,7 +24,6 @@ Output: ``<out_root>/<name>/<split>/<name>-<split>-<index:05d>.png`` + ``manifes
 
 from __future__ import annotations
 
-import difflib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,8 @@ import numpy as np
 
 from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import resize_bicubic, save_png
-from moebius.errors import DataError, UnknownNameError
+from moebius.errors import DataError
+from moebius.registry import Registry
 from moebius.seeding import derive
 
 SPLITS = ("train", "test")
@@ -50,14 +50,14 @@ class SmokeSpec:
     faces: tuple[int, int] = (0, 0)  # [start, stop) indices into lfw_subset (portrait)
 
 
-SMOKE_DATASETS: dict[str, SmokeSpec] = {
+SMOKE_DATASETS: Registry[SmokeSpec] = Registry("smoke dataset", {
     "smoke_natural": SmokeSpec("natural", photos=("astronaut", "coffee", "chelsea", "rocket", "brick", "grass")),
     "smoke_portrait": SmokeSpec("portrait", faces=(0, 70)),
     "smoke_ood_natural": SmokeSpec(
         "natural", photos=("hubble_deep_field", "stereo_motorcycle", "camera", "coins", "clock", "gravel")
     ),
     "smoke_ood_portrait": SmokeSpec("portrait", faces=(70, 100)),
-}
+})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,11 +162,7 @@ def _portrait_image(spec: SmokeSpec, split: str, size: int, rng: np.random.Gener
 
 def get_smoke_spec(name: str) -> SmokeSpec:
     """The smoke dataset ``name``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
-    if name not in SMOKE_DATASETS:
-        close = difflib.get_close_matches(name, list(SMOKE_DATASETS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"unknown smoke dataset {name!r}{hint} (known: {', '.join(SMOKE_DATASETS)})")
-    return SMOKE_DATASETS[name]
+    return SMOKE_DATASETS.get(name)
 
 
 def smoke_image(name: str, split: str, index: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, str]:

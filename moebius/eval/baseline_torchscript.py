@@ -282,7 +282,7 @@ def _migan_generator(name: str, size: int, repo: Path) -> nn.Module:
             zoo = importlib.import_module("lib.model_zoo.comodgan")
             return zoo.Generator(zoo.Mapping(num_ws=COMODGAN_NUM_WS[size]), zoo.Encoder(resolution=size),
                                  zoo.Synthesis(resolution=size))
-        except ImportError as exc:
+        except ImportError as exc:  # the user's clone of MI-GAN (third-party code), not this package
             raise WeightError(f"cannot import MI-GAN's model classes from {repo}: {exc}") from exc
 
 

@@ -35,7 +35,6 @@ the size shrinks with the benchmark (a 512-px protocol run at 64 px runs a "512"
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import math
 import re
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from moebius.config import Config, ConfigError
 from moebius.errors import EvalError
+from moebius.registry import Registry
 
 if TYPE_CHECKING:  # torch is imported by the runners only
     import torch
@@ -97,8 +97,8 @@ _GAN_PASTE = (f"MI-GAN scripts/evaluate_fid_lpips.py: mask·image + (1−mask)·
               f"{_HARNESS} after resizing back")
 _RESEARCH = "academic rows of Tab. 3/4/7"
 
-BASELINES: dict[str, BaselineSpec] = {
-    s.name: s
+BASELINES: Registry[BaselineSpec] = Registry("baseline", (
+    (s.name, s)
     for s in (
         BaselineSpec("moebius", "Moebius", "diffusion", "ours", "hf:hustvl/Moebius (full) / trained here (smoke)",
                      20, None, paste_back="the sampler's paste-back (sample.paste_back)"),
@@ -191,7 +191,7 @@ BASELINES: dict[str, BaselineSpec] = {
             paste_back=_NO_PASTE,
         ),
     )
-}
+))
 
 
 # Ablation runs (Table 2: exp1..exp15; Table 5: loss_c..loss_cftp) are our own trained models too:
@@ -200,15 +200,11 @@ _ABLATION_RUN = re.compile(r"exp([1-9]|1[0-5])|loss_(c|cf|cft|cftp)")
 
 
 def get_baseline(name: str) -> BaselineSpec:
-    """The spec of ``name``; ``EvalError`` with a "did you mean" hint otherwise."""
+    """The spec of ``name``; ``UnknownNameError`` with a "did you mean" hint otherwise."""
     if _ABLATION_RUN.fullmatch(name):
         return dataclasses.replace(BASELINES["moebius"], name=name, display=f"Moebius ablation {name}",
                                    weights_source="trained here (Tables 2 and 5)")
-    if name not in BASELINES:
-        close = difflib.get_close_matches(name, list(BASELINES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise EvalError(f"unknown baseline {name!r}{hint}; known: {', '.join(BASELINES)}")
-    return BASELINES[name]
+    return BASELINES.get(name)
 
 
 def steps_for(cfg: Config, name: str) -> int | None:

@@ -211,11 +211,9 @@ def load_ours(run_dir: Path | None, vae_dir: Path | None, model_key: str):
     """(model, vae, run meta) of a finished run and its VAE run (``moebius.train``); also ``moebius inpaint``'s."""
     if run_dir is None or vae_dir is None:
         raise EvalError(f"{model_key}: needs a run folder and a VAE folder (run_dir, vae_dir)")
-    try:
-        from moebius.errors import TrainError
-        from moebius.train import load_run, load_vae
-    except ImportError as exc:
-        raise EvalError(f"{model_key}: moebius.train is unavailable ({exc})") from exc
+    from moebius.errors import TrainError
+    from moebius.train import load_run, load_vae
+
     try:
         model, meta = load_run(Path(run_dir))
         vae = load_vae(Path(vae_dir))

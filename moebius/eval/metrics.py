@@ -149,15 +149,12 @@ def _check_same_size(pairs: Sequence[tuple[Path, Path]]) -> None:
 def _official_path(key: str | None, file_name: str | None, weights_dir: str | Path | None) -> Path | None:
     """The official file from the weights registry, else from torch.hub's cache; None if absent."""
     if key is not None:
+        from moebius.weights import MissingWeightError, resolve_weight
+
         try:
-            from moebius.weights import MissingWeightError, resolve_weight
-        except ImportError:  # the registry is optional: fall back to torch.hub's cache
+            return resolve_weight(key, weights_dir)
+        except MissingWeightError:
             pass
-        else:
-            try:
-                return resolve_weight(key, weights_dir)
-            except MissingWeightError:
-                pass
     if file_name is not None:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / file_name
         if cached.is_file():
@@ -166,10 +163,8 @@ def _official_path(key: str | None, file_name: str | None, weights_dir: str | Pa
 
 
 def _missing(key: str, file_name: str, weights_dir: str | Path | None) -> Exception:
-    try:
-        from moebius.weights import MissingWeightError, resolve_weight
-    except ImportError:
-        return EvalError(f"missing weight {key}: put {file_name} in {Path(torch.hub.get_dir()) / 'checkpoints'}")
+    from moebius.weights import MissingWeightError, resolve_weight
+
     try:
         resolve_weight(key, weights_dir)  # raises the registry's one-line message
     except MissingWeightError as exc:
@@ -405,15 +400,12 @@ def build_lpips(
 
     head = None  # None: lpips loads the heads shipped in its package
     if net in LPIPS_HEAD_KEYS:
-        try:
-            from moebius.weights import MissingWeightError, resolve_weight
-        except ImportError:
-            pass
-        else:
-            try:  # the same shipped file, checksum-verified by the registry
-                head = str(resolve_weight(LPIPS_HEAD_KEYS[net], weights_dir))
-            except MissingWeightError:
-                head = None
+        from moebius.weights import MissingWeightError, resolve_weight
+
+        try:  # the same shipped file, checksum-verified by the registry
+            head = str(resolve_weight(LPIPS_HEAD_KEYS[net], weights_dir))
+        except MissingWeightError:
+            head = None
     backbone = _official_path(LPIPS_BACKBONE_KEYS.get(net), LPIPS_BACKBONE_FILES.get(net), weights_dir)
     if backbone is None and not allow_standin:
         if net not in LPIPS_BACKBONE_KEYS:

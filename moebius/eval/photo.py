@@ -69,6 +69,7 @@ from moebius.eval.baselines import (
     work_size,
 )
 from moebius.eval.inpaint import load_ours, resize_images, write_png
+from moebius.report.names import OURS, build_name
 from moebius.seeding import image_seed
 
 log = logging.getLogger(__name__)
@@ -259,9 +260,9 @@ def _official_ours(cfg: Config, model_key: str, variant: str, vae_dir: Path | No
     from moebius.train import load_vae
     from moebius.train.official import load_official
 
-    if model_key not in ("moebius", "pixelhacker"):
-        raise EvalError(f"{model_key}: official weights exist for moebius and pixelhacker only; pass a run folder")
-    kind = "teacher" if model_key == "pixelhacker" else "student"
+    if model_key not in OURS:
+        raise EvalError(f"{model_key}: official weights exist for {' and '.join(OURS)} only; pass a run folder")
+    kind = build_name(model_key)  # moebius -> student, pixelhacker -> teacher
     try:
         model, info = load_official(cfg, kind, variant)
         vae, vae_source = (load_vae(vae_dir), str(vae_dir)) if vae_dir is not None else \
@@ -289,7 +290,7 @@ def _run_ours(model_key: str, run_dir: Path, vae_dir: Path | None):
     except TrainError as exc:
         raise EvalError(f"--weights: {exc}") from exc
     trained = info.get("model")
-    if (model_key == "pixelhacker") != (trained == "teacher"):
+    if (model_key == "pixelhacker") != (trained == build_name("pixelhacker")):
         raise EvalError(f"--model {model_key} does not match {run_dir}, which holds a {trained!r} run")
     if vae_dir is None:
         named = info.get("vae_dir")

@@ -35,15 +35,12 @@ from moebius.device import resolve_device
 from moebius.diffusion.latents import vae_factor
 from moebius.errors import EvalError
 from moebius.records import make_record
+from moebius.report.names import BUILD_NAMES
 
 TIMESTEP = 999  # model_facts.md measured FLOPs at t=999; the cost does not depend on t
 
-PROFILE_MODELS: dict[str, str] = {
-    "moebius": "student",
-    "pixelhacker": "teacher",
-    **{f"exp{i}": f"exp{i}" for i in range(1, 16)},
-}
-"""Result-record model key -> ``build_model`` name."""
+PROFILE_MODELS = BUILD_NAMES
+"""Result-record model key -> ``build_model`` name (the one vocabulary, ``moebius.report.names``)."""
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
@@ -124,10 +121,8 @@ def _functional_conv_owners() -> dict[type[nn.Module], str]:
     equivalent 2-D convolution for speed, so the Conv3d's own forward hook never fires; thop, run on
     the official module, prices that Conv3d. We add its thop cost from the shapes instead.
     """
-    try:
-        from moebius.models.lambda_layers import LocalLambda
-    except ImportError:
-        return {}
+    from moebius.models.lambda_layers import LocalLambda
+
     return {LocalLambda: "pos_conv"}
 
 
@@ -292,10 +287,7 @@ def step_inputs(
 
 def build_on(arch: str, preset: str, device: torch.device | str) -> nn.Module:
     """``build_model(arch, preset)`` with its tensors created directly on ``device`` ("meta" allocates nothing)."""
-    try:
-        from moebius.models import build_model
-    except ImportError:  # the package's re-export may lag behind its registry
-        from moebius.models.registry import build_model
+    from moebius.models import build_model
 
     with torch.device(device):
         return build_model(arch, preset)
@@ -350,9 +342,7 @@ def profile_model(
     scale and "standin" at smoke scale: the weights are random init, and none of these numbers depend
     on weight values. ``timing=False`` skips the latency measurements.
     """
-    if name not in PROFILE_MODELS:
-        raise EvalError(f"unknown profile model {name!r}; choose one of {', '.join(PROFILE_MODELS)}")
-    arch = PROFILE_MODELS[name]
+    arch = PROFILE_MODELS.get(name)
     kind = weights_kind or ("official" if cfg.scale == "full" else "standin")
     device = resolve_device(cfg.profile.device, "profile.device")
     threads = cfg.profile.threads if device.type == "cpu" else None

@@ -15,7 +15,6 @@ mask's seed (``moebius.seeding.mask_rng``), so two versions never share masks.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -26,6 +25,7 @@ from moebius.errors import MaskError
 from moebius.masks.brush_box import BrushBoxConfig, random_mask
 from moebius.masks.hole_filter import draw_in_hole_range
 from moebius.masks.lama import LamaConfig, lama_candidate, lama_mask
+from moebius.registry import Registry
 
 DrawFn = Callable[[np.random.Generator], np.ndarray]
 
@@ -75,7 +75,7 @@ PLACES2_TEST_RANGE = (0.4, 0.5)  # closed hole-ratio window ("40–50% masked ar
 PLACES2_TEST_MAX_DRAWS = 10_000  # bound per mask; measured acceptance ~11 %, so ~9 draws on average
 
 
-def _build() -> dict[str, dict[int, Protocol]]:
+def _build() -> Registry[dict[int, Protocol]]:
     table: dict[str, dict[int, Protocol]] = {}
 
     def add(p: Protocol) -> None:
@@ -94,24 +94,21 @@ def _build() -> dict[str, dict[int, Protocol]]:
         partial(draw_in_hole_range, draw=partial(lama_candidate, cfg=base), lo=lo, hi=hi,
                 max_draws=PLACES2_TEST_MAX_DRAWS, label="places2_test"),
     ))
-    return table
+    return Registry("mask protocol", sorted(table.items()))
 
 
-_PROTOCOLS = _build()
+PROTOCOLS = _build()
+"""Protocol name -> {version: Protocol}."""
 
 
 def list_protocols() -> list[str]:
     """All protocol names, sorted."""
-    return sorted(_PROTOCOLS)
+    return list(PROTOCOLS.names())
 
 
 def get_protocol(name: str, version: int | None = None) -> Protocol:
-    """The protocol ``name`` at ``version`` (latest if None); ``MaskError`` with a suggestion on a typo."""
-    versions = _PROTOCOLS.get(name)
-    if versions is None:
-        close = difflib.get_close_matches(name, list(_PROTOCOLS), n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(list_protocols())}"
-        raise MaskError(f"unknown mask protocol '{name}'{hint}")
+    """The protocol ``name`` at ``version`` (latest if None); ``UnknownNameError`` with a hint on a typo."""
+    versions = PROTOCOLS.get(name)
     if version is None:
         return versions[max(versions)]
     if version not in versions:

@@ -1,9 +1,12 @@
-"""Size presets: ``paper`` (official sizes, paper Sec. 3-4) and ``smoke`` (CPU minutes), same classes.
+"""Size presets: ``paper`` (official sizes, paper Sec. 3-4), ``smoke`` (CPU minutes) and ``tiny`` (the
+unit tests' size: a training step in a fraction of a second), all of the same classes.
 
 Only sizes differ between presets. ``smoke`` keeps the topology of ``paper`` and its ratios: 64×64
 images through a factor-4 VAE give 16×16 latents; the student's levels are 16→8→4 (4×4 at its last
 down block) and the teacher's 16→8→4→2 (4×4 after its first up block), so the coarse distillation
-features meet at 1/4 of the latent side exactly as 16×16 features do at full scale.
+features meet at 1/4 of the latent side exactly as 16×16 features do at full scale. ``tiny`` halves
+the sides again (32×32 images, 8×8 latents: coarse features at 2×2) with widths of 8-32, so that the
+default test suite trains, resumes and samples the real architecture instead of stand-ins.
 """
 
 from __future__ import annotations
@@ -58,6 +61,21 @@ PRESETS: Registry[Preset] = Registry("preset", {
         # per up level) halves the op count, which bounds CPU time at these tiny widths; the level
         # structure, block_outputs and the coarse-feature indices are unchanged.
         layers_per_block=1,
+    ),
+    # Unit tests only: the smallest sizes every block accepts (two heads of 4 channels at the first
+    # level, GroupNorm of 4 groups); nothing here is meant to learn anything.
+    "tiny": Preset(
+        name="tiny",
+        image_size=32,
+        latent_size=8,
+        student_widths=(8, 16, 32),
+        teacher_widths=(8, 16, 32, 32),
+        embed_dim=16,
+        context_dim=8,
+        norm_groups=4,
+        lambda_r=3,  # DEVIATION (paper §4.1, r = 15): as for smoke, a window well inside the 8×8 grid
+        heads=2,
+        layers_per_block=1,  # DEVIATION (official configs: 2 per level): as for smoke
     ),
 })
 

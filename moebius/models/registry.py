@@ -32,7 +32,7 @@ def model_spec(name: str, preset: str = "paper") -> UNetSpec:
 
 
 def build_model(name: str, preset: str = "paper") -> RemovalModel:
-    """Build ``name`` ("student", "teacher", "exp1".."exp15") at ``preset`` ("paper" | "smoke") sizes.
+    """Build ``name`` ("student", "teacher", "exp1".."exp15") at ``preset`` ("paper" | "smoke" | "tiny") sizes.
 
     Weights are freshly initialised; load official or trained weights with ``checkpoint.load_weights``.
     Build under ``torch.device("meta")`` to count parameters without allocating them.

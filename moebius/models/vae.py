@@ -2,7 +2,8 @@
 
 ``paper`` builds diffusers' ``AutoencoderKL`` from PixelHacker's ``vae/config.json`` (shipped here as
 ``configs/sdxl_vae_f8d4.json``; official weights are loaded separately). ``smoke`` builds the same
-class with three blocks (downsampling factor 4: 64×64 images -> 16×16 latents) and small widths.
+class with three blocks (downsampling factor 4: 64×64 images -> 16×16 latents) and small widths;
+``tiny`` the same at widths of 8 (unit tests).
 Callers must read the latent scale from ``vae.config.scaling_factor``, never a literal.
 """
 
@@ -40,12 +41,19 @@ def smoke_vae_config() -> dict[str, Any]:
     return config
 
 
-_VAE_CONFIGS = Registry("VAE preset", {"paper": sdxl_vae_config, "smoke": smoke_vae_config})
+def tiny_vae_config() -> dict[str, Any]:
+    """The unit tests' VAE: the smoke topology (f4, three blocks) at widths of 8 (32×32 images -> 8×8)."""
+    config = smoke_vae_config()
+    config.update(block_out_channels=[8, 8, 8], norm_num_groups=4, sample_size=32)
+    return config
+
+
+_VAE_CONFIGS = Registry("VAE preset", {"paper": sdxl_vae_config, "smoke": smoke_vae_config, "tiny": tiny_vae_config})
 VAE_PRESETS = _VAE_CONFIGS.names()
 
 
 def vae_config(preset: str) -> dict[str, Any]:
-    """The AutoencoderKL config of ``preset`` ("paper" | "smoke")."""
+    """The AutoencoderKL config of ``preset`` ("paper" | "smoke" | "tiny")."""
     return _VAE_CONFIGS.get(preset)()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from moebius.errors import ReportError
+from moebius.registry import Registry
 
 # Columns every table has, in this order; table-specific columns (switches, cfg scale...) follow.
 COMMON_COLUMNS = (
@@ -45,7 +46,7 @@ class TableSpec:
     methods: tuple[str, ...] | None = None  # exact method set when the paper's table fixes it
 
 
-TABLES: dict[str, TableSpec] = {
+TABLES: Registry[TableSpec] = Registry("table", {
     "table1": TableSpec("table1_headline.csv", "Tab. 1 — headline comparison",
                         ("places2_small", "celebahq512", "ffhq256", "efficiency"),
                         ("fid", "lpips", *EFFICIENCY_METRICS)),
@@ -66,7 +67,7 @@ TABLES: dict[str, TableSpec] = {
                         ("lvis", "deepfakeface"), ("fid", "lpips"), ("group", "reported_source")),
     "efficiency": TableSpec("efficiency.csv", "Efficiency — params, FLOPs, latency, steps, total time",
                             ("efficiency",), EFFICIENCY_METRICS),
-}
+})
 
 
 def columns_of(name: str) -> list[str]:
@@ -75,10 +76,8 @@ def columns_of(name: str) -> list[str]:
 
 
 def spec_of(name: str) -> TableSpec:
-    """The spec of a table name; an unknown name is an error."""
-    if name not in TABLES:
-        raise ReportError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-    return TABLES[name]
+    """The spec of a table name; an unknown name is an ``UnknownNameError`` with a hint."""
+    return TABLES.get(name)
 
 
 def relative_delta(reproduced: float, reported: float) -> float:

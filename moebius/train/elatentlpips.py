@@ -199,8 +199,6 @@ def build_perceptual_net(kind: str, cfg: "Config") -> tuple[ELatentLPIPS, str]:
         return standin_elatentlpips(), "standin"
     if kind != "elatentlpips":
         raise TrainError(f"unknown perceptual network {kind!r} (elatentlpips | standin)")
-    try:
-        from moebius.weights import resolve_weight
-    except ImportError as exc:
-        raise TrainError("moebius.weights is not available: cannot resolve elatentlpips_sdxl") from exc
+    from moebius.weights import resolve_weight
+
     return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, cfg.weights.dir)), "official"

@@ -21,28 +21,31 @@ from torch import nn
 from moebius.atomic import write_json, write_text
 from moebius.config import Config, config_hash, to_dict
 from moebius.errors import TrainError
+from moebius.report.names import OFFICIAL_KINDS, key_of_build
 from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME, save_weights
+from moebius.weights import OFFICIAL_VARIANTS
 
-VARIANTS = ("pretrained", "ft_places2", "ft_celebahq", "ft_ffhq")
-_WEIGHT_NAMES = {"student": "moebius_{variant}", "teacher": "pixelhacker_{variant}", "vae": "sdxl_vae"}
+VARIANTS = OFFICIAL_VARIANTS
+KINDS = OFFICIAL_KINDS  # vae | student | teacher (build names)
+VAE_WEIGHT = "sdxl_vae"
 VAE_CONFIG_WEIGHT = "sdxl_vae_config"  # PixelHacker's vae/config.json (scaling_factor 0.13025)
-_MODEL_NAMES = {"student": "student", "teacher": "teacher"}
 
 
 def weight_name(kind: str, variant: str) -> str:
-    """The ``moebius.weights`` registry name of an official file."""
-    if kind not in _WEIGHT_NAMES:
-        raise TrainError(f"unknown official weights kind {kind!r} (vae | teacher | student)")
-    if kind != "vae" and variant not in VARIANTS:
+    """The ``moebius.weights`` registry name of an official file: the denoisers' files are named by
+    model key and variant (``moebius_ft_ffhq`` holds the student fine-tuned on FFHQ)."""
+    if kind not in KINDS:
+        raise TrainError(f"unknown official weights kind {kind!r} ({' | '.join(KINDS)})")
+    if kind == "vae":
+        return VAE_WEIGHT
+    if variant not in VARIANTS:
         raise TrainError(f"unknown official variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    return _WEIGHT_NAMES[kind].format(variant=variant)
+    return f"{key_of_build(kind)}_{variant}"
 
 
 def _resolve(name: str, cfg: Config) -> Path:
-    try:
-        from moebius.weights import resolve_weight
-    except ImportError as exc:
-        raise TrainError(f"moebius.weights is not available: cannot resolve {name}") from exc
+    from moebius.weights import resolve_weight
+
     return Path(resolve_weight(name, cfg.weights.dir))
 
 
@@ -121,9 +124,9 @@ def load_official(cfg: Config, kind: str, variant: str) -> tuple[nn.Module, dict
             _load_strict(module, read_state_dict(weights), weights)
             info.update(kind="vae", model="vae")
         else:
-            module = build_denoiser(_MODEL_NAMES[kind], cfg.model.preset)
+            module = build_denoiser(kind, cfg.model.preset)
             _load_strict(module, read_state_dict(source), source)
-            info.update(kind=kind if variant == "pretrained" else "finetune", model=_MODEL_NAMES[kind])
+            info.update(kind=kind if variant == "pretrained" else "finetune", model=kind)
             if variant != "pretrained":
                 info["target"] = variant.removeprefix("ft_")
     except TrainError:

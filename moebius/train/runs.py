@@ -45,7 +45,7 @@ from moebius.train.losses import (
     TaskLoss,
     check_losses,
 )
-from moebius.train.state import WEIGHTS_NAME, load_weights, read_run, save_weights
+from moebius.train.state import WEIGHTS_NAME, load_weights, read_run
 
 UNCOND_PROB = 0.1  # train.lcg_ids cfg_dropout: share of samples trained with the unconditional LCG ids
 KL_WEIGHT = 1e-4  # smoke VAE: weight of the per-element KL against the reconstruction MSE
@@ -59,19 +59,15 @@ VAE_CONFIG = "config.json"
 
 def build_denoiser(name: str, preset: str) -> nn.Module:
     """``moebius.models.build_model`` (student | teacher | exp1..exp15)."""
-    try:
-        from moebius.models import build_model
-    except ImportError:  # the package __init__ may not re-export yet
-        from moebius.models.registry import build_model
+    from moebius.models import build_model
+
     return build_model(name, preset)
 
 
 def build_autoencoder(preset: str) -> nn.Module:
     """``moebius.models.build_vae`` (diffusers AutoencoderKL)."""
-    try:
-        from moebius.models import build_vae
-    except ImportError:  # the package __init__ may not re-export yet
-        from moebius.models.vae import build_vae
+    from moebius.models import build_vae
+
     return build_vae(preset)
 
 

@@ -223,35 +223,35 @@ def test_fetch_celebahq_uses_the_celeba_partition_of_each_source_image(tmp_path)
     assert set(json.loads((raw / "checksums.json").read_text())) == {"CelebAMask-HQ.zip", "list_eval_partition.txt"}
 
 
-def test_fetch_ffhq_validation_convention(tmp_path):
+def _small_ffhq(monkeypatch) -> None:
+    """A registry copy whose FFHQ 10K splits hold 3 images (the test archives have 10)."""
+    from dataclasses import replace
+
+    from moebius.data import registry
+    from moebius.registry import Registry
+
+    spec = registry.DATASETS["ffhq"]
+    small = replace(spec, splits=tuple(replace(s, count=3 if s.count == 10_000 else s.count) for s in spec.splits))
+    monkeypatch.setattr(registry, "DATASETS", Registry("dataset", {**dict(registry.DATASETS.items()), "ffhq": small}))
+
+
+def test_fetch_ffhq_validation_convention(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     raw.mkdir()
     entries = {f"images1024x1024/{n // 1000 * 1000:05d}/{n:05d}.png": encode_png(_img(8, 8)) for n in range(70_000)[::7000]}
     (raw / "images1024x1024.zip").write_bytes(_zip_bytes(entries))
     # 10 images: 0, 7000, ..., 63000; a 10K rule cannot apply, so check the rules via a tiny registry copy
-    from dataclasses import replace
-
-    from moebius.data import registry
-
-    spec = registry.DATASETS["ffhq"]
-    small = replace(spec, splits=tuple(replace(s, count=3 if s.count == 10_000 else s.count) for s in spec.splits))
-    registry.DATASETS["ffhq"] = small
-    try:
-        last = fetch_dataset("ffhq", raw, tmp_path / "last", "val", ffhq_validation="last_10k", check_counts=False,
-                             progress=False)
-        first = fetch_dataset("ffhq", raw, tmp_path / "first", "val", ffhq_validation="first_10k", check_counts=False,
-                              progress=False)
-    finally:
-        registry.DATASETS["ffhq"] = spec
+    _small_ffhq(monkeypatch)
+    last = fetch_dataset("ffhq", raw, tmp_path / "last", "val", ffhq_validation="last_10k", check_counts=False,
+                         progress=False)
+    first = fetch_dataset("ffhq", raw, tmp_path / "first", "val", ffhq_validation="first_10k", check_counts=False,
+                          progress=False)
     assert list(read_manifest(last)["id"]) == ["ffhq-49000", "ffhq-56000", "ffhq-63000"]
     assert list(read_manifest(first)["id"]) == ["ffhq-00000", "ffhq-07000", "ffhq-14000"]
 
 
-def test_ffhq_defaults_to_the_first_10k_and_every_record_names_the_split(tmp_path):
+def test_ffhq_defaults_to_the_first_10k_and_every_record_names_the_split(tmp_path, monkeypatch):
     """FFHQ (256) follows MI-GAN (first 10K) by default; the split travels to the benchmark's records."""
-    from dataclasses import replace
-
-    from moebius.data import registry
     from moebius.data.benchmarks import (
         benchmark_settings,
         prepare_benchmark,
@@ -262,13 +262,8 @@ def test_ffhq_defaults_to_the_first_10k_and_every_record_names_the_split(tmp_pat
     raw.mkdir()
     entries = {f"images1024x1024/{n:05d}.png": encode_png(_img(8, 8)) for n in range(0, 70_000, 7000)}
     (raw / "images1024x1024.zip").write_bytes(_zip_bytes(entries))
-    spec = registry.DATASETS["ffhq"]
-    small = replace(spec, splits=tuple(replace(s, count=3 if s.count == 10_000 else s.count) for s in spec.splits))
-    registry.DATASETS["ffhq"] = small
-    try:
-        val = fetch_dataset("ffhq", raw, tmp_path / "datasets/ffhq/val", "val", check_counts=False, progress=False)
-    finally:
-        registry.DATASETS["ffhq"] = spec
+    _small_ffhq(monkeypatch)
+    val = fetch_dataset("ffhq", raw, tmp_path / "datasets/ffhq/val", "val", check_counts=False, progress=False)
     assert list(read_manifest(val)["id"]) == ["ffhq-00000", "ffhq-07000", "ffhq-14000"]
     split = json.loads((val / "split.json").read_text())
     assert (split["resolved"], split["rule"], split["n_images"], split["n_source"]) == ("val_first_10k", "first", 3, 10)

@@ -1,46 +1,44 @@
-"""Tiny stand-ins with the RemovalModel / AutoencoderKL interfaces, for sampler tests."""
+"""The sampler tests' models: the real student and VAE at the ``tiny`` preset (32 px images, 8×8 latents)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-from torch import nn
 
+from moebius.models import build_model, build_vae
 
-class TinyRemoval(nn.Module):
-    """forward(noisy_latents (B,9,h,w), timesteps (B,), input_ids (B,10)) → .sample (B,4,h,w); per-sample."""
-
-    def __init__(self, latent_size: int = 8) -> None:
-        super().__init__()
-        self.latent_size = latent_size
-        self.embedding_layer = nn.Embedding(20, 4)
-        self.conv = nn.Conv2d(9, 4, 3, padding=1)
-        self.calls: list[tuple[int, torch.Tensor]] = []
-
-    def forward(self, noisy_latents, timesteps, input_ids):
-        self.calls.append((noisy_latents.shape[0], input_ids.detach().clone()))
-        task = self.embedding_layer(input_ids).mean(1)[:, :, None, None]  # (B,4,1,1)
-        t = timesteps.float()[:, None, None, None] / 1000.0
-        return SimpleNamespace(sample=0.1 * self.conv(noisy_latents) + task * t, block_outputs=[])
+PRESET = "tiny"
 
 
 def tiny_vae():
-    from diffusers import AutoencoderKL
-
     torch.manual_seed(0)
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 8, 8), layers_per_block=1,
-        latent_channels=4, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
-    ).eval()
+    vae = build_vae(PRESET)
+    vae.register_to_config(scaling_factor=0.5)  # not 1, so that a lost scale shows
+    return vae.eval()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: the tiny models' many small ops run ~10x slower when two threads contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
-def model() -> TinyRemoval:
+def model():
+    """The tiny student in eval mode; ``model.calls`` lists (batch size, LCG ids) of every forward."""
     torch.manual_seed(1)
-    return TinyRemoval(latent_size=8).eval()
+    student = build_model("student", PRESET).eval()
+    student.calls = []
+
+    def record(module, args):
+        noisy_latents, _timesteps, input_ids = args
+        module.calls.append((noisy_latents.shape[0], input_ids.detach().clone()))
+
+    student.register_forward_pre_hook(record)
+    return student
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ modes, and the teacher's own sampling settings."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ from moebius.config import SampleConfig
 from moebius.diffusion import SamplerError, blurred_mask, inpaint_batch, model_sampling
 from moebius.diffusion.sampler import ddim_sample, guided_eps_fn, start_latents
 from moebius.diffusion.schedule import ddim_timesteps, scaled_linear_schedule, step_ratio, truncate_by_strength
+from moebius.models import build_model, build_vae
 from moebius.seeding import image_seed
 
 FAST = SampleConfig(steps=4, paste_back="hard")  # float output: batch comparisons need no 8-bit levels
@@ -34,12 +36,16 @@ def test_batch_size_does_not_change_results(model, vae, batch) -> None:
 
 
 def test_image_seed_is_stable_and_distinct() -> None:
-    assert image_seed(0, "a") == image_seed(0, "a")
+    # stable: the documented sha256 of "moebius-sample:<seed>:<id>" (moebius/seeding.py), not a second call
+    digest = hashlib.sha256(b"moebius-sample:0:a").digest()
+    assert image_seed(0, "a") == int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
     assert len({image_seed(0, "a"), image_seed(1, "a"), image_seed(0, "b")}) == 3
     assert 0 <= image_seed(7, "x") < 2**63
 
 
 def test_guidance_batches_uncond_then_cond_and_combines() -> None:
+    # A probe, not a stand-in: a model whose ε is known per id set, so that the guided ε has an
+    # independent expected value (the real model is sampled by the other tests of this file).
     class Constant(torch.nn.Module):
         """ε = 1 on the foreground (uncond) ids 10..19, 3 on the background (cond) ids 0..9."""
 
@@ -158,11 +164,9 @@ def test_bad_inputs_raise(model, vae, batch) -> None:
 
 def test_real_smoke_student_is_batch_independent() -> None:
     """The package's smoke student and VAE (BatchNorm in eval mode, λ layers) through the sampler."""
-    registry = pytest.importorskip("moebius.models.registry")
-    vae_mod = pytest.importorskip("moebius.models.vae")
     torch.manual_seed(0)
-    student = registry.build_model("student", "smoke").eval()
-    vae = vae_mod.build_vae("smoke").eval()
+    student = build_model("student", "smoke").eval()
+    vae = build_vae("smoke").eval()
     size = student.latent_size * 2 ** (len(vae.config.block_out_channels) - 1)
     g = torch.Generator().manual_seed(1)
     images = torch.rand(3, 3, size, size, generator=g) * 2 - 1

@@ -13,6 +13,7 @@ from moebius.config import BenchmarkConfig, load_config
 from moebius.eval import baselines
 from moebius.eval.baseline_diffusers import write_tiny_sd15_inpaint
 from moebius.eval.baselines import provenance, run_baseline, weights_kind
+from moebius.registry import Registry
 
 
 def _batch(b: int, size: int):
@@ -35,10 +36,14 @@ def test_standin_folder_has_the_published_layout(tmp_path) -> None:
     assert scheduler["beta_schedule"] == "scaled_linear" and scheduler["beta_end"] == pytest.approx(0.012)
 
 
+def _replace_baseline(monkeypatch, spec) -> None:
+    """A copy of the (append-only) registry with ``spec`` in place of its namesake, for one test."""
+    monkeypatch.setattr(baselines, "BASELINES", Registry("baseline", {**dict(baselines.BASELINES.items()), spec.name: spec}))
+
+
 def test_smoke_scale_runs_the_standin_per_image(monkeypatch) -> None:
     cfg = load_config("config/smoke.yaml")
-    monkeypatch.setitem(baselines.BASELINES, "sd15_inpaint",
-                        dataclasses.replace(baselines.BASELINES["sd15_inpaint"], steps=3))  # speed only
+    _replace_baseline(monkeypatch, dataclasses.replace(baselines.BASELINES["sd15_inpaint"], steps=3))  # speed only
     images, masks = _batch(2, 64)
     out = run_baseline(cfg, "sd15_inpaint", images, masks, [5, 6], benchmark="places2_test")
     assert out.shape == images.shape and out.min() >= -1 and out.max() <= 1
@@ -53,8 +58,7 @@ def test_full_scale_loads_the_folder_at_the_registry_path(tmp_path, monkeypatch)
     # loader takes it as the official pipeline (from_pretrained of a local folder, no network).
     shutil.move(write_tiny_sd15_inpaint(tmp_path / "tmp"), tmp_path / "w" / "pipelines" / "stable-diffusion-inpainting")
     monkeypatch.setenv("MOEBIUS_WEIGHTS_DIR", str(tmp_path / "w"))
-    monkeypatch.setitem(baselines.BASELINES, "sd15_inpaint",
-                        dataclasses.replace(baselines.BASELINES["sd15_inpaint"], steps=2))  # speed only
+    _replace_baseline(monkeypatch, dataclasses.replace(baselines.BASELINES["sd15_inpaint"], steps=2))  # speed only
     cfg = load_config("config/full.yaml")
     # A 64-px benchmark on a 512-px protocol: SD's native 512 scales to 64 (no resize here).
     bench = BenchmarkConfig(dataset="places365", split="test", n_images=1, size=64, preprocess="mat_crop",

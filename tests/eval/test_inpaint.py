@@ -6,54 +6,34 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import moebius.eval.inpaint as inpaint_mod
 from moebius.config import BenchmarkConfig, load_config
 from moebius.errors import EvalError
 from moebius.eval.inpaint import inpaint_benchmark
+from moebius.models import build_model, build_vae
 
 IDS = ["b07", "a01", "c3", "007"]  # manifest order is not sorted order
 
 
-class TinyRemoval(nn.Module):
-    """The RemovalModel interface at latent size 8 (32-px images through a factor-4 VAE)."""
-
-    latent_size = 8
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embedding_layer = nn.Embedding(20, 4)
-        self.conv = nn.Conv2d(9, 4, 3, padding=1)
-
-    def forward(self, noisy_latents, timesteps, input_ids):
-        task = self.embedding_layer(input_ids).mean(1)[:, :, None, None]
-        return SimpleNamespace(sample=0.1 * self.conv(noisy_latents) + task, block_outputs=[])
-
-
-def _tiny_vae():
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 8, 8), layers_per_block=1,
-        latent_channels=4, norm_num_groups=4, sample_size=32, scaling_factor=0.5,
-    )
-
-
 @pytest.fixture
 def ours(monkeypatch):
+    """The real student and VAE at the tiny preset (8×8 latents, 32 px) stand in for a finished run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is ~10x faster than two contending ones
     torch.manual_seed(0)
-    model, vae = TinyRemoval().eval(), _tiny_vae().eval()
-    loaded = (model, vae, {"weights_kind": "trained"})
+    model, vae = build_model("student", "tiny").eval(), build_vae("tiny")
+    vae.register_to_config(scaling_factor=0.5)  # not 1, so that a lost scale shows
+    loaded = (model, vae.eval(), {"weights_kind": "trained"})
     monkeypatch.setattr(inpaint_mod, "load_ours", lambda run_dir, vae_dir, key: loaded)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _sha256(path: Path) -> str:

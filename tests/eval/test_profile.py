@@ -10,21 +10,6 @@ from moebius.errors import EvalError
 from moebius.eval.profile import count_params, thop_macs, time_step, torch_flops
 
 
-def _models_ready() -> bool:
-    try:
-        from moebius.models import build_model  # noqa: F401
-    except ImportError:
-        try:
-            from moebius.models.registry import build_model  # noqa: F401
-        except ImportError:
-            return False
-    return True
-
-
-MODELS_READY = _models_ready()
-needs_models = pytest.mark.skipif(not MODELS_READY, reason="moebius.models.build_model not available yet")
-
-
 class SubclassBN(nn.BatchNorm2d):
     """Like timm's BatchNormAct2d: a BatchNorm2d subclass, which thop does not price."""
 
@@ -129,7 +114,6 @@ def test_time_step_reports_ordered_percentiles_and_restores_threads():
         time_step(net, torch.zeros(4, 16), warmup=0, repeats=0, device="cpu")
 
 
-@needs_models
 def test_local_lambda_pos_conv_is_priced_as_thop_prices_the_official_conv3d():
     from moebius.models.lambda_layers import LocalLambda
 
@@ -168,7 +152,6 @@ TABLE2 = [
 ]
 
 
-@needs_models
 @pytest.mark.slow
 @pytest.mark.parametrize("name,gmacs,paper,exact", TABLE2)
 def test_paper_convention_macs_match_table2(name, gmacs, paper, exact):
@@ -184,7 +167,6 @@ def test_paper_convention_macs_match_table2(name, gmacs, paper, exact):
     assert counts["flops_torch"] > 1.9 * counts["macs_thop"]
 
 
-@needs_models
 def test_profile_model_smoke_records():
     from moebius.config import load_config
     from moebius.eval.profile import profile_model

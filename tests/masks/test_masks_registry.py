@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from moebius.errors import UnknownNameError
 from moebius.masks import MaskError, generate_mask, get_protocol, list_protocols
 
 EXPECTED = {
@@ -25,9 +26,9 @@ def test_all_protocols_registered_with_native_size_and_version_1() -> None:
 
 
 def test_typo_gets_a_did_you_mean() -> None:
-    with pytest.raises(MaskError, match="did you mean 'mat_large_512'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'mat_large_512'"):
         get_protocol("mat_larg_512")
-    with pytest.raises(MaskError, match="unknown mask protocol 'zzz'"):
+    with pytest.raises(UnknownNameError, match="unknown mask protocol 'zzz'; known: lama_medium_256, "):
         get_protocol("zzz")
 
 

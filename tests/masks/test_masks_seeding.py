@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from moebius.errors import UnknownNameError
 from moebius.masks import MaskError, generate_mask, mask_rng, resize_nearest, sample_training_mask
 
 
@@ -58,5 +59,5 @@ def test_sample_training_mask_is_seeded_and_resized() -> None:
     assert len({d.tobytes() for d in draws}) == 5  # the caller's stream advances
     with pytest.raises(MaskError):
         sample_training_mask(rng, 32, [])
-    with pytest.raises(MaskError, match="did you mean"):
+    with pytest.raises(UnknownNameError, match="did you mean 'migan_256'"):
         sample_training_mask(rng, 32, ["migan256"])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import moebius.masks.store as store
+from moebius.errors import UnknownNameError
 from moebius.masks import MaskError, generate_mask, resize_nearest, write_mask_set
 
 IDS = [f"img_{i:04d}" for i in range(150)]  # > 2 chunks, so two workers really split the work
@@ -76,7 +77,7 @@ def test_bad_ids_are_rejected(tmp_path: Path, ids: list[str], message: str) -> N
 
 
 def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(MaskError, match="did you mean"):
+    with pytest.raises(UnknownNameError, match="did you mean 'lama_thick_256'"):
         write_mask_set("lama_thick256", ["a"], tmp_path, seed=0, size=32)
     with pytest.raises(MaskError, match="size"):
         write_mask_set("lama_thick_256", ["a"], tmp_path, seed=0, size=0)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moebius.errors import ReportError
+from moebius.errors import ReportError, UnknownNameError
 from moebius.report.schema import validate_table
 
 
@@ -56,5 +56,5 @@ def test_ablation_table_must_keep_all_15_rows(built):
 
 
 def test_unknown_table_name(table1):
-    with pytest.raises(ReportError, match="unknown table"):
+    with pytest.raises(UnknownNameError, match=r"unknown table 'table9' \(did you mean 'table\d'\?\); known: efficiency, table1, table2"):
         validate_table(table1, "table9")

@@ -1,7 +1,6 @@
 """DDP through torchrun: two CPU processes (gloo) run the same distillation code path as one.
 
-Subprocesses cannot see this folder's tiny stand-ins, so the test trains the real smoke presets for two
-steps each on a small smoke dataset.
+The test trains the smoke presets (config/smoke.yaml) for two steps each on a small smoke dataset.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Damaged run folders and concurrent writers, through the real CLI (`moebius train teacher`, resuming).
 
 Each fault ends in one line (`moebius: error: …`, exit 2) or in a resume that says what it fell back to;
-never in a traceback. The runs are the tiny stand-ins of conftest.py, so every test takes about a second.
+never in a traceback. The runs are the real models at the tiny preset (conftest.py), a few steps each.
 """
 
 from __future__ import annotations
@@ -122,13 +122,14 @@ def test_state_dict_mismatch_names_the_keys(killed, resume):
     state = load_file(str(path))
     del state["embedding_layer.weight"]
     state["diff_model.extra.weight"] = torch.zeros(2)
-    state["diff_model.conv_out.weight"] = torch.zeros(4, 16, 1, 1)
+    state["diff_model.conv_out.weight"] = torch.zeros(4, 8, 1, 1)
     save_file(state, str(path))
     code, err = resume(killed)
     line = one_error_line(err)
-    assert code == 2 and f"{path} does not fit TinyRemoval" in line
+    assert code == 2 and f"{path} does not fit RemovalModel" in line
     assert "1 missing: embedding_layer.weight" in line and "1 unexpected: diff_model.extra.weight" in line
-    assert "1 shape-mismatched: diff_model.conv_out.weight (4, 16, 1, 1) vs model (4, 16, 3, 3)" in line
+    # the tiny teacher's conv_out: 8 channels in, 3x3
+    assert "1 shape-mismatched: diff_model.conv_out.weight (4, 8, 1, 1) vs model (4, 8, 3, 3)" in line
 
 
 @pytest.mark.hostile(

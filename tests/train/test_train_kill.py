@@ -1,7 +1,6 @@
 """A real `kill -9` in the middle of a checkpoint write, then a resume: bit-identical to an uninterrupted run.
 
-The runs are `moebius train distill --no-kd` subprocesses on the REAL smoke-preset student (this folder's
-tiny stand-ins do not reach a subprocess), one CPU thread each, so that the same process type on the
+The runs are `moebius train distill --no-kd` subprocesses on the smoke-preset student, one CPU thread each, so that the same process type on the
 same machine must give the same bits. The killed process is stopped at a known point without touching
 the package: its driver wraps ``os.replace`` (the rename that publishes every atomic write) and parks
 the process just before the step-3 weights would land, with their temporary file fully written. While

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_vae
+from conftest import PRESET
 
 from moebius.diffusion.schedule import scaled_linear_schedule
 from moebius.errors import ModelInputError
+from moebius.models import build_vae
 from moebius.models.lcg import category_ids
 from moebius.train.batches import diffusion_batch
 
@@ -24,7 +25,7 @@ def test_ids_follow_the_task_category():
 @pytest.fixture(scope="module")
 def batch_inputs():
     torch.manual_seed(0)
-    vae = tiny_vae().eval()
+    vae = build_vae(PRESET).eval()
     images = torch.rand(256, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
     masks = torch.zeros(256, 1, 16, 16)
     masks[:, :, 4:12, 4:12] = 1.0

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TinyRemoval, tiny_vae
+from conftest import PRESET
 
 import moebius.train.official as official
 from moebius.errors import TrainError
+from moebius.models import build_model, build_vae
 from moebius.train import load_run, load_vae, prepare_official, train_teacher, train_vae
 
 
@@ -21,11 +22,12 @@ def fake_weights(tmp_path, monkeypatch) -> dict[str, Path]:
     root = tmp_path / "weights"
     root.mkdir()
     torch.manual_seed(11)
-    teacher = TinyRemoval("teacher", "smoke")
+    teacher = build_model("teacher", PRESET)
     files = {"pixelhacker_pretrained": root / "pixelhacker_pretrained.pth", "pixelhacker_ft_places2": root / "ft.pth"}
     torch.save(teacher.state_dict(), files["pixelhacker_pretrained"])
     torch.save({"state_dict": teacher.state_dict()}, files["pixelhacker_ft_places2"])  # wrapped form
-    vae = tiny_vae()
+    vae = build_vae(PRESET)
+    vae.register_to_config(scaling_factor=0.13025)  # SDXL's published value, unlike the preset's 1.0
     torch.save(vae.state_dict(), root / "diffusion_pytorch_model.bin")
     files["sdxl_vae"] = root / "diffusion_pytorch_model.bin"
     (root / "config.json").write_text(vae.to_json_string())
@@ -56,7 +58,9 @@ def test_official_vae_keeps_its_config(tiny_cfg, fake_weights, tmp_path):
     cfg = dataclasses.replace(tiny_cfg, model=dataclasses.replace(tiny_cfg.model, vae_source="official"))
     out = train_vae(cfg, tmp_path / "vae")
     vae = load_vae(out)
-    assert vae.config.scaling_factor == pytest.approx(tiny_vae().config.scaling_factor)
+    # The official config's value (0.13025, written by the fixture), not the preset's default.
+    assert build_vae(PRESET).config.scaling_factor == 1.0
+    assert vae.config.scaling_factor == pytest.approx(0.13025)
     assert json.loads((out / "run.json").read_text())["weights_kind"] == "official"
 
 
@@ -67,7 +71,7 @@ def test_mismatched_or_unsafe_files_are_clear_errors(tiny_cfg, fake_weights, tmp
     torch.save(state, fake_weights["pixelhacker_pretrained"])
     with pytest.raises(TrainError, match="1 missing \\(embedding_layer.weight\\), 1 unexpected"):
         prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "a")
-    torch.save({"model": TinyRemoval("teacher", "smoke")}, fake_weights["pixelhacker_pretrained"])  # a pickled module
+    torch.save({"model": build_model("teacher", PRESET)}, fake_weights["pixelhacker_pretrained"])  # a pickled module
     with pytest.raises(TrainError, match="plain state dict"):
         prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "b")
     with pytest.raises(TrainError, match="unknown official variant"):

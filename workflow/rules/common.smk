@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from moebius import layout
 from moebius.config import TABLE2_KD, config_hash, load_config, to_dict, write_resolved
+from moebius.report.names import build_name
 
 
 # Fail before anything runs, with the CLI's loader and its one-line messages (types, ranges, names,
@@ -188,14 +189,14 @@ def kd_flag(wildcards):
 def finetune_inputs(wildcards):
     inputs = {"vae": run_json(layout.run_dir(CFG, "vae"))}
     if SOURCES[wildcards.model] == "train":
-        init = layout.run_dir(CFG, "distill" if wildcards.model == "moebius" else "teacher")
+        init = layout.run_dir(CFG, "distill" if build_name(wildcards.model) == "student" else "teacher")
         inputs["init"] = run_json(init)
         inputs["data"] = train_data(CFG.finetune.targets[wildcards.target])
     return inputs
 
 
 def finetune_command(wildcards, input, output):
-    kind = "student" if wildcards.model == "moebius" else "teacher"
+    kind = build_name(wildcards.model)  # moebius -> student, pixelhacker -> teacher
     out = parent(output[0])
     if SOURCES[wildcards.model] == "official":
         return f"train official --kind {kind} --variant ft_{wildcards.target} --out {shlex.quote(out)}"
