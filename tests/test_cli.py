@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every command of `moebius`, as the workflow, the README and the docs call them. A command added or
 # removed must be added or removed here too.
 EXPECTED_COMMANDS = {
-    "config hash", "config schema", "config show", "config validate",
+    "config hash", "config resolve", "config schema", "config show", "config validate",
     "data benchmark", "data download", "data extract", "data fetch", "data smoke", "data verify",
     "masks generate", "masks import", "masks stats",
     "train compare-kd", "train distill", "train finetune", "train official", "train teacher", "train vae",
-    "sample", "sample-suite", "evaluate", "evaluate-suite", "profile", "report", "trace", "inpaint", "leak",
+    "sample", "sample-suite", "score", "score-suite", "evaluate", "profile", "report", "trace", "inpaint", "leak",
     "weights check", "weights convert-mat", "weights export-gan", "weights list",
 }
 

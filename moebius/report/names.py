@@ -87,7 +87,7 @@ EXPERIMENTS: Registry[str] = Registry("experiment", {
     "efficiency": "Table 1 cost columns, Table 2 cost columns and efficiency.csv (moebius profile)",
 })
 SCORED_EXPERIMENTS = tuple(e for e in EXPERIMENTS.names() if e != "efficiency")  # `moebius evaluate`
-SUITE_EXPERIMENTS = ("main", "ood")  # `moebius evaluate-suite`: every benchmark of one model in one process
+SUITE_EXPERIMENTS = ("main", "ood")  # `moebius sample-suite` / `score-suite`: every benchmark of one model in one process
 
 BENCHMARK_NAMES: dict[str, str] = {
     "places2_test": "Places2 (Test)",
