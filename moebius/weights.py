@@ -78,6 +78,24 @@ def _hf(key: str, repo: str, file: str, path: str, licence: str, used_by: str) -
     )
 
 
+def _torchvision(key: str, file: str, weights: str, used_by: str) -> WeightFile:
+    """A torchvision checkpoint: its file name carries the sha256 prefix torch.hub checks (``name-<hash>.pth``)."""
+    return WeightFile(
+        key=key, path=f"torchvision/{file}", source=f"torchvision {weights}",
+        url=f"https://download.pytorch.org/models/{file}", licence=_TORCHVISION_LICENCE, used_by=used_by,
+        sha256_prefix=file.rsplit("-", 1)[1].removesuffix(".pth"),
+    )
+
+
+def _lpips_head(net: str, sha256: str) -> WeightFile:
+    """An LPIPS linear head as the lpips package ships it (``weights/v0.1/<net>.pth``)."""
+    return WeightFile(
+        key=f"lpips_{net}_head", path=f"lpips/v0.1/{net}.pth", source=f"pip package lpips (weights/v0.1/{net}.pth)",
+        licence="BSD-2-Clause (lpips)", used_by=f"LPIPS ({net}) linear heads", sha256=sha256,
+        packaged=f"lpips:weights/v0.1/{net}.pth",
+    )
+
+
 _ENTRIES: list[WeightFile] = [
     WeightFile(
         key="inception_fid",
@@ -90,37 +108,13 @@ _ENTRIES: list[WeightFile] = [
         # "6726825d" looks like a torch.hub hash prefix, but torch-fidelity never checks it and no
         # digest is published, so none is asserted here.
     ),
-    WeightFile(
-        key="lpips_alexnet_backbone",
-        path="torchvision/alexnet-owt-7be5be79.pth",
-        source="torchvision AlexNet_Weights.IMAGENET1K_V1",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        licence=_TORCHVISION_LICENCE,
-        used_by="LPIPS (alex) backbone",
-        sha256_prefix="7be5be79",
-    ),
-    WeightFile(
-        key="lpips_vgg16_backbone",
-        path="torchvision/vgg16-397923af.pth",
-        source="torchvision VGG16_Weights.IMAGENET1K_V1",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        licence=_TORCHVISION_LICENCE,
-        used_by="LPIPS (vgg) backbone",
-        sha256_prefix="397923af",
-    ),
+    _torchvision("lpips_alexnet_backbone", "alexnet-owt-7be5be79.pth", "AlexNet_Weights.IMAGENET1K_V1",
+                 "LPIPS (alex) backbone"),
+    _torchvision("lpips_vgg16_backbone", "vgg16-397923af.pth", "VGG16_Weights.IMAGENET1K_V1",
+                 "LPIPS (vgg) backbone"),
     # The linear heads ship inside the lpips package; digests measured from lpips 0.1.4's files.
-    WeightFile(
-        key="lpips_alex_head", path="lpips/v0.1/alex.pth", source="pip package lpips (weights/v0.1/alex.pth)",
-        licence="BSD-2-Clause (lpips)", used_by="LPIPS (alex) linear heads",
-        sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
-        packaged="lpips:weights/v0.1/alex.pth",
-    ),
-    WeightFile(
-        key="lpips_vgg_head", path="lpips/v0.1/vgg.pth", source="pip package lpips (weights/v0.1/vgg.pth)",
-        licence="BSD-2-Clause (lpips)", used_by="LPIPS (vgg) linear heads",
-        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
-        packaged="lpips:weights/v0.1/vgg.pth",
-    ),
+    _lpips_head("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"),
+    _lpips_head("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"),
     _hf("sdxl_vae", "hustvl/PixelHacker", "vae/diffusion_pytorch_model.bin",
         "pixelhacker/vae/diffusion_pytorch_model.bin", _PIXELHACKER_LICENCE,
         "SDXL f8d4 VAE (latent space of teacher and student)"),
