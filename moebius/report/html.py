@@ -32,7 +32,7 @@ from moebius.report.deviations import paper_vs_code
 from moebius.report.names import BENCHMARK_NAMES, display_name
 from moebius.report.page import notices, provenance, table_summary
 from moebius.report.qualitative import Grid
-from moebius.report.schema import TABLES, validate_table
+from moebius.report.schema import TABLES, read_tables
 
 # |rel Δ| bounds of the colour steps: within 5 %, 20 %, 50 %, beyond.
 DELTA_STEPS = (0.05, 0.20, 0.50)
@@ -372,13 +372,7 @@ def write_html(out_html: Path, tables: dict[str, Path], plots: Sequence[Path], r
     here = out_html.parent
     if not records:
         raise ReportError("no records: nothing was reproduced, refusing to write an empty page")
-    frames: dict[str, pd.DataFrame] = {}
-    for name, path in tables.items():
-        if not Path(path).is_file():
-            raise ReportError(f"table {name} not found: {path}")
-        df = pd.read_csv(path)
-        validate_table(df, name)
-        frames[name] = df
+    frames = read_tables(tables)
     for p in [*plots, *(f for _, f in grids), *(t for g, _ in grids for r in g.rows for t in r.thumbs)]:
         if not Path(p).is_file():
             raise ReportError(f"image for the page not found: {p}")

@@ -24,7 +24,7 @@ from moebius.atomic import write_json, write_text
 from moebius.errors import ReportError
 from moebius.report.deviations import paper_vs_code_lines
 from moebius.report.names import BENCHMARK_NAMES
-from moebius.report.schema import TABLES, validate_table
+from moebius.report.schema import TABLES, read_tables
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -143,13 +143,7 @@ def write_report(tables: dict[str, Path], plots: list[Path], records: list[dict[
     out_md, metrics_json = Path(out_md), Path(metrics_json)
     if not records:
         raise ReportError("no records: nothing was reproduced, refusing to write an empty report")
-    frames: dict[str, pd.DataFrame] = {}
-    for name, path in tables.items():
-        if not Path(path).is_file():
-            raise ReportError(f"table {name} not found: {path}")
-        df = pd.read_csv(path)
-        validate_table(df, name)  # never render a malformed table
-        frames[name] = df
+    frames = read_tables(tables)
     for png in plots:
         if not Path(png).is_file():
             raise ReportError(f"plot not found: {png}")

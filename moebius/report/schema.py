@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,19 @@ def _missing(value: object) -> bool:
 def _blank(series: pd.Series) -> pd.Series:
     """True where a text cell is empty (NaN after a CSV round trip, or '')."""
     return series.isna() | (series.astype(str).str.strip() == "")
+
+
+def read_tables(tables: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """The table CSVs as frames, each checked against its schema: a page never renders a malformed or
+    missing table (ReportError naming it)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name, path in tables.items():
+        if not Path(path).is_file():
+            raise ReportError(f"table {name} not found: {path}")
+        df = pd.read_csv(path)
+        validate_table(df, name)
+        frames[name] = df
+    return frames
 
 
 def validate_table(df: pd.DataFrame, name: str) -> None:
