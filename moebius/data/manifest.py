@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ import pandas as pd
 from moebius.atomic import write_text
 from moebius.data.checksums import file_sha256
 from moebius.data.preprocess import load_image
-from moebius.errors import ChecksumError, DataError
+from moebius.errors import ChecksumError, DataError, MoebiusError
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("id", "source", "sha256", "width", "height")
@@ -54,6 +55,30 @@ def check_id(image_id: str) -> str:
     if len(image_id) > MAX_ID_LENGTH:
         raise DataError(f"invalid image id {image_id[:40]!r}… ({len(image_id)} characters; at most {MAX_ID_LENGTH})")
     return image_id
+
+
+def check_ids(ids: Iterable[str], error: type[MoebiusError], where: str) -> None:
+    """Every id usable as a file name stem (``check_id``), else ``error("<where>: <why>")``."""
+    for image_id in ids:
+        try:
+            check_id(image_id)
+        except DataError as exc:
+            raise error(f"{where}: {exc}") from None
+
+
+def read_table(path: Path, error: type[MoebiusError], missing: str, unreadable: str,
+               dtype: Any = str) -> pd.DataFrame:
+    """A CSV (a manifest and the like) with the columns ``dtype`` names kept as text ("007" is not 7) and
+    no cell read as missing ("NA" is an id). No file → ``error(missing)``; one that does not parse, a
+    folder in its place, an unreadable one → ``error("<unreadable>: <why>")``: each caller keeps its wording."""
+    if not path.exists():
+        raise error(missing)
+    try:
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise error(f"{unreadable}: {(str(exc).splitlines() or [''])[0]}") from exc
+    except OSError as exc:  # a folder named manifest.csv, an unreadable file
+        raise error(f"{unreadable}: {exc.strerror or exc}") from exc
 
 
 def write_manifest(directory: str | os.PathLike, rows: Iterable[ManifestRow]) -> Path:
@@ -87,22 +112,12 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     not file-name safe, bad sha256 strings or non-positive sizes.
     """
     path = _manifest_path(path)
-    if not path.exists():
-        raise DataError(f"manifest not found: {path}")
-    try:
-        df = pd.read_csv(path, dtype={"id": str, "source": str, "sha256": str}, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"unreadable manifest {path}: {str(exc).splitlines()[0]}") from exc
-    except OSError as exc:  # a folder named manifest.csv, an unreadable file
-        raise DataError(f"unreadable manifest {path}: {exc.strerror or exc}") from exc
+    df = read_table(path, DataError, f"manifest not found: {path}", f"unreadable manifest {path}",
+                    dtype={"id": str, "source": str, "sha256": str})
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"manifest {path} lacks column(s) {', '.join(missing)}")
-    for image_id in df["id"]:
-        try:
-            check_id(image_id)
-        except DataError as exc:
-            raise DataError(f"manifest {path}: {exc}") from None
+    check_ids(df["id"], DataError, f"manifest {path}")
     dupes = sorted(df["id"][df["id"].duplicated()].unique())
     if dupes:
         raise DataError(f"manifest {path} repeats id(s) {', '.join(dupes[:5])}")

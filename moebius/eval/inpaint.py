@@ -29,14 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from moebius.atomic import atomic_path, write_json
 from moebius.config import Config, ConfigError, config_hash
-from moebius.data.manifest import check_id, verify_manifest
+from moebius.data.manifest import check_id, check_ids, read_table, verify_manifest
 from moebius.device import resolve_device
 from moebius.diffusion.composite import composite
 from moebius.diffusion.latents import vae_factor
@@ -73,22 +72,13 @@ def manifest_ids(folder: Path) -> list[str]:
     Every id is checked as a file name here, where paths are about to be built from them.
     """
     path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise EvalError(f"no manifest at {path}")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise EvalError(f"unreadable manifest {path}: {(str(exc).splitlines() or [''])[0]}") from exc
+    table = read_table(path, EvalError, f"no manifest at {path}", f"unreadable manifest {path}")
     if "id" not in table.columns:
         raise EvalError(f"{path}: no 'id' column")
     ids = list(table["id"])
     if not ids:
         raise EvalError(f"{path} lists no images")
-    for image_id in ids:
-        try:
-            check_id(image_id)
-        except DataError as exc:
-            raise EvalError(f"{path}: {exc}") from None
+    check_ids(ids, EvalError, str(path))
     if len(set(ids)) != len(ids):
         raise EvalError(f"{path}: duplicate ids")
     return ids

@@ -49,7 +49,7 @@ from torch import nn
 from moebius.atomic import atomic_path
 from moebius.config import Config
 from moebius.data.benchmarks import benchmark_settings
-from moebius.data.manifest import data_version, verify_manifest
+from moebius.data.manifest import data_version, read_table, verify_manifest
 from moebius.device import resolve_device
 from moebius.errors import EvalError
 from moebius.eval.score_size import scoring_truth
@@ -555,12 +555,8 @@ def _read_meta(samples_dir: Path) -> dict:
 
 def _hole_ratios(masks_dir: Path, ids: Sequence[str]) -> list[float]:
     path = masks_dir / "manifest.csv"
-    if not path.is_file():
-        raise EvalError(f"mask manifest {path} is missing")
-    try:
-        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise EvalError(f"unreadable mask manifest {path}: {_reason(exc)}") from exc
+    df = read_table(path, EvalError, f"mask manifest {path} is missing", f"unreadable mask manifest {path}",
+                    dtype={"id": str})
     if not {"id", "hole_ratio"} <= set(df.columns):
         raise EvalError(f"mask manifest {path} lacks the id / hole_ratio columns")
     values = pd.to_numeric(df["hole_ratio"], errors="coerce")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from moebius.data.manifest import check_id
-from moebius.errors import DataError, MaskError
+from moebius.data.manifest import check_ids, read_table
+from moebius.errors import MaskError
 from moebius.masks.official import OFFICIAL
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.store import MANIFEST
@@ -93,21 +93,12 @@ def read_mask(path: Path, expected_size: int, polarity: str = HOLE_255) -> np.nd
 
 def _read_manifest(manifest_path: Path) -> pd.DataFrame:
     """A mask set's manifest with every id checked as a file name; unreadable or bad → MaskError."""
-    if not manifest_path.is_file():
-        raise MaskError(f"mask set has no manifest: {manifest_path}")
-    try:
-        # Ids stay strings ("007" is not 7; "NA" is not missing).
-        manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise MaskError(f"unreadable mask manifest {manifest_path}: {(str(exc).splitlines() or [''])[0]}") from exc
+    manifest = read_table(manifest_path, MaskError, f"mask set has no manifest: {manifest_path}",
+                          f"unreadable mask manifest {manifest_path}")
     missing_cols = [c for c in ("id", "polarity") if c not in manifest.columns]
     if missing_cols:
         raise MaskError(f"{manifest_path}: missing column(s) {', '.join(missing_cols)}")
-    for image_id in manifest["id"]:
-        try:
-            check_id(image_id)
-        except DataError as exc:
-            raise MaskError(f"{manifest_path}: {exc}") from None
+    check_ids(manifest["id"], MaskError, str(manifest_path))
     dupes = manifest["id"][manifest["id"].duplicated()]
     if len(dupes):
         raise MaskError(f"{manifest_path}: duplicate id {dupes.iloc[0]!r}")

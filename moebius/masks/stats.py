@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from moebius.atomic import atomic_open, atomic_path
+from moebius.data.manifest import read_table
 from moebius.errors import MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
 from moebius.masks.registry import get_protocol, list_protocols
@@ -68,12 +69,8 @@ def set_stats(mask_dirs: list[Path]) -> pd.DataFrame:
     rows = []
     for mask_dir in map(Path, mask_dirs):
         path = mask_dir / MANIFEST
-        if not path.is_file():
-            raise MaskError(f"mask set has no manifest: {path}")
-        try:
-            m = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-            raise MaskError(f"unreadable mask manifest {path}: {(str(exc).splitlines() or [''])[0]}") from exc
+        m = read_table(path, MaskError, f"mask set has no manifest: {path}", f"unreadable mask manifest {path}",
+                       dtype={"id": str})
         if "hole_ratio" not in m.columns:
             raise MaskError(f"{path}: no hole_ratio column")
         ratios = pd.to_numeric(m["hole_ratio"], errors="coerce")
