@@ -2,19 +2,8 @@
 
 from moebius.diffusion.composite import PASTE_MODES, blurred_mask, composite, finish, paste_back, paste_leak
 from moebius.diffusion.latents import decode, denoiser_input, encode, latent_mask, vae_factor
-from moebius.diffusion.sampler import (
-    ddim_sample,
-    ddim_step,
-    inpaint_batch,
-    model_sampling,
-    sampling_timesteps,
-)
-from moebius.diffusion.schedule import (
-    NoiseSchedule,
-    ddim_timesteps,
-    scaled_linear_schedule,
-    truncate_by_strength,
-)
+from moebius.diffusion.sampler import ddim_sample, ddim_step, inpaint_batch, model_sampling, sampling_timesteps
+from moebius.diffusion.schedule import NoiseSchedule, ddim_timesteps, scaled_linear_schedule, truncate_by_strength
 from moebius.diffusion.seeding import image_generators
 from moebius.errors import SamplerError
 from moebius.seeding import image_seed

@@ -13,15 +13,9 @@ from moebius.masks.load import MaskSetInfo, mask_set_settings, read_mask, read_m
 from moebius.masks.official import import_official_masks, official_dir
 from moebius.masks.polarity import HOLE_255, KNOWN_255, POLARITIES
 from moebius.masks.registry import Protocol, get_protocol, list_protocols
-from moebius.seeding import mask_rng
-from moebius.masks.stats import (
-    hole_ratios,
-    mask_stats,
-    plot_hole_histograms,
-    set_stats,
-    summarise_ratios,
-)
+from moebius.masks.stats import hole_ratios, mask_stats, plot_hole_histograms, set_stats, summarise_ratios
 from moebius.masks.store import write_mask_set
+from moebius.seeding import mask_rng
 
 __all__ = [
     "HOLE_255", "KNOWN_255", "POLARITIES", "MaskError", "MaskSetInfo", "Protocol", "generate_mask",
