@@ -273,140 +273,126 @@ def _register(spec: DatasetSpec) -> None:
     DATASETS.register(spec.name, spec)
 
 
-_register(
-    DatasetSpec(
-        name="places365",
-        title="Places365-Standard (high resolution)",
-        domain="natural",
-        scale="full",
-        homepage="http://places2.csail.mit.edu/download.html",
-        licence="research and non-commercial use (Places terms of use)",
-        archives=(
-            Archive("filelist_places365-standard.tar", PLACES365_BASE + "filelist_places365-standard.tar",
-                    md5="35a0585fee1fa656440f3ab298f8479c"),
-            Archive("train_large_places365standard.tar", PLACES365_BASE + "train_large_places365standard.tar",
-                    md5="67e186b496a84c929568076ed01a8aa1"),  # 105 GB
-            Archive("val_large.tar", PLACES365_BASE + "val_large.tar",
-                    md5="9b71c4993ad89d2d8bcbdc4aef38042f"),  # 2.1 GB
-            # The 256 x 256 validation images (each image resized to a square, aspect ratio not kept),
-            # which MI-GAN evaluates Places2 (256) on. No md5 recorded here: ours is kept on first download.
-            Archive("val_256.tar", PLACES365_BASE + "val_256.tar"),
-            Archive("test_large.tar", PLACES365_BASE + "test_large.tar",
-                    md5="41a4b6b724b1d2cd862fb3871ed59913"),  # 19 GB
-        ),
-        splits=(
-            Split("train", ("filelist_places365-standard.tar", "train_large_places365standard.tar"), 1_803_460,
-                  source_count=1_803_460),
-            Split("val", ("val_large.tar",), 36_500, source_count=36_500,
-                  note="MAT evaluates all 36,500 validation images (512 centre crops)"),
-            Split("val_256", ("val_256.tar",), 36_500, source_count=36_500,
-                  note="MI-GAN's Places2 (256): the 36,500 validation images as Places publishes them at 256 x 256"),
-            Split("test", ("test_large.tar",), 328_500, source_count=328_500,
-                  note="Places2 (Test) draws a seeded 10K from here (a reconstruction: no public list exists)"),
-        ),
-        note="md5 sums as published on the Places2 site (recorded by torchvision.datasets.Places365)",
-        lister=_list_places365,
-    )
+def _whole(name: str, archives: tuple[str, ...], count: int, note: str = "") -> Split:
+    """A split that is all of its listed source: exactly ``count`` images, each kept."""
+    return Split(name, archives, count, source_count=count, note=note)
+
+
+def _full(name: str, title: str, domain: str, *, homepage: str, licence: str, archives: tuple[Archive, ...],
+          splits: tuple[Split, ...], lister: Lister, note: str = "", hub_id: str | None = None) -> None:
+    """Register a full-scale dataset: the publisher's files, listed by ``lister`` once extracted."""
+    _register(DatasetSpec(name=name, title=title, domain=domain, scale="full", homepage=homepage, licence=licence,
+                          archives=archives, splits=splits, hub_id=hub_id, note=note, lister=lister))
+
+
+_full(
+    "places365", "Places365-Standard (high resolution)", "natural",
+    homepage="http://places2.csail.mit.edu/download.html",
+    licence="research and non-commercial use (Places terms of use)",
+    archives=(
+        Archive("filelist_places365-standard.tar", PLACES365_BASE + "filelist_places365-standard.tar",
+                md5="35a0585fee1fa656440f3ab298f8479c"),
+        Archive("train_large_places365standard.tar", PLACES365_BASE + "train_large_places365standard.tar",
+                md5="67e186b496a84c929568076ed01a8aa1"),  # 105 GB
+        Archive("val_large.tar", PLACES365_BASE + "val_large.tar",
+                md5="9b71c4993ad89d2d8bcbdc4aef38042f"),  # 2.1 GB
+        # The 256 x 256 validation images (each image resized to a square, aspect ratio not kept),
+        # which MI-GAN evaluates Places2 (256) on. No md5 recorded here: ours is kept on first download.
+        Archive("val_256.tar", PLACES365_BASE + "val_256.tar"),
+        Archive("test_large.tar", PLACES365_BASE + "test_large.tar",
+                md5="41a4b6b724b1d2cd862fb3871ed59913"),  # 19 GB
+    ),
+    splits=(
+        _whole("train", ("filelist_places365-standard.tar", "train_large_places365standard.tar"), 1_803_460),
+        _whole("val", ("val_large.tar",), 36_500,
+               note="MAT evaluates all 36,500 validation images (512 centre crops)"),
+        _whole("val_256", ("val_256.tar",), 36_500,
+               note="MI-GAN's Places2 (256): the 36,500 validation images as Places publishes them at 256 x 256"),
+        _whole("test", ("test_large.tar",), 328_500,
+               note="Places2 (Test) draws a seeded 10K from here (a reconstruction: no public list exists)"),
+    ),
+    note="md5 sums as published on the Places2 site (recorded by torchvision.datasets.Places365)",
+    lister=_list_places365,
 )
 
-_register(
-    DatasetSpec(
-        name="celebahq",
-        title="CelebA-HQ (MAT split)",
-        domain="portrait",
-        scale="full",
-        homepage="https://github.com/switchablenorms/CelebAMask-HQ",
-        licence="non-commercial research (CelebA agreement)",
-        archives=(
-            Archive("CelebAMask-HQ.zip", None,
-                    manual="Google Drive link on https://github.com/switchablenorms/CelebAMask-HQ "
-                           "(holds CelebA-HQ-img/0..29999.jpg and CelebA-HQ-to-CelebA-mapping.txt)"),
-            Archive("list_eval_partition.txt", None,
-                    manual="CelebA 'Eval' folder on https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"),
-        ),
-        splits=tuple(
-            Split(name, ("CelebAMask-HQ.zip", "list_eval_partition.txt"), count, source_count=count)
-            for name, count in (("train", 24_183), ("val", 2_993), ("test", 2_824))
-        ),
-        note="a CelebA-HQ image belongs to the CelebA partition (0 train / 1 val / 2 test) of its source "
-             "CelebA image; this gives MAT's 24,183 train / 2,993 validation images (1024 px)",
-        lister=_list_celebahq,
-    )
+_full(
+    "celebahq", "CelebA-HQ (MAT split)", "portrait",
+    homepage="https://github.com/switchablenorms/CelebAMask-HQ",
+    licence="non-commercial research (CelebA agreement)",
+    archives=(
+        Archive("CelebAMask-HQ.zip", None,
+                manual="Google Drive link on https://github.com/switchablenorms/CelebAMask-HQ "
+                       "(holds CelebA-HQ-img/0..29999.jpg and CelebA-HQ-to-CelebA-mapping.txt)"),
+        Archive("list_eval_partition.txt", None,
+                manual="CelebA 'Eval' folder on https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"),
+    ),
+    splits=tuple(
+        _whole(name, ("CelebAMask-HQ.zip", "list_eval_partition.txt"), count)
+        for name, count in (("train", 24_183), ("val", 2_993), ("test", 2_824))
+    ),
+    note="a CelebA-HQ image belongs to the CelebA partition (0 train / 1 val / 2 test) of its source "
+         "CelebA image; this gives MAT's 24,183 train / 2,993 validation images (1024 px)",
+    lister=_list_celebahq,
 )
 
 _FFHQ_ARCHIVES = ("images1024x1024.zip",)
-_register(
-    DatasetSpec(
-        name="ffhq",
-        title="Flickr-Faces-HQ",
-        domain="portrait",
-        scale="full",
-        homepage="https://github.com/NVlabs/ffhq-dataset",
-        licence="CC BY-NC-SA 4.0 (dataset); images under their Flickr licences",
-        archives=(
-            Archive("images1024x1024.zip", None,
-                    manual="89 GB; Google Drive via download_ffhq.py in https://github.com/NVlabs/ffhq-dataset"),
-        ),
-        splits=(
-            Split("train_last_10k", _FFHQ_ARCHIVES, 60_000, source="all", source_count=70_000, rule="first"),
-            Split("val_last_10k", _FFHQ_ARCHIVES, 10_000, source="all", source_count=70_000, rule="last",
-                  note=FFHQ_VALIDATION["last_10k"]),
-            Split("train_first_10k", _FFHQ_ARCHIVES, 60_000, source="all", source_count=70_000, rule="last"),
-            Split("val_first_10k", _FFHQ_ARCHIVES, 10_000, source="all", source_count=70_000, rule="first",
-                  note=FFHQ_VALIDATION["first_10k"]),
-            Split("all", _FFHQ_ARCHIVES, 70_000, source_count=70_000),
-        ),
-        note="ask for split 'train' / 'val' with ffhq_validation = first_10k (MI-GAN, the default) or last_10k "
-             "(FFHQ's own split)",
-        lister=_list_ffhq,
-    )
+_full(
+    "ffhq", "Flickr-Faces-HQ", "portrait",
+    homepage="https://github.com/NVlabs/ffhq-dataset",
+    licence="CC BY-NC-SA 4.0 (dataset); images under their Flickr licences",
+    archives=(
+        Archive("images1024x1024.zip", None,
+                manual="89 GB; Google Drive via download_ffhq.py in https://github.com/NVlabs/ffhq-dataset"),
+    ),
+    splits=(
+        Split("train_last_10k", _FFHQ_ARCHIVES, 60_000, source="all", source_count=70_000, rule="first"),
+        Split("val_last_10k", _FFHQ_ARCHIVES, 10_000, source="all", source_count=70_000, rule="last",
+              note=FFHQ_VALIDATION["last_10k"]),
+        Split("train_first_10k", _FFHQ_ARCHIVES, 60_000, source="all", source_count=70_000, rule="last"),
+        Split("val_first_10k", _FFHQ_ARCHIVES, 10_000, source="all", source_count=70_000, rule="first",
+              note=FFHQ_VALIDATION["first_10k"]),
+        _whole("all", _FFHQ_ARCHIVES, 70_000),
+    ),
+    note="ask for split 'train' / 'val' with ffhq_validation = first_10k (MI-GAN, the default) or last_10k "
+         "(FFHQ's own split)",
+    lister=_list_ffhq,
 )
 
 _LVIS = "https://dl.fbaipublicfiles.com/LVIS/"
 _COCO = "http://images.cocodataset.org/zips/"
-_register(
-    DatasetSpec(
-        name="lvis",
-        title="LVIS v1 (images = COCO 2017)",
-        domain="natural",
-        scale="full",
-        homepage="https://www.lvisdataset.org/dataset",
-        licence="annotations CC BY 4.0; images under their Flickr licences (COCO terms)",
-        archives=(
-            Archive("lvis_v1_val.json.zip", _LVIS + "lvis_v1_val.json.zip"),
-            Archive("lvis_v1_train.json.zip", _LVIS + "lvis_v1_train.json.zip"),
-            Archive("train2017.zip", _COCO + "train2017.zip"),  # 18 GB
-            Archive("val2017.zip", _COCO + "val2017.zip"),  # 1 GB
-        ),
-        splits=(
-            Split("val", ("lvis_v1_val.json.zip", "train2017.zip", "val2017.zip"), 19_809, source_count=19_809),
-            Split("train", ("lvis_v1_train.json.zip", "train2017.zip", "val2017.zip"), 100_170, source_count=100_170),
-            Split("sample", ("lvis_v1_val.json.zip", "train2017.zip", "val2017.zip"), 10_000, source="val",
-                  source_count=19_809, rule="seeded", seed=0,
-                  note="Tab. 7 OOD natural: a seeded 10K of LVIS v1 val (the paper names no list; a reconstruction)"),
-        ),
-        note="LVIS v1 val images come from both COCO 2017 train and val, so both image zips are needed",
-        lister=_list_lvis,
-    )
+_full(
+    "lvis", "LVIS v1 (images = COCO 2017)", "natural",
+    homepage="https://www.lvisdataset.org/dataset",
+    licence="annotations CC BY 4.0; images under their Flickr licences (COCO terms)",
+    archives=(
+        Archive("lvis_v1_val.json.zip", _LVIS + "lvis_v1_val.json.zip"),
+        Archive("lvis_v1_train.json.zip", _LVIS + "lvis_v1_train.json.zip"),
+        Archive("train2017.zip", _COCO + "train2017.zip"),  # 18 GB
+        Archive("val2017.zip", _COCO + "val2017.zip"),  # 1 GB
+    ),
+    splits=(
+        _whole("val", ("lvis_v1_val.json.zip", "train2017.zip", "val2017.zip"), 19_809),
+        _whole("train", ("lvis_v1_train.json.zip", "train2017.zip", "val2017.zip"), 100_170),
+        Split("sample", ("lvis_v1_val.json.zip", "train2017.zip", "val2017.zip"), 10_000, source="val",
+              source_count=19_809, rule="seeded", seed=0,
+              note="Tab. 7 OOD natural: a seeded 10K of LVIS v1 val (the paper names no list; a reconstruction)"),
+    ),
+    note="LVIS v1 val images come from both COCO 2017 train and val, so both image zips are needed",
+    lister=_list_lvis,
 )
 
-_register(
-    DatasetSpec(
-        name="deepfakeface",
-        title="DeepFakeFace, real 'wiki' subset (IMDB-WIKI faces)",
-        domain="portrait",
-        scale="full",
-        homepage="https://huggingface.co/datasets/OpenRL/DeepFakeFace",
-        licence="see the dataset card (IMDB-WIKI images: non-commercial research)",
-        hub_id="OpenRL/DeepFakeFace",
-        archives=(Archive("wiki.zip", "https://huggingface.co/datasets/OpenRL/DeepFakeFace/resolve/main/wiki.zip"),),
-        splits=(
-            Split("all", ("wiki.zip",), 30_000, source_count=30_000, note="30K real images per the DFF paper"),
-            Split("sample", ("wiki.zip",), 3_000, source="all", source_count=30_000, rule="seeded", seed=0,
-                  note="Tab. 7 OOD portrait: a seeded 3K (the paper names no list; a reconstruction)"),
-        ),
-        lister=_list_deepfakeface,
-    )
+_full(
+    "deepfakeface", "DeepFakeFace, real 'wiki' subset (IMDB-WIKI faces)", "portrait",
+    homepage="https://huggingface.co/datasets/OpenRL/DeepFakeFace",
+    licence="see the dataset card (IMDB-WIKI images: non-commercial research)",
+    hub_id="OpenRL/DeepFakeFace",
+    archives=(Archive("wiki.zip", "https://huggingface.co/datasets/OpenRL/DeepFakeFace/resolve/main/wiki.zip"),),
+    splits=(
+        _whole("all", ("wiki.zip",), 30_000, note="30K real images per the DFF paper"),
+        Split("sample", ("wiki.zip",), 3_000, source="all", source_count=30_000, rule="seeded", seed=0,
+              note="Tab. 7 OOD portrait: a seeded 3K (the paper names no list; a reconstruction)"),
+    ),
+    lister=_list_deepfakeface,
 )
 
 _SMOKE_SPLITS = (Split("train", (), None), Split("test", (), None))
