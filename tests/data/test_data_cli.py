@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import stat
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
+from archives import chained_symlink_zip, tar_of
 from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 PAYLOAD = bytes(range(256)) * 64
@@ -62,11 +59,7 @@ def test_checksum_mismatch(run_cli, http_server, tmp_path: Path) -> None:
     "one line, exit 2; nothing extracted or escaped",
 )
 def test_unsafe_archive_member(run_cli, tmp_path: Path) -> None:
-    archive = tmp_path / "evil.tar"
-    with tarfile.open(archive, "w") as tar:
-        info = tarfile.TarInfo("../escape.txt")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"evil"))
+    archive = tar_of(tmp_path / "evil.tar", {"../escape.txt": b"evil"})
     dest = tmp_path / "out"
     result = run_cli("data", "extract", str(archive), "--dest", str(dest))
     assert_one_line_error(result, "escape.txt")
@@ -84,20 +77,10 @@ def test_missing_weight_names_file_source_and_place(run_cli, tmp_path: Path) -> 
     "one line each (symbolic link / limit), exit 2, nothing under --dest",
 )
 def test_extract_refusals_are_one_line(run_cli, tmp_path: Path) -> None:
-    chain = tmp_path / "chain.zip"
-    with zipfile.ZipFile(chain, "w") as zf:
-        for name, target in (("l1", "."), ("l1/l2", ".."), ("l1/l2/l3", "..")):
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
-        zf.writestr("l1/l2/l3/file", b"pwned")
+    chain = chained_symlink_zip(tmp_path / "chain.zip")
     result = run_cli("data", "extract", str(chain), "--dest", str(tmp_path / "out"))
     assert_one_line_error(result, "symbolic link")
-    tar = tmp_path / "big.tar"
-    with tarfile.open(tar, "w") as tf:
-        info = tarfile.TarInfo("data.bin")
-        info.size = len(PAYLOAD)
-        tf.addfile(info, io.BytesIO(PAYLOAD))
+    tar = tar_of(tmp_path / "big.tar", {"data.bin": PAYLOAD})
     result = run_cli("data", "extract", str(tar), "--dest", str(tmp_path / "out"), "--max-size", "1000")
     assert_one_line_error(result, "limit")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tar", "chain.zip"]

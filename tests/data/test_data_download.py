@@ -18,6 +18,16 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
+def _download_over_partial(http_server, tmp_path, partial: bytes, **checks) -> None:
+    """Serve PAYLOAD, leave ``partial`` as the .part of an earlier try, download again: the file must be
+    PAYLOAD whatever the partial held."""
+    http_server.files["/a.bin"] = PAYLOAD
+    dest = tmp_path / "a.bin"
+    part_path(dest).write_bytes(partial)
+    download(f"{http_server.url}/a.bin", dest, progress=False, **checks)
+    assert dest.read_bytes() == PAYLOAD
+
+
 def test_good_download_is_verified_and_leaves_no_partial(http_server, tmp_path):
     http_server.files["/a.bin"] = PAYLOAD
     dest = tmp_path / "a.bin"
@@ -44,34 +54,18 @@ def test_existing_corrupt_file_is_replaced(http_server, tmp_path):
 
 
 @pytest.mark.hostile(
-    "a download whose sha256 differs from the expected one",
-    "ChecksumError; the bad bytes are deleted, nothing under the final name",
+    "a download whose sha256 or md5 differs from the published one, or that is larger than the published size",
+    "ChecksumError; the bad bytes are deleted, nothing kept (no final file, no partial)",
 )
-def test_wrong_checksum_removes_the_bad_data(http_server, tmp_path):
+@pytest.mark.parametrize(("published", "match"), [
+    ({"sha256": "0" * 64}, "sha256"),
+    ({"md5": "f" * 32}, "md5"),
+    ({"expected_size": len(PAYLOAD) - 1}, "size"),
+])
+def test_bytes_contradicting_the_publisher_are_removed(http_server, tmp_path, published, match):
     http_server.files["/a.bin"] = PAYLOAD
-    dest = tmp_path / "a.bin"
-    with pytest.raises(ChecksumError, match="sha256"):
-        download(f"{http_server.url}/a.bin", dest, sha256="0" * 64, progress=False)
-    assert not dest.exists()
-    assert not part_path(dest).exists()
-
-
-def test_wrong_md5_removes_the_bad_data(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
-    dest = tmp_path / "a.bin"
-    with pytest.raises(ChecksumError, match="md5"):
-        download(f"{http_server.url}/a.bin", dest, md5="f" * 32, progress=False)
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.hostile(
-    "a server sending more bytes than the published size",
-    "ChecksumError; nothing kept",
-)
-def test_larger_than_expected_size_is_a_checksum_error(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
-    with pytest.raises(ChecksumError, match="size"):
-        download(f"{http_server.url}/a.bin", tmp_path / "a.bin", expected_size=len(PAYLOAD) - 1, progress=False)
+    with pytest.raises(ChecksumError, match=match):
+        download(f"{http_server.url}/a.bin", tmp_path / "a.bin", progress=False, **published)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -97,22 +91,14 @@ def test_truncated_transfer_keeps_partial_then_resumes(http_server, tmp_path):
 
 
 def test_existing_partial_fetches_only_the_rest(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
-    dest = tmp_path / "a.bin"
-    part_path(dest).write_bytes(PAYLOAD[:123_456])
-    download(f"{http_server.url}/a.bin", dest, sha256=SHA, expected_size=len(PAYLOAD), progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    _download_over_partial(http_server, tmp_path, PAYLOAD[:123_456], sha256=SHA, expected_size=len(PAYLOAD))
     assert len(http_server.log) == 1
     assert http_server.log[0]["range"] == "bytes=123456-"
     assert http_server.log[0]["sent"] == len(PAYLOAD) - 123_456
 
 
 def test_complete_partial_without_known_size_gets_416_and_is_kept(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
-    dest = tmp_path / "a.bin"
-    part_path(dest).write_bytes(PAYLOAD)
-    download(f"{http_server.url}/a.bin", dest, sha256=SHA, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    _download_over_partial(http_server, tmp_path, PAYLOAD, sha256=SHA)
     assert http_server.log[0]["status"] == 416
 
 
@@ -121,12 +107,8 @@ def test_complete_partial_without_known_size_gets_416_and_is_kept(http_server, t
     "the file is fetched whole again, never appended to the stale bytes",
 )
 def test_server_ignoring_range_restarts_cleanly(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
     http_server.ignore_range.add("/a.bin")
-    dest = tmp_path / "a.bin"
-    part_path(dest).write_bytes(b"x" * 5000)  # would corrupt the file if appended to
-    download(f"{http_server.url}/a.bin", dest, sha256=SHA, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    _download_over_partial(http_server, tmp_path, b"x" * 5000, sha256=SHA)  # would corrupt the file if appended to
     assert http_server.log[0]["status"] == 200
 
 
@@ -158,11 +140,7 @@ def test_verify_file_keeps_a_manual_copy_on_mismatch(tmp_path):
     "the partial is discarded and the file fetched again whole; the stale bytes never become the file",
 )
 def test_stale_oversized_partial_without_checksum_is_refetched(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
-    dest = tmp_path / "a.bin"
-    part_path(dest).write_bytes(PAYLOAD + b"left over from an older, longer version")
-    download(f"{http_server.url}/a.bin", dest, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    _download_over_partial(http_server, tmp_path, PAYLOAD + b"left over from an older, longer version")
     assert [e["status"] for e in http_server.log] == [416, 200]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
@@ -172,12 +150,8 @@ def test_stale_oversized_partial_without_checksum_is_refetched(http_server, tmp_
     "the partial is not trusted as complete: fetched again from the start",
 )
 def test_416_without_length_is_not_taken_as_complete(http_server, tmp_path):
-    http_server.files["/a.bin"] = PAYLOAD
     http_server.hide_length.add("/a.bin")
-    dest = tmp_path / "a.bin"
-    part_path(dest).write_bytes(b"y" * (len(PAYLOAD) + 10))
-    download(f"{http_server.url}/a.bin", dest, progress=False)
-    assert dest.read_bytes() == PAYLOAD
+    _download_over_partial(http_server, tmp_path, b"y" * (len(PAYLOAD) + 10))
 
 
 @pytest.mark.hostile("`moebius data download` with malformed URLs (no scheme, bad port)", "DownloadError naming the URL; nothing written")

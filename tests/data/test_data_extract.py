@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from archives import chained_symlink_zip
 from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 from moebius.data.download import download, extract
@@ -153,13 +154,7 @@ def test_existing_destination_is_left_alone(tmp_path):
 )
 def test_zip_chained_symlinks_are_refused(arena):
     root, dest = arena
-    archive = root / "chain.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for name, target in (("l1", "."), ("l1/l2", ".."), ("l1/l2/l3", "..")):
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
-        zf.writestr("l1/l2/l3/file", b"pwned")
+    archive = chained_symlink_zip(root / "chain.zip")
     assert archive.stat().st_size < 600
     _refused(archive, dest, root, match="symbolic link")
     assert not (root / "a" / "file").exists() and not (root / "file").exists()
