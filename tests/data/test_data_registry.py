@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from archives import tar_bytes, zip_bytes
 from local_http_server import http_server  # noqa: F401 (pytest fixture)
 
 from moebius.data.manifest import read_manifest, verify_manifest
@@ -131,17 +129,9 @@ def test_full_config_follows_the_protocol_of_each_paper_row():
 # --- fetch --------------------------------------------------------------------------------------
 
 
-def _zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_fetch_downloads_extracts_converts_and_records_checksum(http_server, tmp_path):
     images = {f"wiki/{d}/{i}.png": _img() for d, i in (("00", 1), ("00", 2), ("17", 3))}
-    archive = _zip_bytes({k: encode_png(v) for k, v in images.items()})
+    archive = zip_bytes({k: encode_png(v) for k, v in images.items()})
     http_server.files["/wiki.zip"] = archive
     raw, out = tmp_path / "raw", tmp_path / "data/deepfakeface/all"
 
@@ -157,7 +147,7 @@ def test_fetch_downloads_extracts_converts_and_records_checksum(http_server, tmp
 
     # a later download is checked against the recorded checksum
     (raw / "wiki.zip").unlink()
-    http_server.files["/wiki.zip"] = _zip_bytes({"wiki/00/1.png": encode_png(_img())})
+    http_server.files["/wiki.zip"] = zip_bytes({"wiki/00/1.png": encode_png(_img())})
     with pytest.raises(ChecksumError):
         fetch_dataset("deepfakeface", raw, tmp_path / "again", "all", base_url=http_server.url, check_counts=False,
                       progress=False)
@@ -165,7 +155,7 @@ def test_fetch_downloads_extracts_converts_and_records_checksum(http_server, tmp
 
 
 def test_fetch_checks_the_expected_count(http_server, tmp_path):
-    http_server.files["/wiki.zip"] = _zip_bytes({"wiki/a.png": encode_png(_img())})
+    http_server.files["/wiki.zip"] = zip_bytes({"wiki/a.png": encode_png(_img())})
     with pytest.raises(DataError, match="expected 30000"):
         fetch_dataset("deepfakeface", tmp_path / "raw", tmp_path / "out", "all", base_url=http_server.url,
                       progress=False)
@@ -173,13 +163,7 @@ def test_fetch_checks_the_expected_count(http_server, tmp_path):
 
 
 def test_fetch_checks_published_md5(http_server, tmp_path):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        data = encode_png(_img())
-        info = tarfile.TarInfo("val_large/Places365_val_00000001.png")
-        info.size = len(data)
-        tf.addfile(info, io.BytesIO(data))
-    http_server.files["/val_large.tar"] = buf.getvalue()
+    http_server.files["/val_large.tar"] = tar_bytes({"val_large/Places365_val_00000001.png": encode_png(_img())})
     with pytest.raises(ChecksumError, match="md5"):
         fetch_dataset("places365", tmp_path / "raw", tmp_path / "out", "val", base_url=http_server.url,
                       check_counts=False, progress=False)
@@ -188,21 +172,15 @@ def test_fetch_checks_published_md5(http_server, tmp_path):
 
 def test_fetch_places365_val_256_for_places2_256(http_server, tmp_path):
     """MI-GAN's Places2 (256) images: Places' own 256 x 256 validation archive, checksum recorded on first use."""
-    buf = io.BytesIO()
     pics = {n: _img(256, 256) for n in (2, 1)}
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for n, pixels in pics.items():
-            data = encode_png(pixels)
-            info = tarfile.TarInfo(f"val_256/Places365_val_{n:08d}.jpg")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    http_server.files["/val_256.tar"] = buf.getvalue()
+    archive = tar_bytes({f"val_256/Places365_val_{n:08d}.jpg": encode_png(pixels) for n, pixels in pics.items()})
+    http_server.files["/val_256.tar"] = archive
     out = fetch_dataset("places365", tmp_path / "raw", tmp_path / "val_256", "val_256", base_url=http_server.url,
                         check_counts=False, progress=False)
     assert list(read_manifest(out)["id"]) == ["Places365_val_00000001", "Places365_val_00000002"]
     np.testing.assert_array_equal(load_image(out / "Places365_val_00000002.png"), pics[2])
     assert json.loads((tmp_path / "raw" / "checksums.json").read_text()) == {
-        "val_256.tar": hashlib.sha256(buf.getvalue()).hexdigest()}
+        "val_256.tar": hashlib.sha256(archive).hexdigest()}
     assert json.loads((out / "split.json").read_text())["resolved"] == "val_256"
 
 
@@ -213,7 +191,7 @@ def test_fetch_celebahq_uses_the_celeba_partition_of_each_source_image(tmp_path)
     pictures = {i: _img(16, 16) for i in range(4)}
     entries = {f"CelebAMask-HQ/CelebA-HQ-img/{i}.jpg": encode_png(p) for i, p in pictures.items()}  # PNG bytes: lossless
     entries["CelebAMask-HQ/CelebA-HQ-to-CelebA-mapping.txt"] = mapping.encode()
-    (raw / "CelebAMask-HQ.zip").write_bytes(_zip_bytes(entries))
+    (raw / "CelebAMask-HQ.zip").write_bytes(zip_bytes(entries))
     (raw / "list_eval_partition.txt").write_text("000011.jpg 0\n000021.jpg 1\n000031.jpg 2\n000041.jpg 1\n")
 
     out = fetch_dataset("celebahq", raw, tmp_path / "val", "val", check_counts=False, progress=False)
@@ -239,7 +217,7 @@ def test_fetch_ffhq_validation_convention(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     raw.mkdir()
     entries = {f"images1024x1024/{n // 1000 * 1000:05d}/{n:05d}.png": encode_png(_img(8, 8)) for n in range(70_000)[::7000]}
-    (raw / "images1024x1024.zip").write_bytes(_zip_bytes(entries))
+    (raw / "images1024x1024.zip").write_bytes(zip_bytes(entries))
     # 10 images: 0, 7000, ..., 63000; a 10K rule cannot apply, so check the rules via a tiny registry copy
     _small_ffhq(monkeypatch)
     last = fetch_dataset("ffhq", raw, tmp_path / "last", "val", ffhq_validation="last_10k", check_counts=False,
@@ -261,7 +239,7 @@ def test_ffhq_defaults_to_the_first_10k_and_every_record_names_the_split(tmp_pat
     raw = tmp_path / "raw"
     raw.mkdir()
     entries = {f"images1024x1024/{n:05d}.png": encode_png(_img(8, 8)) for n in range(0, 70_000, 7000)}
-    (raw / "images1024x1024.zip").write_bytes(_zip_bytes(entries))
+    (raw / "images1024x1024.zip").write_bytes(zip_bytes(entries))
     _small_ffhq(monkeypatch)
     val = fetch_dataset("ffhq", raw, tmp_path / "datasets/ffhq/val", "val", check_counts=False, progress=False)
     assert list(read_manifest(val)["id"]) == ["ffhq-00000", "ffhq-07000", "ffhq-14000"]
@@ -298,10 +276,10 @@ def test_fetch_refuses_manual_archives_that_are_absent_and_smoke_sets(tmp_path):
 def test_fetch_lvis_finds_images_in_both_coco_zips(http_server, tmp_path):
     pics = {("train2017", 5): _img(), ("val2017", 9): _img(), ("train2017", 2): _img()}
     ann = {"images": [{"id": i, "coco_url": f"http://images.cocodataset.org/{sub}/{i:012d}.jpg"} for sub, i in pics]}
-    http_server.files["/lvis_v1_val.json.zip"] = _zip_bytes({"lvis_v1_val.json": json.dumps(ann).encode()})
+    http_server.files["/lvis_v1_val.json.zip"] = zip_bytes({"lvis_v1_val.json": json.dumps(ann).encode()})
     for sub in ("train2017", "val2017"):
         # COCO names its files .jpg; PNG bytes under that name keep the test lossless (Pillow sniffs the format)
-        http_server.files[f"/{sub}.zip"] = _zip_bytes(
+        http_server.files[f"/{sub}.zip"] = zip_bytes(
             {f"{sub}/{i:012d}.jpg": encode_png(p) for (s, i), p in pics.items() if s == sub}
         )
     out = fetch_dataset("lvis", tmp_path / "raw", tmp_path / "out", "val", base_url=http_server.url,
@@ -318,7 +296,7 @@ def test_fetch_lvis_finds_images_in_both_coco_zips(http_server, tmp_path):
 )
 def test_fetch_names_a_corrupt_source_image(http_server, tmp_path):
     good = encode_png(_img())
-    http_server.files["/wiki.zip"] = _zip_bytes({"wiki/00/1.png": good, "wiki/00/2.png": good[: len(good) // 2]})
+    http_server.files["/wiki.zip"] = zip_bytes({"wiki/00/1.png": good, "wiki/00/2.png": good[: len(good) // 2]})
     out = tmp_path / "out"
     with pytest.raises(DataError, match=r"wiki/00/2\.png"):
         fetch_dataset("deepfakeface", tmp_path / "raw", out, "all", base_url=http_server.url, check_counts=False,
@@ -346,13 +324,13 @@ def test_fetch_reports_malformed_listing_files(tmp_path, monkeypatch, dataset, b
     raw.mkdir()
     data = bad if isinstance(bad, bytes) else bad.encode()
     if dataset == "celebahq":
-        (raw / "CelebAMask-HQ.zip").write_bytes(_zip_bytes({"CelebAMask-HQ/CelebA-HQ-to-CelebA-mapping.txt": data}))
+        (raw / "CelebAMask-HQ.zip").write_bytes(zip_bytes({"CelebAMask-HQ/CelebA-HQ-to-CelebA-mapping.txt": data}))
         (raw / "list_eval_partition.txt").write_text("000011.jpg 0\n")
         name, split = "CelebA-HQ-to-CelebA-mapping.txt", "val"
     else:
         for zname, entries in (("lvis_v1_val.json.zip", {"lvis_v1_val.json": data}), ("train2017.zip", {}),
                                ("val2017.zip", {})):
-            (raw / zname).write_bytes(_zip_bytes(entries))
+            (raw / zname).write_bytes(zip_bytes(entries))
         name, split = "lvis_v1_val.json", "val"
     from moebius.data import registry
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from archives import zip_bytes
 from PIL import Image
 
 from moebius.config import ConfigError, load_config
@@ -44,14 +44,6 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def bench(tmp_path: Path) -> Path:
     """A prepared benchmark whose dataset manifest names the original files (as fetch_dataset writes it)."""
@@ -76,7 +68,7 @@ def _archive(tmp_path: Path, names: dict[int, str], polarity: str = "255_hole", 
         entries[f"celebahq/{file_name}"] = _png(pixels)
     entries.update(extra or {})
     path = tmp_path / name
-    path.write_bytes(_zip(entries))
+    path.write_bytes(zip_bytes(entries))
     return path
 
 
