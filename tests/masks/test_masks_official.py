@@ -72,8 +72,19 @@ def _archive(tmp_path: Path, names: dict[int, str], polarity: str = "255_hole", 
     return path
 
 
+def _stored(tmp_path: Path) -> Path:
+    """Where the tests store the imported set: ``<tmp_path>/masks/official/v1/celebahq512``."""
+    return official_dir(tmp_path / "masks", "celebahq512")
+
+
 def _import(source: Path, bench: Path, tmp_path: Path, **kw) -> dict:
-    return import_official_masks(source, "celebahq512", bench, official_dir(tmp_path / "masks", "celebahq512"), **kw)
+    return import_official_masks(source, "celebahq512", bench, _stored(tmp_path), **kw)
+
+
+def _imported(tmp_path: Path, bench: Path) -> Path:
+    """The masks named by their original files, imported once; the stored set's folder."""
+    _import(_archive(tmp_path, {n: f"{n}.png" for n in ORIGINALS}), bench, tmp_path)
+    return _stored(tmp_path)
 
 
 def test_import_by_original_names_writes_the_stored_layout(tmp_path, bench) -> None:
@@ -110,7 +121,7 @@ def test_sorted_pairing_follows_the_official_scripts_name_order(tmp_path, bench)
     with pytest.raises(MaskError, match="pair with no image id"):
         _import(archive, bench, tmp_path)  # sequential names are no ids: stem pairing refuses
     _import(archive, bench, tmp_path, pairing="sorted")
-    masks, _ = read_mask_set(official_dir(tmp_path / "masks", "celebahq512"), IDS, SIZE)
+    masks, _ = read_mask_set(_stored(tmp_path), IDS, SIZE)
     for n, image_id in zip(ORIGINALS, IDS):
         assert np.array_equal(masks[image_id], _hole(n)), image_id
 
@@ -118,7 +129,7 @@ def test_sorted_pairing_follows_the_official_scripts_name_order(tmp_path, bench)
 def test_masks_stored_255_known_are_inverted_and_say_so(tmp_path, bench) -> None:
     archive = _archive(tmp_path, {n: f"{n}.png" for n in ORIGINALS}, polarity="255_known")
     summary = _import(archive, bench, tmp_path, polarity="255_known")
-    out = official_dir(tmp_path / "masks", "celebahq512")
+    out = _stored(tmp_path)
     masks, _ = read_mask_set(out, IDS, SIZE)
     assert all(np.array_equal(masks[i], _hole(n)) for n, i in zip(ORIGINALS, IDS))
     assert summary["converted"] and json.loads((out / "import.json").read_text())["conversion"] == \
@@ -135,7 +146,7 @@ def test_grey_pixels_are_binarised_at_128_and_counted(tmp_path, bench) -> None:
         pixels[0, 0] = 128  # exactly the threshold: hole
         Image.fromarray(pixels).convert("RGB").save(root / f"{n}.png")  # and three channels
     summary = _import(root, bench, tmp_path)  # a folder works as well as an archive
-    masks, _ = read_mask_set(official_dir(tmp_path / "masks", "celebahq512"), IDS, SIZE)
+    masks, _ = read_mask_set(_stored(tmp_path), IDS, SIZE)
     for n, image_id in zip(ORIGINALS, IDS):
         want = _hole(n).copy()
         want[0, 0] = True
@@ -178,8 +189,7 @@ def test_import_refuses_a_set_that_does_not_match_the_benchmark(tmp_path, bench,
     "ChecksumError against the sha256 recorded on first import; the stored set is left as it was",
 )
 def test_a_different_archive_later_is_refused(tmp_path, bench) -> None:
-    _import(_archive(tmp_path, {n: f"{n}.png" for n in ORIGINALS}), bench, tmp_path)
-    out = official_dir(tmp_path / "masks", "celebahq512")
+    out = _imported(tmp_path, bench)
     before = (out / "manifest.csv").read_bytes()
     other = _archive(tmp_path, {n: f"{n}.png" for n in ORIGINALS}, polarity="255_known", name="other.zip")
     with pytest.raises(ChecksumError, match="recorded for celebahq512 on first import"):
@@ -192,8 +202,7 @@ def test_a_different_archive_later_is_refused(tmp_path, bench) -> None:
     "MaskError naming the file (its sha256 differs from the manifest) when a sampling job reads the set",
 )
 def test_a_replaced_imported_mask_is_refused(tmp_path, bench) -> None:
-    _import(_archive(tmp_path, {n: f"{n}.png" for n in ORIGINALS}), bench, tmp_path)
-    out = official_dir(tmp_path / "masks", "celebahq512")
+    out = _imported(tmp_path, bench)
     # same hole ratio, other pixels: only the checksum can tell
     Image.fromarray(np.where(np.roll(_hole(1), 1, axis=0), 255, 0).astype(np.uint8)).save(out / f"{IDS[0]}.png")
     with pytest.raises(MaskError, match=f"{IDS[0]}.png: sha256 .* does not match"):
@@ -215,7 +224,7 @@ def test_unsafe_or_corrupt_archives_are_refused(tmp_path, bench) -> None:
     truncated = _archive(tmp_path, {1: "1.png", 2: "2.png"}, name="t.zip", extra={"celebahq/10.png": half})
     with pytest.raises(MaskError, match="celebahq/10.png: not a readable image"):
         _import(truncated, bench, tmp_path)
-    assert not official_dir(tmp_path / "masks", "celebahq512").exists()  # not even a partial set
+    assert not _stored(tmp_path).exists()  # not even a partial set
     assert not [p for p in (tmp_path / "masks" / "official" / "v1").iterdir() if p.name.endswith(".import")]
 
 
