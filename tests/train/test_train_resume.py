@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,16 +99,22 @@ def test_resume_identity_keeps_what_changes_results(tiny_cfg, vae_dir, teacher_d
     assert student["upstream.teacher"].startswith("sha256:") and "upstream.teacher" not in teacher
 
 
+def _half_run_and_a_new_lr(tiny_cfg, vae_dir, tmp_path, data_root) -> tuple[Path, Path, dict]:
+    """A teacher run stopped after 3 steps at ``tmp_path/run``, and a config file (and its dict) that
+    changes teacher_train.lr 1e-3 → 5e-3."""
+    out = tmp_path / "run"
+    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
+    d = tiny_cfg_dict(data_root)
+    d["teacher_train"]["lr"] = 5e-3
+    return out, write_cfg(tmp_path / "lr.yaml", d), d
+
+
 @pytest.mark.hostile(
     "resuming a half-trained run after a results-changing setting changed (teacher_train.lr 1e-3 → 5e-3)",
     "one line naming the folder, `train.lr: 0.001 → 0.005` and --fresh; the checkpoint is left untouched",
 )
 def test_real_change_refuses_and_names_folder_key_and_fresh(tiny_cfg, vae_dir, tmp_path, data_root, moebius_cli):
-    out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
-    d = tiny_cfg_dict(data_root)
-    d["teacher_train"]["lr"] = 5e-3
-    cfg_file = write_cfg(tmp_path / "lr.yaml", d)
+    out, cfg_file, d = _half_run_and_a_new_lr(tiny_cfg, vae_dir, tmp_path, data_root)
     code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out)
     line = one_error_line(err)
     assert code == 2
@@ -116,11 +123,7 @@ def test_real_change_refuses_and_names_folder_key_and_fresh(tiny_cfg, vae_dir, t
 
 
 def test_fresh_moves_the_old_run_aside_and_starts_over(tiny_cfg, vae_dir, tmp_path, data_root, moebius_cli):
-    out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
-    d = tiny_cfg_dict(data_root)
-    d["teacher_train"]["lr"] = 5e-3
-    cfg_file = write_cfg(tmp_path / "lr.yaml", d)
+    out, cfg_file, d = _half_run_and_a_new_lr(tiny_cfg, vae_dir, tmp_path, data_root)
     code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out, "--fresh")
     assert code == 0, err
     old = list(tmp_path.glob("run.old-*"))
