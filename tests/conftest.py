@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root and a runner for the installed CLI."""
+"""Shared fixtures: the repository root, the two scale configs, and a runner for the installed CLI."""
 
 from __future__ import annotations
 
@@ -15,6 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg():
+    """``config/smoke.yaml`` as loaded (a frozen Config: safe to share)."""
+    from moebius.config import load_config
+
+    return load_config(ROOT / "config" / "smoke.yaml")
+
+
+@pytest.fixture(scope="session")
+def full_cfg():
+    """``config/full.yaml`` as loaded."""
+    from moebius.config import load_config
+
+    return load_config(ROOT / "config" / "full.yaml")
 
 
 def _venv_bin(name: str) -> str:

@@ -20,11 +20,6 @@ from moebius.eval.baselines import (
 )
 
 
-@pytest.fixture(scope="module")
-def smoke_cfg():
-    return load_config("config/smoke.yaml")
-
-
 def _box_mask(b: int, size: int) -> torch.Tensor:
     masks = torch.zeros(b, 1, size, size)
     masks[:, :, size // 4 : size // 2, size // 4 : 3 * size // 4] = 1.0

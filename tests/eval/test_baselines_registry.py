@@ -24,16 +24,6 @@ from moebius.weights import WEIGHTS
 ACADEMIC = ("lama", "migan", "comodgan", "sd15_inpaint")
 
 
-@pytest.fixture(scope="module")
-def full_cfg():
-    return load_config("config/full.yaml")
-
-
-@pytest.fixture(scope="module")
-def smoke_cfg():
-    return load_config("config/smoke.yaml")
-
-
 @pytest.mark.parametrize("name, benchmark, key, size", [
     ("migan", "places2_test", "migan_512_places2", 512),
     ("migan", "places2_256", "migan_256_places2", 256),

@@ -18,11 +18,6 @@ from moebius.eval import baseline_torchscript as ts
 from moebius.eval.baselines import provenance, run_baseline, weights_kind
 
 
-@pytest.fixture(scope="module")
-def smoke_cfg():
-    return load_config("config/smoke.yaml")
-
-
 def _images(b: int, size: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     # 8-bit levels, as read from a PNG

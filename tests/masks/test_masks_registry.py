@@ -25,11 +25,13 @@ def test_all_protocols_registered_with_native_size_and_version_1() -> None:
         assert get_protocol(name, 1) is proto
 
 
-def test_typo_gets_a_did_you_mean() -> None:
-    with pytest.raises(UnknownNameError, match="did you mean 'mat_large_512'"):
-        get_protocol("mat_larg_512")
-    with pytest.raises(UnknownNameError, match="unknown mask protocol 'zzz'; known: lama_medium_256, "):
-        get_protocol("zzz")
+@pytest.mark.parametrize(("name", "match"), [
+    ("mat_larg_512", "did you mean 'mat_large_512'"),  # a typo: the nearest name
+    ("zzz", "unknown mask protocol 'zzz'; known: lama_medium_256, "),  # nothing near: the list
+])
+def test_unknown_protocol_names_the_nearest_or_the_known(name: str, match: str) -> None:
+    with pytest.raises(UnknownNameError, match=match):
+        get_protocol(name)
 
 
 def test_unknown_version_is_an_error() -> None:
