@@ -50,7 +50,8 @@ def config_dir(cfg: Config) -> Path:
 
 
 def resolved_config(cfg: Config) -> Path:
-    """The resolved config every job reads (``moebius --config <this>``), written by a rule.
+    """The resolved config every job reads (``moebius --config <this>``), written when a Snakemake run
+    starts (the ``onstart`` hook of ``workflow/rules/config.smk``), never by a rule.
 
     A fixed name, not the hash: the file is an input of every job, and an input path that changed
     with every setting would re-run every job (Snakemake's input trigger) instead of the few whose
