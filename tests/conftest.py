@@ -1,7 +1,9 @@
-"""Shared fixtures: the repository root, the two scale configs, and a runner for the installed CLI."""
+"""Shared fixtures: the repository root, the two scale configs, and runners for the CLI (in this process,
+and the installed command in a subprocess)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -31,6 +33,44 @@ def full_cfg():
     from moebius.config import load_config
 
     return load_config(ROOT / "config" / "full.yaml")
+
+
+@pytest.fixture
+def moebius_main(monkeypatch, capsys):
+    """Run ``moebius ARGS`` in this process through ``moebius.cli.main`` (parsing, the package call, the
+    one-line error handling); returns (exit status, stdout, stderr) of that command alone. A traceback
+    propagates and fails the test."""
+    from moebius.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        logger = logging.getLogger("moebius")
+        before = list(logger.handlers)
+        capsys.readouterr()  # what earlier calls printed is theirs
+        monkeypatch.setattr(sys, "argv", ["moebius", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            for handler in logger.handlers[:]:
+                if handler not in before:  # main() binds a handler to this test's captured stderr
+                    logger.removeHandler(handler)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def moebius_cli(moebius_main):
+    """``moebius_main`` for the tests that read stderr only: (exit status, stderr)."""
+
+    def run(*args: str) -> tuple[int, str]:
+        code, _, err = moebius_main(*args)
+        return code, err
+
+    return run
 
 
 def _venv_bin(name: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from moebius import cli as moebius_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "smoke.yaml"
@@ -70,6 +68,13 @@ def _benchmark(root: Path, ids: list[str] = IDS) -> tuple[Path, Path]:
     return images, masks
 
 
+def _damage(path: Path, how: str) -> Path:
+    """Cut ``path`` to its first half (``truncated``) or replace it by text (``not_an_image``)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncated" else b"just some text\n")
+    return path
+
+
 def _snapshot(root: Path, skip: Path) -> dict[str, str]:
     """Every file under ``root`` outside ``skip``, with its sha256."""
     return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
@@ -77,21 +82,10 @@ def _snapshot(root: Path, skip: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def moebius(monkeypatch, capsys, tmp_path):
+def moebius(monkeypatch, tmp_path, moebius_cli):
     """``moebius(*args) -> (exit status, stderr)`` through ``moebius.cli.main``, run from ``tmp_path``."""
     monkeypatch.chdir(tmp_path)  # the smoke config's relative result paths land in tmp_path
-
-    def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["moebius", "--config", str(CONFIG), *args])
-        try:
-            moebius_cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, capsys.readouterr().err
-
-    return run
+    return lambda *args: moebius_cli("--config", CONFIG, *args)
 
 
 def _one_line(code: int, err: str) -> str:
@@ -106,6 +100,13 @@ def _one_line(code: int, err: str) -> str:
 def _sample(moebius, images: Path, masks: Path, out: Path) -> tuple[int, str]:
     return moebius("sample", "--model", "telea", "--benchmark", BENCH, "--images", str(images),
                    "--masks", str(masks), "--out", str(out))
+
+
+def _refused(moebius, images: Path, masks: Path, out: Path) -> str:
+    """The one error line of ``moebius sample`` into ``out``, after checking that nothing was sampled there."""
+    line = _one_line(*_sample(moebius, images, masks, out))
+    assert not list(out.rglob("*.png"))
+    return line
 
 
 def test_clean_benchmark_samples(tmp_path, moebius) -> None:
@@ -132,10 +133,9 @@ def test_sample_refuses_an_id_that_is_a_path(tmp_path, moebius, kind) -> None:
     images, masks = _benchmark(tmp_path, ["a1", bad])
     out = tmp_path / "run" / "out"
     before = _snapshot(tmp_path, skip=out)
-    line = _one_line(*_sample(moebius, images, masks, out))
+    line = _refused(moebius, images, masks, out)
     assert repr(bad) in line and "invalid image id" in line
     assert _snapshot(tmp_path, skip=out) == before  # e.g. no run/escape.png, the absolute file untouched
-    assert not list(out.rglob("*.png"))
 
 
 @pytest.mark.hostile(
@@ -161,9 +161,8 @@ def test_sample_refuses_a_mask_manifest_id_that_is_a_path(tmp_path, moebius) -> 
     Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(masks.parent / "escape.png")
     _write_mask_manifest(masks, [*IDS, "../escape"], [float(_hole(0).mean()), float(_hole(1).mean()), 0.0])
     out = tmp_path / "run" / "out"
-    line = _one_line(*_sample(moebius, images, masks, out))
+    line = _refused(moebius, images, masks, out)
     assert "'../escape'" in line and str(masks / "manifest.csv") in line
-    assert not list(out.rglob("*.png"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +190,7 @@ def test_sample_refuses_a_replaced_benchmark_image(tmp_path, moebius) -> None:
 @pytest.mark.parametrize("damage", ["truncated", "not_an_image"])
 def test_sample_unreadable_benchmark_image_is_one_line(tmp_path, moebius, damage) -> None:
     images, masks = _benchmark(tmp_path)
-    path = images / "b2.png"
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"just some text\n")
+    path = _damage(images / "b2.png", damage)
     _write_image_manifest(images, IDS)  # the checksum agrees: only decoding can find the damage
     line = _one_line(*_sample(moebius, images, masks, tmp_path / "out"))
     assert str(path) in line and "not a readable image" in line
@@ -211,13 +208,9 @@ def test_sample_unreadable_benchmark_image_is_one_line(tmp_path, moebius, damage
 @pytest.mark.parametrize("damage", ["truncated", "not_an_image"])
 def test_sample_damaged_mask_is_one_line(tmp_path, moebius, damage) -> None:
     images, masks = _benchmark(tmp_path)
-    path = masks / "b2.png"
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"just some text\n")
-    out = tmp_path / "out"
-    line = _one_line(*_sample(moebius, images, masks, out))
+    path = _damage(masks / "b2.png", damage)
+    line = _refused(moebius, images, masks, tmp_path / "out")
     assert str(path) in line and "not a readable PNG" in line
-    assert not list(out.glob("*.png"))
 
 
 @pytest.mark.hostile(
@@ -228,12 +221,10 @@ def test_sample_refuses_an_inverted_mask(tmp_path, moebius) -> None:
     images, masks = _benchmark(tmp_path)
     hole = _hole(0)
     Image.fromarray(np.where(hole, 0, 255).astype(np.uint8)).save(masks / "a1.png")
-    out = tmp_path / "out"
-    line = _one_line(*_sample(moebius, images, masks, out))
+    line = _refused(moebius, images, masks, tmp_path / "out")
     ratio = float(hole.mean())
     assert str(masks / "a1.png") in line and "inverted" in line
     assert f"{1 - ratio:.4f}" in line and f"{ratio:.4f}" in line  # the pixels' ratio, the manifest's
-    assert not list(out.glob("*.png"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,13 +4,11 @@ from moebius.layout, the same functions the Snakemake rules build their inputs a
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from moebius import cli as moebius_cli
 from moebius import layout
 from moebius.config import load_config
 
@@ -19,7 +17,7 @@ SMOKE = ROOT / "config" / "smoke.yaml"
 
 
 @pytest.fixture
-def moebius(monkeypatch, capsys, tmp_path):
+def moebius(monkeypatch, tmp_path, moebius_cli):
     """``moebius(*args) -> (exit status, stderr)`` through ``moebius.cli.main`` with the smoke config and
     every `paths` entry under ``tmp_path`` (results under a folder whose name holds a comma)."""
     monkeypatch.chdir(tmp_path)
@@ -29,14 +27,7 @@ def moebius(monkeypatch, capsys, tmp_path):
     local.write_text(yaml.safe_dump({"paths": roots, "eval": {"cfg_sweep": {"celebahq512": [1.0, 3.0]}, "bootstrap": 0}}))
 
     def run(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["moebius", "--config", str(SMOKE), "--config", str(local), *args])
-        try:
-            moebius_cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, capsys.readouterr().err
+        return moebius_cli("--config", SMOKE, "--config", local, *args)
 
     run.cfg = load_config(SMOKE, local)
     return run

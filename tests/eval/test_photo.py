@@ -9,8 +9,6 @@ The photo is scikit-image's astronaut, scaled to a non-square size.
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,6 @@ import torch
 import yaml
 from PIL import Image
 
-from moebius import cli as moebius_cli
 from moebius.config import config_from_dict
 from moebius.data.checksums import file_sha256
 from moebius.data.manifest import ManifestRow, write_manifest
@@ -112,29 +109,12 @@ def _write_mask(path: Path, white: np.ndarray, size: tuple[int, int] | None = No
 
 
 @pytest.fixture
-def moebius(monkeypatch, capsys, tmp_path, runs):
+def moebius(monkeypatch, tmp_path, runs, moebius_main):
     """``moebius(*args) -> (exit status, stdout, stderr)`` through ``moebius.cli.main`` with the test config."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "no-weights"))  # official files: none, unless a test says so
 
-    def run(*args: str) -> tuple[int, str, str]:
-        logger = logging.getLogger("moebius")
-        before = list(logger.handlers)
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["moebius", "--config", str(runs["config"]), *map(str, args)])
-        try:
-            moebius_cli.main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            for handler in logger.handlers[:]:
-                if handler not in before:  # main() binds a handler to this test's captured stderr
-                    logger.removeHandler(handler)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return lambda *args: moebius_main("--config", runs["config"], *args)
 
 
 def _read(path: Path) -> np.ndarray:

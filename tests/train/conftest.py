@@ -7,8 +7,6 @@ a second; the ``smoke`` preset is exercised by the slow tests.
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -108,29 +106,6 @@ def write_cfg(path: Path, cfg_dict: dict) -> Path:
     """A config dict as the YAML file the CLI's --config reads."""
     path.write_text(yaml.safe_dump(cfg_dict), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def moebius_cli(monkeypatch, capsys):
-    """Run ``moebius ARGS`` in this process (the real CLI entry point); returns (exit code, stderr)."""
-    from moebius.cli import main
-
-    def run(*args: str) -> tuple[int, str]:
-        logger = logging.getLogger("moebius")
-        before = list(logger.handlers)
-        monkeypatch.setattr(sys, "argv", ["moebius", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code
-        finally:
-            for h in logger.handlers[:]:
-                if h not in before:  # main() binds a handler to this test's captured stderr
-                    logger.removeHandler(h)
-        return code, capsys.readouterr().err
-
-    return run
 
 
 def one_error_line(stderr: str) -> str:
