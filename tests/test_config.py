@@ -299,22 +299,24 @@ def test_a_config_without_benchmarks_is_refused(tmp_path: Path) -> None:
         load_config(only_seed)
 
 
-@pytest.mark.hostile("a key given twice in one YAML mapping", "one-line ConfigError naming the key and line (PyYAML would keep the last silently)")
-def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
-    twice = tmp_path / "twice.yaml"
-    twice.write_text("scale: smoke\nsample:\n  steps: 3\n  steps: 30\n")
-    with pytest.raises(ConfigError, match=r"duplicate key 'steps' \(line 4\)"):
-        read_yaml(twice)
-
-
-@pytest.mark.hostile("a binary file or a directory given as the config", "one-line ConfigError (not UTF-8 text / is a directory), no traceback")
-def test_unreadable_config_files_are_one_line(tmp_path: Path) -> None:
-    binary = tmp_path / "weights.yaml"
-    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
-    with pytest.raises(ConfigError, match="is not UTF-8 text"):
-        read_yaml(binary)
-    with pytest.raises(ConfigError, match="is a directory"):
-        read_yaml(tmp_path)
+@pytest.mark.hostile(
+    "a config with a key given twice in one YAML mapping; a binary file or a directory given as the config",
+    "one-line ConfigError naming the key and line (PyYAML would keep the last silently) / not UTF-8 text / "
+    "is a directory; no traceback",
+)
+@pytest.mark.parametrize(("content", "match"), [
+    (b"scale: smoke\nsample:\n  steps: 3\n  steps: 30\n", r"duplicate key 'steps' \(line 4\)"),
+    (b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "is not UTF-8 text"),
+    (None, "is a directory"),  # None: a folder where the file should be
+])
+def test_unreadable_config_files_are_one_line(tmp_path: Path, content: bytes | None, match: str) -> None:
+    config = tmp_path / "config.yaml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    with pytest.raises(ConfigError, match=match):
+        read_yaml(config)
 
 
 def test_check_config_accepts_what_the_scale_files_use() -> None:
