@@ -28,7 +28,7 @@ from PIL import Image
 from moebius.atomic import write_text
 from moebius.errors import ReportError
 from moebius.report.deviations import INTRO as PAPER_VS_CODE_INTRO
-from moebius.report.deviations import paper_vs_code
+from moebius.report.deviations import effect_text, paper_vs_code
 from moebius.report.names import BENCHMARK_NAMES, display_name
 from moebius.report.page import notices, provenance, table_summary
 from moebius.report.qualitative import Grid
@@ -347,11 +347,12 @@ def _paper_vs_code(records: Sequence[dict[str, Any]], package_dir: Path | None) 
     section = paper_vs_code(list(records), package_dir)
     out = [f"<p>{_inline(PAPER_VS_CODE_INTRO)}</p>",
            '<div class="scroll"><table><thead><tr><th>switch</th><th>config key</th><th>paper</th>'
-           "<th>official code</th><th>this run</th></tr></thead><tbody>"]
+           "<th>official code</th><th>this run</th><th>measured effect of flipping</th></tr></thead><tbody>"]
     for s in section.switches:
         used = ", ".join(f"<code>{_e(u)}</code>" for u in s.used) or "not recorded"
         out.append(f"<tr><td>{_e(s.name)}</td><td>{'<code>' + _e(s.key) + '</code>' if s.key else '—'}</td>"
-                   f"<td>{_inline(s.paper)}</td><td>{_inline(s.official)}</td><td>{used}</td></tr>")
+                   f"<td>{_inline(s.paper)}</td><td>{_inline(s.official)}</td><td>{used}</td>"
+                   f"<td>{_e(effect_text(s))}</td></tr>")
     out.append(f"</tbody></table></div><h3>Every DEVIATION marker ({len(section.markers)})</h3>"
                '<div class="scroll"><table><thead><tr><th>where</th><th>departs from</th><th>what, why, cost</th>'
                "</tr></thead><tbody>")

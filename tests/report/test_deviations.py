@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from pathlib import Path
 
 import moebius
 from moebius.config import Config
-from moebius.report.deviations import collect_markers, paper_vs_code_lines
+from moebius.report.deviations import collect_markers, measured_effects, paper_vs_code_lines
 from moebius.switches import SWITCHES, switch_values
 
 
@@ -51,3 +53,34 @@ def test_switch_keys_exist_and_the_run_value_comes_from_the_records():
     body = "\n".join(paper_vs_code_lines(recs))
     row = next(line for line in body.splitlines() if line.startswith("| balance |"))
     assert "`official`, `paper`" in row and "`distill.balance`" in row
+
+
+def _rec(model, bench, metric, value, **settings):
+    return {"model": model, "benchmark": bench, "metric": metric, "value": value, "scale": "smoke",
+            "settings": {"balance": "official", "guidance": 2.0, **settings}}
+
+
+def test_the_effect_of_flipping_is_measured_on_records_that_differ_in_that_switch_alone():
+    recs = [
+        _rec("moebius", "celebahq512", "fid", 10.0, sampler_start="noise"),
+        _rec("moebius", "celebahq512", "fid", 7.0, sampler_start="gt_noised", variant="start=gt_noised"),
+        _rec("moebius", "ffhq256", "fid", 4.0, sampler_start="noise"),
+        _rec("moebius", "ffhq256", "fid", 5.0, sampler_start="gt_noised", variant="start=gt_noised"),
+        _rec("moebius", "ffhq256", "lpips", 0.30, sampler_start="noise"),
+        _rec("moebius", "ffhq256", "lpips", 0.25, sampler_start="gt_noised"),
+        # differs in another setting too: not a pair
+        _rec("pixelhacker", "ffhq256", "fid", 1.0, sampler_start="noise"),
+        _rec("pixelhacker", "ffhq256", "fid", 99.0, sampler_start="gt_noised", guidance=4.5),
+    ]
+    effects = {e.metric: e for e in measured_effects(recs, "sampler_start")}
+    assert set(effects) == {"fid", "lpips"}
+    fid = effects["fid"]
+    assert (fid.base, fid.other, fid.n_pairs, fid.scales) == ("gt_noised", "noise", 2, ("smoke",))
+    assert fid.mean_delta == pytest.approx(((10.0 - 7.0) + (4.0 - 5.0)) / 2)
+    assert effects["lpips"].mean_delta == pytest.approx(0.05) and effects["lpips"].n_pairs == 1
+    assert measured_effects(recs, "balance") == ()  # one value only: not measured
+    body = "\n".join(paper_vs_code_lines(recs))
+    start = next(line for line in body.splitlines() if line.startswith("| sampler_start |"))
+    assert "fid: noise − gt_noised = +1 (mean of 2 pairs, smoke scale)" in start
+    balance = next(line for line in body.splitlines() if line.startswith("| balance |"))
+    assert balance.endswith("| not measured (one value in this run) |")
