@@ -487,16 +487,22 @@ def fetch_dataset(
     seed: int | None = None,
     check_counts: bool = True,
     progress: bool = True,
+    spec: DatasetSpec | None = None,
 ) -> Path:
     """Download, extract, select and convert one split into ``<out_dir>/<id>.png`` + manifest.csv.
 
     ``raw_dir`` keeps the downloads, ``checksums.json`` and ``extracted/``; ``base_url`` replaces
     every archive's host and path (a mirror, or a local test server): the URL becomes
     ``<base_url>/<archive name>``. ``seed`` overrides the split's sampling seed. With
-    ``check_counts`` the listed images must number exactly what the registry expects. Returns
+    ``check_counts`` the listed images must number exactly what the registry expects. ``spec``
+    replaces the registry's record of ``name`` (the rehearsal's copy, whose checksums and counts
+    are those of its generated archives: ``moebius.rehearsal.sources.rehearsal_spec``). Returns
     ``out_dir``.
     """
-    spec = get_dataset(name)
+    if spec is None:
+        spec = get_dataset(name)
+    elif spec.name != name:
+        raise DataError(f"fetch_dataset({name!r}) was given the record of {spec.name!r}")
     if spec.scale != "full" or spec.lister is None:
         raise DataError(f"{name} is a smoke dataset: make it with moebius.data.smoke.make_smoke_dataset")
     sp = spec.split(split, ffhq_validation)
