@@ -44,10 +44,10 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args) -> None:  # the log list is the record; stderr stays quiet
             pass
 
-        def do_HEAD(self) -> None:  # noqa: N802 (http.server naming)
+        def do_HEAD(self) -> None:
             self._answer(body=False)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._answer(body=True)
 
         def _answer(self, body: bool) -> None:

@@ -38,6 +38,8 @@ keeps ``None`` there, so ``fetch_dataset`` records the generated sha256 in the r
 ``record_checksums`` writes those sha256 into the ledger beforehand (what a first download records)
 for a run that must check even the first transfer. The split counts are scaled the same way
 (``rehearsal_counts``). Only the spec's numbers differ: the verification code is the real one.
+``fetch_rehearsal_dataset`` is the one call a rehearsal's fetch makes: it serves the folder on
+127.0.0.1 (``server.serve``) for the duration of the real ``fetch_dataset`` with that spec.
 
 The bytes depend only on ``n_images``, ``seed`` and the installed Pillow / zlib (fixed archive
 times, owners and permissions).
@@ -59,11 +61,14 @@ from PIL import Image
 
 from moebius.atomic import atomic_path, write_json
 from moebius.data.checksums import ChecksumLedger, file_digest
-from moebius.data.registry import DatasetSpec, get_dataset, list_datasets
+from moebius.data.registry import DatasetSpec, fetch_dataset, get_dataset, list_datasets
 from moebius.errors import DataError
+from moebius.rehearsal.server import serve
 
 __all__ = [
     "SOURCES_NAME",
+    "fetch_rehearsal_dataset",
+    "ffhq_indices",
     "record_checksums",
     "rehearsal_counts",
     "rehearsal_n_images",
@@ -426,3 +431,15 @@ def record_checksums(raw_dir: Path, sources_dir: Path, dataset: str) -> None:
     for a in rehearsal_spec(dataset, sources_dir).archives:
         if a.sha256 is None:  # fetch_dataset records these (md5-only Places365 archives too) on first download
             ledger.record(a.name, doc["archives"][a.name]["sha256"])
+
+
+def fetch_rehearsal_dataset(dataset: str, raw_dir: Path, out_dir: Path, split: str, sources_dir: Path,
+                            **kwargs) -> Path:
+    """The real ``fetch_dataset`` of ``dataset`` / ``split`` from ``sources_dir``, served on 127.0.0.1 meanwhile.
+
+    The one call a rehearsal's ``data fetch`` makes: the loopback server lives for this fetch only,
+    and the record checked is ``rehearsal_spec``'s. ``kwargs`` go to ``fetch_dataset``.
+    """
+    spec = rehearsal_spec(dataset, sources_dir)
+    with serve(sources_dir) as server:
+        return fetch_dataset(dataset, raw_dir, out_dir, split, base_url=server.url, spec=spec, **kwargs)

@@ -22,6 +22,7 @@ from moebius.errors import ChecksumError, DataError
 from moebius.rehearsal.server import serve
 from moebius.rehearsal.sources import (
     SOURCES_NAME,
+    fetch_rehearsal_dataset,
     ffhq_indices,
     record_checksums,
     rehearsal_counts,
@@ -221,8 +222,10 @@ def test_lvis_sample_draws_from_both_coco_folders(server, sources, full, tmp_pat
     assert benchmark_settings(bench)["data_split"] == "lvis/sample"
 
 
-def test_deepfakeface_sample(server, sources, full, tmp_path):
-    sample = _fetch(server, tmp_path, "deepfakeface", "sample")
+def test_deepfakeface_sample_through_the_one_call(sources, full, tmp_path):
+    """fetch_rehearsal_dataset: serve, fetch with the rehearsal's record, stop serving."""
+    sample = fetch_rehearsal_dataset("deepfakeface", tmp_path / "raw", tmp_path / "sample", "sample", sources,
+                                     progress=False)
     ids = sorted(_sizes(sample))
     with zipfile.ZipFile(sources / "wiki.zip") as zf:
         files = [n for n in zf.namelist() if n.endswith(".jpg")]
