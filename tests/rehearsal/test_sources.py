@@ -315,3 +315,13 @@ def test_server_serves_nothing_outside_its_folder(tmp_path):
         assert _get(server.url, "/ok.txt")[0] == 200
         for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/sub/x.txt", "/.part.tmp", "/", "/sub"):
             assert _get(server.url, path)[0] == 404, path
+
+
+def test_switching_the_ffhq_convention_leaves_only_the_new_images(server, tmp_path):
+    """FFHQ's val folder is the same path under either convention: a refetch must not keep the other 10K."""
+    first = _fetch(server, tmp_path, "ffhq", "val", ffhq_validation="first_10k")
+    last = _fetch(server, tmp_path, "ffhq", "val", ffhq_validation="last_10k")
+    assert first == last
+    ids = set(read_manifest(last)["id"])
+    assert all(int(i.split("-")[1]) >= 60_000 for i in ids)
+    assert {p.stem for p in last.glob("*.png")} == ids  # the folder holds exactly its manifest's images
