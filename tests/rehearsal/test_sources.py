@@ -220,6 +220,10 @@ def test_lvis_sample_draws_from_both_coco_folders(server, sources, full, tmp_pat
         assert (h, w) == (listed[image_id]["height"], listed[image_id]["width"])
     bench = _bench(full, tmp_path, "lvis", sample, sources)
     assert benchmark_settings(bench)["data_split"] == "lvis/sample"
+    # LVIS val from the same raw folder: the archives are reused, checked against the ledger, not fetched again
+    requests = len(server.log)
+    val = _fetch(server, tmp_path, "lvis", "val")
+    assert set(_sizes(val)) == set(listed) and len(server.log) == requests
 
 
 def test_deepfakeface_sample_through_the_one_call(sources, full, tmp_path):
