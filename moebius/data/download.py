@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
+import ipaddress
 import lzma
 import os
 import re
@@ -33,6 +34,7 @@ import stat
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -111,7 +113,7 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = _urlopen(urllib.request.Request(url, headers=headers), timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # Nothing after `offset`. That means "complete" only if the server says the file has
@@ -158,6 +160,31 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
     # http.client returns b"" (not IncompleteRead) when the peer closes early: check the count.
     if remaining is not None and received < remaining:
         raise DownloadError(_truncated(url, offset + received, total, part))
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # an opener that ignores *_proxy
+
+
+def _urlopen(request: urllib.request.Request, timeout: float):
+    """Open ``request``; a server on this machine (a local mirror, the rehearsal's) is reached directly.
+
+    urllib sends every host, 127.0.0.1 included, through ``http_proxy`` unless ``no_proxy`` names it;
+    clusters often set the first and not the second, and the proxy cannot reach our loopback server.
+    """
+    if _is_loopback(urllib.parse.urlsplit(request.full_url).hostname):
+        return _DIRECT.open(request, timeout=timeout)
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 def _content_range_start(value: str) -> int | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from moebius.atomic import write_json
 from moebius.data.checksums import ChecksumLedger, file_sha256
 from moebius.data.download import archive_kind, download, extract, verify_file
-from moebius.data.manifest import ManifestRow, row_for_png, write_manifest
+from moebius.data.manifest import MANIFEST_NAME, ManifestRow, row_for_png, write_manifest
 from moebius.data.preprocess import load_image, save_png
 from moebius.data.selection import select_ids
 from moebius.errors import DataError, DownloadError
@@ -473,16 +473,22 @@ def fetch_dataset(
     seed: int | None = None,
     check_counts: bool = True,
     progress: bool = True,
+    spec: DatasetSpec | None = None,
 ) -> Path:
     """Download, extract, select and convert one split into ``<out_dir>/<id>.png`` + manifest.csv.
 
     ``raw_dir`` keeps the downloads, ``checksums.json`` and ``extracted/``; ``base_url`` replaces
     every archive's host and path (a mirror, or a local test server): the URL becomes
     ``<base_url>/<archive name>``. ``seed`` overrides the split's sampling seed. With
-    ``check_counts`` the listed images must number exactly what the registry expects. Returns
+    ``check_counts`` the listed images must number exactly what the registry expects. ``spec``
+    replaces the registry's record of ``name`` (the rehearsal's copy, whose checksums and counts
+    are those of its generated archives: ``moebius.rehearsal.sources.rehearsal_spec``). Returns
     ``out_dir``.
     """
-    spec = get_dataset(name)
+    if spec is None:
+        spec = get_dataset(name)
+    elif spec.name != name:
+        raise DataError(f"fetch_dataset({name!r}) was given the record of {spec.name!r}")
     if spec.scale != "full" or spec.lister is None:
         raise DataError(f"{name} is a smoke dataset: make it with moebius.data.smoke.make_smoke_dataset")
     sp = spec.split(split, ffhq_validation)
@@ -513,6 +519,15 @@ def fetch_dataset(
         source = str(path.relative_to(raw_dir)) if path.is_relative_to(raw_dir) else str(path)
         rows.append(row_for_png(image_id, source, png, img.shape[1], img.shape[0]))
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A folder fetched before under other settings (FFHQ's other 10K lives at the same path) keeps only
+    # this selection's images, as a benchmark folder does; its old manifest goes first, so that a crash
+    # meanwhile leaves a folder without one (incomplete), not one whose manifest lists removed images.
+    keep = {f"{image_id}.png" for image_id in chosen}
+    stale = [p for p in out_dir.glob("*.png") if p.name not in keep]
+    if stale:
+        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+        for p in stale:
+            p.unlink()
     # Which split this folder holds, as resolved (FFHQ's "val" is first or last 10K): benchmarks copy it
     # into their selection.json and every result record names it (benchmarks.benchmark_settings).
     write_json(out_dir / SPLIT_NAME, {

@@ -195,3 +195,17 @@ def test_bad_digest_and_directory_destination_are_refused_before_traffic(http_se
         download(f"{http_server.url}/a.bin", tmp_path / "folder", progress=False)
     assert http_server.log == []
     assert [p.name for p in tmp_path.iterdir()] == ["folder"]
+
+
+@pytest.mark.hostile(
+    "http_proxy set in the environment (no no_proxy) while the download comes from a server on 127.0.0.1",
+    "the loopback server is reached directly, not through the proxy; the download completes",
+)
+def test_loopback_download_bypasses_an_environment_proxy(http_server, tmp_path, monkeypatch):
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: via the proxy it would fail
+    http_server.files["/a.bin"] = PAYLOAD
+    download(f"{http_server.url}/a.bin", tmp_path / "a.bin", sha256=SHA, progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == PAYLOAD and http_server.log[0]["path"] == "/a.bin"
