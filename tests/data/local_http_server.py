@@ -68,8 +68,10 @@ def _handler(state: Served) -> type[BaseHTTPRequestHandler]:
             limit = state.truncate_at.get(path)
             if limit is not None:
                 body = body[: max(0, limit - start)]  # claim the full length, send less, hang up
-            self.wfile.write(body)
+            # logged before the write: the client can have read every byte (and the test looked at the
+            # log) before this thread returns from write
             entry["sent"] = len(body)
+            self.wfile.write(body)
 
     return Handler
 
