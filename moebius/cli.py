@@ -197,12 +197,7 @@ def data_verify(dirs: tuple[Path, ...]) -> None:
 @click.pass_context
 def data_benchmark(ctx: click.Context, benchmark: str, dataset_dir: Path, out: Path) -> None:
     """Select and preprocess a benchmark's images (MAT crop / MI-GAN resize)."""
-    cfg = _cfg(ctx)
-    bench = cfg.benchmark(benchmark)
-    _call("moebius.data.benchmarks:prepare_benchmark")(
-        dataset_dir, out, n_images=bench.n_images, size=bench.size, preprocess=bench.preprocess, seed=cfg.seed,
-        rule=bench.selection,
-    )
+    _call("moebius.data.benchmarks:prepare_configured")(_cfg(ctx), benchmark, dataset_dir, out)
 
 
 # ------------------------------------------------------------------------------------------- masks
@@ -218,12 +213,7 @@ def masks() -> None:
 @click.pass_context
 def masks_generate(ctx: click.Context, benchmark: str, images: Path, out: Path) -> None:
     """Write the benchmark's mask set (255 = hole) and its manifest."""
-    cfg = _cfg(ctx)
-    bench = cfg.benchmark(benchmark)
-    ids = _call("moebius.data.manifest:read_manifest")(images / "manifest.csv")["id"].tolist()  # validated ids
-    _call("moebius.masks:write_mask_set")(
-        bench.mask_protocol, ids, out, seed=cfg.masks.seed, size=bench.size, workers=cfg.masks.workers
-    )
+    _call("moebius.masks.store:write_benchmark_masks")(_cfg(ctx), benchmark, images, out)
 
 
 # Copied from moebius.data.registry.OFFICIAL_MASKS_URL (kept here so `--help` imports nothing; a test

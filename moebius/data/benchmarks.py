@@ -18,6 +18,7 @@ import json
 from pathlib import Path, PurePosixPath
 
 from moebius.atomic import write_json
+from moebius.config import Config
 from moebius.data.manifest import (
     ManifestRow,
     data_version,
@@ -36,6 +37,13 @@ __all__ = ["benchmark_settings", "data_version", "prepare_benchmark", "read_mani
            "verify_manifest"]
 
 SELECTION_NAME = "selection.json"
+
+
+def prepare_configured(cfg: Config, benchmark: str, dataset_dir: Path, out_dir: Path) -> Path:
+    """``prepare_benchmark`` with the settings of ``cfg.benchmarks[benchmark]`` (``moebius data benchmark``)."""
+    bench = cfg.benchmark(benchmark)
+    return prepare_benchmark(dataset_dir, out_dir, n_images=bench.n_images, size=bench.size,
+                             preprocess=bench.preprocess, seed=cfg.seed, rule=bench.selection)
 
 
 def prepare_benchmark(

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from moebius.atomic import atomic_open
-from moebius.data.manifest import check_id
+from moebius.config import Config
+from moebius.data.manifest import check_id, read_manifest
 from moebius.errors import DataError, MaskError
 from moebius.masks.generate import generate_mask, resize_nearest
 from moebius.masks.polarity import HOLE_255
@@ -67,6 +68,15 @@ def _write_chunk(protocol: str, version: int, seed: int, size: int, out_dir: str
             fh.write(encode_mask_png(hole))
         ratios.append(float(hole.mean()))  # ratio of the stored (resized) mask, as documented
     return ratios
+
+
+def write_benchmark_masks(cfg: Config, benchmark: str, images: Path, out_dir: Path) -> pd.DataFrame:
+    """The mask set of ``cfg.benchmarks[benchmark]``: one mask per id of the image folder's manifest
+    (``moebius masks generate``)."""
+    bench = cfg.benchmark(benchmark)
+    ids = read_manifest(Path(images) / MANIFEST)["id"].tolist()  # validated ids
+    return write_mask_set(bench.mask_protocol, ids, out_dir, seed=cfg.masks.seed, size=bench.size,
+                          workers=cfg.masks.workers)
 
 
 def write_mask_set(protocol: str, ids: list[str], out_dir: Path, seed: int, size: int,

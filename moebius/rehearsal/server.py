@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from moebius.errors import DataError
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "loopback", "serve"]
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
@@ -95,21 +95,33 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run ``handler`` on ``http://127.0.0.1:<free port>`` (yielded) in a thread until the block ends.
+
+    127.0.0.1 only: nothing outside this machine can reach it. The data tests' in-memory server
+    (tests/data/local_http_server.py) starts its handler here too.
+    """
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.timeout = 5
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="loopback-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@contextlib.contextmanager
 def serve(folder: str | Path) -> Iterator[Server]:
     """Serve the files of ``folder`` on ``http://127.0.0.1:<free port>`` until the block ends."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"cannot serve {folder}: not a folder")
     state = Server(url="", folder=folder.resolve())
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="rehearsal-http", daemon=True)
-    thread.start()
-    try:
+    with loopback(_handler(state)) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)

@@ -7,11 +7,12 @@ test modules import the `http_server` fixture from here.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from moebius.rehearsal.server import loopback
 
 
 @dataclass
@@ -80,15 +81,6 @@ def _handler(state: Served) -> type[BaseHTTPRequestHandler]:
 def http_server():
     """Serve ``Served.files`` on a free 127.0.0.1 port for the duration of one test."""
     state = Served()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    server.timeout = 5
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with loopback(_handler(state)) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
