@@ -640,12 +640,29 @@ def os_error_line(exc: OSError) -> str | None:
     return f"{what}: {where}"
 
 
+class _StderrNow(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is when a line is logged, not as it was when the
+    handler was made: a caller that swaps stderr between two ``main()`` calls in one process (a test
+    runner, an embedding tool) gets every line, never a write to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # noqa: D102 - logging.StreamHandler's attribute, looked up per record
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ / setStream assign it; stderr is read live
+        pass
+
+
 def _show_notices() -> None:
     """The package's log lines (a resumed run, a checkpoint fallback, a run moved aside) go to stderr as
     ``moebius: …``; other libraries' logging is left alone."""
     logger = logging.getLogger("moebius")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrNow) for h in logger.handlers):
+        handler = _StderrNow()
         handler.setFormatter(logging.Formatter("moebius: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

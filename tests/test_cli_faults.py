@@ -149,3 +149,29 @@ def test_disk_full_in_process_names_the_output(
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines() == [f"moebius: error: disk full: {out}"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.hostile("stderr replaced (and the old one closed) between two CLI calls in one process",
+                     "the package's notices go to the stderr of the moment, never 'Logging error' on a closed stream")
+def test_notices_follow_the_current_stderr(monkeypatch) -> None:
+    import io
+    import logging
+
+    from moebius import cli
+
+    logger = logging.getLogger("moebius")
+    before = list(logger.handlers)
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        cli._show_notices()
+        logging.getLogger("moebius.train").info("resumed from step 3")
+        first.close()  # the first call's captured stream is gone
+        monkeypatch.setattr(sys, "stderr", second)
+        cli._show_notices()  # a second main() in the same process
+        logging.getLogger("moebius.train").info("removed 3 temporary file(s)")
+        assert second.getvalue() == "moebius: removed 3 temporary file(s)\n"
+    finally:
+        for handler in logger.handlers[:]:
+            if handler not in before:
+                logger.removeHandler(handler)
