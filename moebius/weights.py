@@ -11,6 +11,14 @@ Checks: a full sha256 where the file is pinned (the lpips heads, measured from t
 lpips 0.1.4 package); otherwise the hash prefix that torchvision's file names embed and torch.hub
 verifies (``alexnet-owt-7be5be79.pth`` -> its sha256 starts with ``7be5be79``).
 
+Generated files (the rehearsal, ``moebius.rehearsal.weights``): random-valued files in the official
+formats cannot match an official digest. ``write_weights`` records the sha256 of each file it writes in a
+ledger, ``GENERATED.json`` at the weights root (key -> path, sha256). ``resolve_weight`` then checks a
+ledgered file against the ledger's digest instead of the official one: verification still runs (a
+damaged or swapped generated file still fails), only the expected digest differs, and it is the weights
+directory that says, in a file a person can read, that its files are generated. A real weights directory
+has no ledger; a ledger entry never vouches for a file at another path.
+
 Weights kinds recorded in results: ``official`` (the published file), ``trained`` (a checkpoint
 trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so).
 """
@@ -267,6 +275,41 @@ def _sha256(path: Path) -> str:
     return _VERIFIED[cache_key]
 
 
+GENERATED_LEDGER = "GENERATED.json"  # at the weights root; written only by moebius.rehearsal.weights
+
+
+def generated_entry(key: str, weights_dir: str | os.PathLike | None = None) -> dict[str, str] | None:
+    """The ledger entry ``{"path", "sha256"}`` of a generated (rehearsal) file ``key``, or None.
+
+    None where the weights root has no ledger or the ledger does not list ``key`` at its registered
+    path; an unreadable ledger is a ``WeightError`` (never silently the official check).
+    """
+    import json
+
+    ledger = weights_root(weights_dir) / GENERATED_LEDGER
+    if not ledger.is_file():
+        return None
+    try:
+        files = json.loads(ledger.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightError(f"{ledger}: unreadable ledger of generated weights ({exc})") from exc
+    entry = files.get(key) if isinstance(files, dict) else None
+    if not isinstance(entry, dict) or entry.get("path") != get_weight(key).path:
+        return None
+    return entry
+
+
+def _check_generated(w: WeightFile, path: Path, entry: dict[str, str]) -> None:
+    if w.directory:
+        return  # a pipeline folder: its files are checked by the library that reads them
+    digest = _sha256(path)
+    if digest != entry.get("sha256"):
+        raise WeightChecksumError(
+            f"{path}: sha256 {digest[:16]}... does not match the {str(entry.get('sha256'))[:16]}... that "
+            f"{GENERATED_LEDGER} recorded when it generated {w.key}; generate it again"
+        )
+
+
 def _check(w: WeightFile, path: Path) -> None:
     if w.directory or (w.sha256 is None and w.sha256_prefix is None):
         return
@@ -299,7 +342,11 @@ def resolve_weight(key: str, weights_dir: str | os.PathLike | None = None, verif
             f"and put it at {path.resolve()}"
         )
     if verify:
-        _check(w, path)
+        entry = generated_entry(key, weights_dir) if path == weights_root(weights_dir) / w.path else None
+        if entry is not None:
+            _check_generated(w, path, entry)
+        else:
+            _check(w, path)
     return path
 
 
