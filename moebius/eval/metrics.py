@@ -388,6 +388,21 @@ def _load_backbone(model: nn.Module, path: Path) -> None:
         by_index[index].load_state_dict(sub, strict=True)
 
 
+def _check_heads(model: nn.Module, path: Path) -> None:
+    """lpips reads the head file with ``strict=False``: a file without the ``lin<k>`` keys (another
+    prefix, another net) would leave the heads at their random init without a word. Compare first."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    expected = {k for k in own if k.startswith("lin") and not k.startswith("lins.")}
+    found = set(state) if isinstance(state, dict) else set()
+    if found != expected or any(tuple(state[k].shape) != tuple(own[k].shape) for k in expected):
+        raise EvalError(f"{path}: LPIPS heads {sorted(found)[:3]} do not match lpips' {sorted(expected)[:3]} "
+                        f"({len(found)} vs {len(expected)} keys, or other shapes)")
+    for k in expected:  # what lpips loaded must be what the file holds
+        if not torch.equal(own[k], state[k].to(own[k].dtype)):
+            raise EvalError(f"{path}: lpips did not load head {k} from it")
+
+
 def build_lpips(
     net: str = "alex",
     allow_standin: bool = False,
@@ -415,6 +430,8 @@ def build_lpips(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(standin_seed)
         model = lpips.LPIPS(net=net, pnet_rand=True, model_path=head, verbose=False)
+    if head is not None:
+        _check_heads(model, Path(head))
     kind = "standin"
     if backbone is not None:
         _load_backbone(model, backbone)
