@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: the 3.4 GB teacher file is paged in while load_state_dict copies it into the module,
+        # never held as a second full copy in memory (a zip-format torch.save file is needed for it)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # pickle errors come in many types; all mean "not a plain state dict"
         raise TrainError(f"cannot read {path} as a plain state dict: {str(exc).splitlines()[0]}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
