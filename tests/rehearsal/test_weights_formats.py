@@ -244,8 +244,30 @@ def test_paper_size_denoisers_load_through_load_official(tmp_path: Path, kind: s
     variant = key.split("_", 1)[1]
     model, info = load_official(_cfg(tmp_path), kind, variant)
     assert info["weights"] == key
-    _assert_state_equal(model.state_dict(), gen.expected_state(gen.denoiser_layout(kind), SEED, key))
-    del path
+    state = model.state_dict()
+    layout = gen.denoiser_layout(kind)
+    assert list(state) == [name for name, *_ in layout]
+    for name, shape, dtype, _ in layout:  # one tensor at a time: the teacher is 3.4 GB
+        assert torch.equal(state[name], gen.tensor_values(SEED, key, name, shape, dtype)), name
     with torch.inference_mode():
-        out = model.eval()(torch.randn(1, 9, 32, 32), 999, lcg_ids(1, conditional=True))
+        out = model.eval()(torch.randn(1, 9, 64, 64), 999, lcg_ids(1, conditional=True))
     assert torch.isfinite(out.sample).all()
+
+
+@pytest.mark.hostile("an LPIPS head file whose keys carry another prefix (lpips loads heads with strict=False)",
+                     "build_lpips raises EvalError naming the file instead of scoring with random heads")
+def test_lpips_head_file_with_other_keys_is_refused(tmp_path: Path) -> None:
+    import hashlib
+
+    from moebius.errors import EvalError
+    from moebius.eval.metrics import build_lpips
+
+    written = gen.write_weights(tmp_path, ["lpips_alexnet_backbone", "lpips_alex_head"], seed=SEED)
+    head = written["lpips_alex_head"]
+    torch.save({f"module.{k}": v for k, v in torch.load(head, weights_only=True).items()}, head)
+    ledger_path = tmp_path / GENERATED_LEDGER
+    ledger = json.loads(ledger_path.read_text())  # the file passes its checksum: only its keys are wrong
+    ledger["files"]["lpips_alex_head"]["sha256"] = hashlib.sha256(head.read_bytes()).hexdigest()
+    ledger_path.write_text(json.dumps(ledger))
+    with pytest.raises(EvalError, match="LPIPS heads"):
+        build_lpips("alex", allow_standin=False, weights_dir=tmp_path, device="cpu")
