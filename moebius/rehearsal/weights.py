@@ -26,7 +26,8 @@ random (a fixed seed per tensor). What each key becomes:
   signatures and size rules. The published networks' code is not part of this project (LaMa's FFC
   ResNet, MI-GAN's generator), so the archive holds the small scripted modules of
   ``baseline_torchscript`` (``write_standin``): the same format and interface, read by the same
-  ``torch.jit.load`` path, not the published architecture.
+  ``torch.jit.load`` path, not the published architecture; their values are fixed per key (its seed),
+  not by ``seed``.
 * ``flux_fill_dev`` / ``sd35_large_inpainting`` / ``sd15_inpainting``: diffusers pipeline folders
   (``model_index.json``, every component with its config, tokenizers and text encoders included) written
   by ``save_pretrained`` with tiny widths, so ``from_pretrained`` runs its real path; full width (12 B
@@ -51,15 +52,21 @@ import shutil
 import tempfile
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
 from moebius.atomic import atomic_path, tmp_name, write_json
 from moebius.errors import WeightError
-from moebius.weights import GENERATED_LEDGER, OFFICIAL_VARIANTS, WEIGHTS, WeightFile, get_weight
+from moebius.weights import (
+    GENERATED_LEDGER,
+    OFFICIAL_VARIANTS,
+    WEIGHTS,
+    WeightFile,
+    get_weight,
+)
 
 # (name, shape, dtype, alias group): one entry per state-dict key, in the module's order. Keys whose
 # tensors are one object in the module (E-LatentLPIPS' lin0 / lins.0) share a group and one tensor.
@@ -171,11 +178,19 @@ def vae_layout() -> Layout:
 
 
 def inception_layout() -> Layout:
-    """torch-fidelity's InceptionV3 as ``moebius.eval.metrics`` builds it (its seeded init is cheap)."""
-    from moebius.eval.metrics import FID_FEATURE, TORCH_FIDELITY_NAME, _STANDIN_MARKER, _state_dict_file, inception_class
+    """torch-fidelity's InceptionV3 as ``moebius.eval.metrics`` builds it (its constructor must load a
+    state dict: the stand-in marker, whose init is a no-op on the meta device)."""
+    from moebius.eval.metrics import (
+        _STANDIN_MARKER,
+        FID_FEATURE,
+        TORCH_FIDELITY_NAME,
+        _state_dict_file,
+        inception_class,
+    )
 
-    module = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE],
-                               feature_extractor_weights_path=_state_dict_file({_STANDIN_MARKER: 0}))
+    with torch.device("meta"):
+        module = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE],
+                                   feature_extractor_weights_path=_state_dict_file({_STANDIN_MARKER: 0}))
     return layout_of(module)
 
 

@@ -225,7 +225,12 @@ def test_unknown_or_ungeneratable_keys_are_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_mat_safetensors_loads_through_the_runner(tmp_path: Path) -> None:
-    from moebius.eval.mat import PAPER, MATGenerator, deterministic_state, load_mat_inpainter
+    from moebius.eval.mat import (
+        PAPER,
+        MATGenerator,
+        deterministic_state,
+        load_mat_inpainter,
+    )
 
     gen.write_weights(tmp_path, ["mat_places512"], seed=SEED)
     mat = load_mat_inpainter("full", False, str(tmp_path), "places2")
