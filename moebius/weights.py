@@ -17,16 +17,21 @@ ledger, ``GENERATED.json`` at the weights root (key -> path, sha256). ``resolve_
 ledgered file against the ledger's digest instead of the official one: verification still runs (a
 damaged or swapped generated file still fails), only the expected digest differs, and it is the weights
 directory that says, in a file a person can read, that its files are generated. A real weights directory
-has no ledger; a ledger entry never vouches for a file at another path.
+has no ledger; a ledger entry never vouches for a file at another path. Never silently: the first time a
+file is accepted by the ledger, ``resolve_weight`` logs a warning naming the ledger and the key, and the
+file's weights kind is ``generated`` (``weight_kind``), never ``official``.
 
 Weights kinds recorded in results: ``official`` (the published file), ``trained`` (a checkpoint
-trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so).
+trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so),
+``generated`` (a random-valued file in the official format, listed in the ledger; labelled so, and, like
+``standin``, never comparable with the paper).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +281,10 @@ def _sha256(path: Path) -> str:
 
 
 GENERATED_LEDGER = "GENERATED.json"  # at the weights root; written only by moebius.rehearsal.weights
+GENERATED_KIND = "generated"  # the weights kind of a ledgered file (moebius.records.WEIGHTS_KINDS)
+
+log = logging.getLogger(__name__)
+_ANNOUNCED: set[tuple[str, str]] = set()  # (ledger, key) already logged: one line per file and process
 
 
 def generated_entry(key: str, weights_dir: str | os.PathLike | None = None) -> dict[str, str] | None:
@@ -297,6 +306,29 @@ def generated_entry(key: str, weights_dir: str | os.PathLike | None = None) -> d
     if not isinstance(entry, dict) or entry.get("path") != get_weight(key).path:
         return None
     return entry
+
+
+def weight_kind(key: str, weights_dir: str | os.PathLike | None = None) -> str:
+    """``"generated"`` where the weights root's ledger lists ``key`` and its file is at the registered
+    path, else ``"official"``: the kind every loader records for a file that ``resolve_weight`` found.
+
+    A ledgered key whose file is absent resolves elsewhere (a packaged copy) or not at all, so it is not
+    generated. Any code that records a weights kind for a registry file asks here, never assumes official.
+    """
+    w = get_weight(key)
+    path = weights_root(weights_dir) / w.path
+    present = (path / "model_index.json").is_file() if w.directory else path.is_file()
+    return GENERATED_KIND if present and generated_entry(key, weights_dir) is not None else "official"
+
+
+def _announce_ledger(key: str, weights_dir: str | os.PathLike | None) -> None:
+    """One warning per (ledger, key) and process: a ledger in a weights directory is never silent."""
+    ledger = str(weights_root(weights_dir) / GENERATED_LEDGER)
+    if (ledger, key) in _ANNOUNCED:
+        return
+    _ANNOUNCED.add((ledger, key))
+    log.warning("weight %s (%s) is accepted by the ledger of generated weights %s, not by its official "
+                "digest: results from it are labelled weights_kind 'generated'", key, get_weight(key).path, ledger)
 
 
 def _check_generated(w: WeightFile, path: Path, entry: dict[str, str]) -> None:
@@ -345,6 +377,7 @@ def resolve_weight(key: str, weights_dir: str | os.PathLike | None = None, verif
         entry = generated_entry(key, weights_dir) if path == weights_root(weights_dir) / w.path else None
         if entry is not None:
             _check_generated(w, path, entry)
+            _announce_ledger(key, weights_dir)
         else:
             _check(w, path)
     return path
@@ -353,13 +386,15 @@ def resolve_weight(key: str, weights_dir: str | os.PathLike | None = None, verif
 def resolve_or_standin(
     key: str, allow_standin: bool, weights_dir: str | os.PathLike | None = None
 ) -> tuple[Path | None, str]:
-    """``(path, "official")`` if the file is there; ``(None, "standin")`` if missing and allowed.
+    """``(path, kind)`` if the file is there (kind ``official``, or ``generated`` where the ledger lists it:
+    ``weight_kind``); ``(None, "standin")`` if missing and allowed.
 
     A file that is present but fails its checksum always raises: a corrupt download must not be
     quietly replaced by a stand-in.
     """
     try:
-        return resolve_weight(key, weights_dir), "official"
+        path = resolve_weight(key, weights_dir)
+        return path, weight_kind(key, weights_dir)
     except MissingWeightError:
         if allow_standin:
             return None, "standin"
