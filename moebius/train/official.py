@@ -5,7 +5,8 @@ ft_celebahq, ft_ffhq; PixelHacker's vae/) are plain ``torch.save`` state dicts w
 ``embedding_layer.weight`` and ``diff_model.*``; the VAE is a diffusers folder. ``prepare_official``
 resolves one through ``moebius.weights.resolve_weight``, loads it strict with ``weights_only=True``
 (never unpickling arbitrary objects) and writes the same run-directory layout as a trained run,
-labelled weights_kind "official".
+labelled weights_kind "official" (or "generated": a random-valued file that the weights directory's
+ledger lists, ``moebius.weights.weight_kind``; never recorded as official).
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ def load_official(cfg: Config, kind: str, variant: str) -> tuple[nn.Module, dict
     source = _resolve(name, cfg)
     if not source.exists():
         raise TrainError(f"official weights {name} resolved to a missing path: {source}")
-    info: dict[str, Any] = {"preset": cfg.model.preset, "weights_kind": "official", "weights": name, "variant": variant}
+    from moebius.weights import weight_kind
+
+    info: dict[str, Any] = {"preset": cfg.model.preset, "weights_kind": weight_kind(name, cfg.weights.dir),
+                            "weights": name, "variant": variant}
     try:
         if kind == "vae":
             from diffusers import AutoencoderKL

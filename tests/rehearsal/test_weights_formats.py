@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,19 @@ def test_without_ledger_the_official_check_applies(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_vae_folder_loads_through_load_official(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def vae_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SDXL VAE and its config, generated once for the tests that read them (84 M parameters)."""
+    root = tmp_path_factory.mktemp("vae_weights")
+    gen.write_weights(root, ["sdxl_vae_config", "sdxl_vae"], seed=SEED)
+    return root
+
+
+def test_vae_folder_loads_through_load_official(vae_root: Path) -> None:
     from moebius.train.official import load_official
 
-    gen.write_weights(tmp_path, ["sdxl_vae_config", "sdxl_vae"], seed=SEED)
-    vae, info = load_official(_cfg(tmp_path), "vae", "pretrained")
-    assert info["weights_kind"] == "official" and info["source_file"].endswith("vae/diffusion_pytorch_model.bin")
+    vae, info = load_official(_cfg(vae_root), "vae", "pretrained")
+    assert info["weights_kind"] == "generated" and info["source_file"].endswith("vae/diffusion_pytorch_model.bin")
     assert vae.config.scaling_factor == pytest.approx(0.13025)  # read from the generated config.json
     _assert_state_equal(vae.state_dict(), gen.expected_state(gen.vae_layout(), SEED, "sdxl_vae"))
     with torch.no_grad():
@@ -92,12 +100,29 @@ def test_vae_folder_loads_through_load_official(tmp_path: Path) -> None:
     assert z.shape == (1, 4, 4, 4) and torch.isfinite(z).all() and torch.isfinite(x).all()
 
 
+def test_train_official_records_generated_weights_as_generated(vae_root: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    # `moebius train official --kind vae` calls prepare_official; its run.json is what later records read
+    from moebius import weights
+    from moebius.train.official import prepare_official
+
+    monkeypatch.setattr(weights, "_ANNOUNCED", set())
+    with caplog.at_level(logging.WARNING, logger="moebius.weights"):
+        out = prepare_official(_cfg(vae_root), "vae", "pretrained", tmp_path / "vae_run")
+    run = json.loads((out / "run.json").read_text())
+    assert run["weights_kind"] == "generated" and run["weights"] == "sdxl_vae"
+    lines = [r.getMessage() for r in caplog.records if r.name == "moebius.weights"]
+    assert sorted(line.split()[1] for line in lines) == ["sdxl_vae", "sdxl_vae_config"]  # each file once
+    assert all(str(vae_root / GENERATED_LEDGER) in line for line in lines)  # naming the ledger
+
+
 def test_inception_file_loads_through_the_fid_extractor(tmp_path: Path) -> None:
     from moebius.eval.metrics import build_inception
 
     gen.write_weights(tmp_path, ["inception_fid"], seed=SEED)
     model, kind = build_inception(allow_standin=False, weights_dir=tmp_path, device="cpu")
-    assert kind == "official"
+    assert kind == "generated"  # the ledger lists it: never recorded as official
     _assert_state_equal(model.state_dict(), gen.expected_state(gen.inception_layout(), SEED, "inception_fid"))
     with torch.no_grad():
         (features,) = model(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
@@ -110,7 +135,7 @@ def test_lpips_files_load_through_build_lpips(tmp_path: Path) -> None:
 
     gen.write_weights(tmp_path, ["lpips_alexnet_backbone", "lpips_alex_head"], seed=SEED)
     model, kind = build_lpips("alex", allow_standin=False, weights_dir=tmp_path, device="cpu")
-    assert kind == "official"
+    assert kind == "generated"
     backbone = gen.expected_state(gen.torchvision_layout("alex"), SEED, "lpips_alexnet_backbone")
     convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
     expected_convs = [k for k in backbone if k.startswith("features.") and k.endswith(".weight")]
@@ -133,7 +158,7 @@ def test_elatentlpips_file_loads_through_build_perceptual_net(tmp_path: Path) ->
 
     gen.write_weights(tmp_path, ["elatentlpips_sdxl_vgg16_tuned"], seed=SEED)
     net, kind = build_perceptual_net("elatentlpips", _cfg(tmp_path))
-    assert kind == "official"
+    assert kind == "generated"
     expected = gen.expected_state(gen.elatentlpips_layout(), SEED, "elatentlpips_sdxl_vgg16_tuned", gen.is_head)
     _assert_state_equal(net.state_dict(), expected)
     with torch.no_grad():
@@ -148,7 +173,7 @@ def test_torchscript_files_load_through_the_runner(tmp_path: Path, name: str, ke
 
     path = gen.write_weights(tmp_path, [key], seed=SEED)[key]
     loaded = baseline_torchscript.load(_cfg(tmp_path), get_baseline(name), Checkpoint(key, size), size)
-    assert loaded.provenance["file"] == str(path) and loaded.provenance["kind"] == "official"
+    assert loaded.provenance["file"] == str(path) and loaded.provenance["kind"] == "generated"
     ledger = json.loads((tmp_path / GENERATED_LEDGER).read_text())["files"][key]
     assert loaded.provenance["sha256"] == ledger["sha256"]  # the runner read the file the ledger vouches for
     images = torch.rand(1, 3, size, size) * 2 - 1
@@ -194,7 +219,7 @@ def test_tiny_pipeline_folders_load_through_from_pretrained(tmp_path: Path, name
     monkeypatch.setattr(baseline_diffusers, "steps_for", lambda cfg, name: 2)  # the format, not the sampler
     spec, ckpt = get_baseline(name), Checkpoint(key, None)
     pipe, embeds, where = baseline_diffusers._build(cfg, spec, ckpt)
-    assert embeds is None and where == {"kind": "official", "folder": str(folder)}  # the full-scale branch
+    assert embeds is None and where == {"kind": "generated", "folder": str(folder)}  # the full-scale branch
     written = _component_file(folder, component)
     loaded = getattr(pipe, component).state_dict()
     assert set(written) <= set(loaded)
@@ -234,7 +259,7 @@ def test_mat_safetensors_loads_through_the_runner(tmp_path: Path) -> None:
 
     gen.write_weights(tmp_path, ["mat_places512"], seed=SEED)
     mat = load_mat_inpainter("full", False, str(tmp_path), "places2")
-    assert mat.weights_kind == "official" and mat.model_size == 512
+    assert mat.weights_kind == "generated" and mat.model_size == 512
     _assert_state_equal(mat.model.state_dict(), deterministic_state(MATGenerator(PAPER), SEED))
 
 
@@ -248,7 +273,7 @@ def test_paper_size_denoisers_load_through_load_official(tmp_path: Path, kind: s
     assert path == tmp_path / key.split("_", 1)[0] / key.split("_", 1)[1] / "diffusion_pytorch_model.bin"
     variant = key.split("_", 1)[1]
     model, info = load_official(_cfg(tmp_path), kind, variant)
-    assert info["weights"] == key
+    assert info["weights"] == key and info["weights_kind"] == "generated"
     state = model.state_dict()
     layout = gen.denoiser_layout(kind)
     assert list(state) == [name for name, *_ in layout]
