@@ -23,7 +23,9 @@ from moebius.config import Config, config_hash
 from moebius.errors import RecordError  # noqa: F401 (re-exported)
 from moebius.switches import switch_values
 
-WEIGHTS_KINDS = ("official", "trained", "standin", "reported")
+# "generated": random-valued files in the official formats (the rehearsal, moebius.weights.weight_kind);
+# like "standin", a number from them is labelled in every table and plot and never compared with the paper.
+WEIGHTS_KINDS = ("official", "trained", "standin", "generated", "reported")
 
 REQUIRED_FIELDS = (
     "model",

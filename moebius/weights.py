@@ -11,14 +11,27 @@ Checks: a full sha256 where the file is pinned (the lpips heads, measured from t
 lpips 0.1.4 package); otherwise the hash prefix that torchvision's file names embed and torch.hub
 verifies (``alexnet-owt-7be5be79.pth`` -> its sha256 starts with ``7be5be79``).
 
+Generated files (the rehearsal, ``moebius.rehearsal.weights``): random-valued files in the official
+formats cannot match an official digest. ``write_weights`` records the sha256 of each file it writes in a
+ledger, ``GENERATED.json`` at the weights root (key -> path, sha256). ``resolve_weight`` then checks a
+ledgered file against the ledger's digest instead of the official one: verification still runs (a
+damaged or swapped generated file still fails), only the expected digest differs, and it is the weights
+directory that says, in a file a person can read, that its files are generated. A real weights directory
+has no ledger; a ledger entry never vouches for a file at another path. Never silently: the first time a
+file is accepted by the ledger, ``resolve_weight`` logs a warning naming the ledger and the key, and the
+file's weights kind is ``generated`` (``weight_kind``), never ``official``.
+
 Weights kinds recorded in results: ``official`` (the published file), ``trained`` (a checkpoint
-trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so).
+trained by this project), ``standin`` (a deterministic substitute at smoke scale, labelled so),
+``generated`` (a random-valued file in the official format, listed in the ledger; labelled so, and, like
+``standin``, never comparable with the paper).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +274,68 @@ def _sha256(path: Path) -> str:
     return _VERIFIED[cache_key]
 
 
+GENERATED_LEDGER = "GENERATED.json"  # at the weights root; written only by moebius.rehearsal.weights
+GENERATED_KIND = "generated"  # the weights kind of a ledgered file (moebius.records.WEIGHTS_KINDS)
+
+log = logging.getLogger(__name__)
+_ANNOUNCED: set[tuple[str, str]] = set()  # (ledger, key) already logged: one line per file and process
+
+
+def generated_entry(key: str, weights_dir: str | os.PathLike | None = None) -> dict[str, str] | None:
+    """The ledger entry ``{"path", "sha256"}`` of a generated (rehearsal) file ``key``, or None.
+
+    None where the weights root has no ledger or the ledger does not list ``key`` at its registered
+    path; an unreadable ledger is a ``WeightError`` (never silently the official check).
+    """
+    import json
+
+    ledger = weights_root(weights_dir) / GENERATED_LEDGER
+    if not ledger.is_file():
+        return None
+    try:
+        files = json.loads(ledger.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightError(f"{ledger}: unreadable ledger of generated weights ({exc})") from exc
+    entry = files.get(key) if isinstance(files, dict) else None
+    if not isinstance(entry, dict) or entry.get("path") != get_weight(key).path:
+        return None
+    return entry
+
+
+def weight_kind(key: str, weights_dir: str | os.PathLike | None = None) -> str:
+    """``"generated"`` where the weights root's ledger lists ``key`` and its file is at the registered
+    path, else ``"official"``: the kind every loader records for a file that ``resolve_weight`` found.
+
+    A ledgered key whose file is absent resolves elsewhere (a packaged copy) or not at all, so it is not
+    generated. Any code that records a weights kind for a registry file asks here, never assumes official.
+    """
+    w = get_weight(key)
+    path = weights_root(weights_dir) / w.path
+    present = (path / "model_index.json").is_file() if w.directory else path.is_file()
+    return GENERATED_KIND if present and generated_entry(key, weights_dir) is not None else "official"
+
+
+def _announce_ledger(key: str, weights_dir: str | os.PathLike | None) -> None:
+    """One warning per (ledger, key) and process: a ledger in a weights directory is never silent."""
+    ledger = str(weights_root(weights_dir) / GENERATED_LEDGER)
+    if (ledger, key) in _ANNOUNCED:
+        return
+    _ANNOUNCED.add((ledger, key))
+    log.warning("weight %s (%s) is accepted by the ledger of generated weights %s, not by its official "
+                "digest: results from it are labelled weights_kind 'generated'", key, get_weight(key).path, ledger)
+
+
+def _check_generated(w: WeightFile, path: Path, entry: dict[str, str]) -> None:
+    if w.directory:
+        return  # a pipeline folder: its files are checked by the library that reads them
+    digest = _sha256(path)
+    if digest != entry.get("sha256"):
+        raise WeightChecksumError(
+            f"{path}: sha256 {digest[:16]}... does not match the {str(entry.get('sha256'))[:16]}... that "
+            f"{GENERATED_LEDGER} recorded when it generated {w.key}; generate it again"
+        )
+
+
 def _check(w: WeightFile, path: Path) -> None:
     if w.directory or (w.sha256 is None and w.sha256_prefix is None):
         return
@@ -293,20 +368,27 @@ def resolve_weight(key: str, weights_dir: str | os.PathLike | None = None, verif
             f"and put it at {path.resolve()}"
         )
     if verify:
-        _check(w, path)
+        entry = generated_entry(key, weights_dir) if path == weights_root(weights_dir) / w.path else None
+        if entry is not None:
+            _check_generated(w, path, entry)
+            _announce_ledger(key, weights_dir)
+        else:
+            _check(w, path)
     return path
 
 
 def resolve_or_standin(
     key: str, allow_standin: bool, weights_dir: str | os.PathLike | None = None
 ) -> tuple[Path | None, str]:
-    """``(path, "official")`` if the file is there; ``(None, "standin")`` if missing and allowed.
+    """``(path, kind)`` if the file is there (kind ``official``, or ``generated`` where the ledger lists it:
+    ``weight_kind``); ``(None, "standin")`` if missing and allowed.
 
     A file that is present but fails its checksum always raises: a corrupt download must not be
     quietly replaced by a stand-in.
     """
     try:
-        return resolve_weight(key, weights_dir), "official"
+        path = resolve_weight(key, weights_dir)
+        return path, weight_kind(key, weights_dir)
     except MissingWeightError:
         if allow_standin:
             return None, "standin"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from moebius.weights import (
     list_weights,
     resolve_or_standin,
     resolve_weight,
+    weight_kind,
 )
 
 REQUIRED = {
@@ -131,6 +134,32 @@ def test_resolve_or_standin(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
     assert resolve_or_standin("inception_fid", allow_standin=False, weights_dir=tmp_path) == (path, "official")
+
+
+@pytest.mark.hostile("a GENERATED.json ledger in a weights directory vouches for a random file at an official path",
+                     "one logged warning naming the ledger; the file's weights kind is 'generated', never 'official'")
+def test_a_ledgered_file_is_announced_and_generated(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(weights, "_ANNOUNCED", set())
+    key, data = "lpips_alex_head", b"random values, not the published heads"
+    path = tmp_path / get_weight(key).path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    ledger = tmp_path / weights.GENERATED_LEDGER
+    ledger.write_text(json.dumps({"files": {key: {"path": get_weight(key).path,
+                                                  "sha256": hashlib.sha256(data).hexdigest()}}}))
+    with caplog.at_level(logging.WARNING, logger="moebius.weights"):
+        assert resolve_weight(key, tmp_path) == path
+        assert resolve_or_standin(key, allow_standin=False, weights_dir=tmp_path) == (path, "generated")
+    lines = [r.getMessage() for r in caplog.records if r.name == "moebius.weights"]
+    assert len(lines) == 1 and key in lines[0] and str(ledger) in lines[0]  # once per key, naming the ledger
+    assert weight_kind(key, tmp_path) == "generated"
+    path.unlink()  # still ledgered, but absent: the packaged (official) heads are what resolves now
+    assert resolve_weight(key, tmp_path) != path and weight_kind(key, tmp_path) == "official"
+    ledger.unlink()
+    path.write_bytes(data)
+    with pytest.raises(WeightChecksumError):  # without the ledger the random file is refused outright
+        resolve_weight(key, tmp_path)
 
 
 def test_unknown_key_hints():

@@ -191,7 +191,8 @@ def _build(cfg: Config, spec: BaselineSpec, checkpoint: Checkpoint):
 
     cls = FluxFillPipeline if spec.name == "flux_fill" else StableDiffusion3InpaintPipeline
     device, dtype = _device_dtype()
-    return cls.from_pretrained(path, torch_dtype=dtype).to(device), None, {"kind": kind, "folder": path}
+    # `dtype`, as _load_sd15: diffusers 0.42 deprecates `torch_dtype` (to be removed in 1.0)
+    return cls.from_pretrained(path, dtype=dtype).to(device), None, {"kind": kind, "folder": path}
 
 
 def load(cfg: Config, spec: BaselineSpec, checkpoint: Checkpoint, size: int | None) -> Loaded:

@@ -21,7 +21,9 @@ while it parses the DAG); the runners live in ``baseline_*.py``.
   method itself, as published", since nothing was trained or substituted.
 
 Scales: full scale loads the published files through ``moebius.weights`` (a missing one is the
-registry's one-line error). Smoke scale runs the same loaders on stand-in files generated in the
+registry's one-line error); a file that the weights directory's ledger of generated (rehearsal) files
+lists is recorded as weights_kind ``generated``, never ``official`` (``moebius.weights.weight_kind``).
+Smoke scale runs the same loaders on stand-in files generated in the
 sampling job, in the same formats (a TorchScript archive with the same call signature; a diffusers
 pipeline folder; MAT safetensors with the official keys), from fixed seeds, at the benchmark's smoke
 size: weights_kind ``standin``.
@@ -329,7 +331,7 @@ def resolve(cfg: Config, name: str, key: str) -> tuple[str | None, str]:
 
 
 def weights_kind(cfg: Config, name: str, benchmark: str | None = None) -> str:
-    """``official`` | ``standin`` for the non-Moebius methods (ours come from the run's meta)."""
+    """``official`` | ``generated`` | ``standin`` for the non-Moebius methods (ours come from the run's meta)."""
     spec = get_baseline(name)
     if spec.family == "classical":
         return "official"  # no learned weights: the published method itself (module docstring)

@@ -162,6 +162,14 @@ def _official_path(key: str | None, file_name: str | None, weights_dir: str | Pa
     return None
 
 
+def _file_kind(key: str | None, weights_dir: str | Path | None) -> str:
+    """The weights kind of a file ``_official_path`` found: ``generated`` where the weights directory's
+    ledger lists it (``moebius.weights.weight_kind``), else ``official`` (torch.hub's cache included)."""
+    from moebius.weights import weight_kind
+
+    return "official" if key is None else weight_kind(key, weights_dir)
+
+
 def _missing(key: str, file_name: str, weights_dir: str | Path | None) -> Exception:
     from moebius.weights import MissingWeightError, resolve_weight
 
@@ -238,7 +246,8 @@ def inception_weights_file(
     """``(in-memory state-dict file for feature_extractor_weights_path, weights kind)``; never downloads."""
     path = _official_path("inception_fid", INCEPTION_FILE, weights_dir)
     if path is not None:
-        return _state_dict_file(torch.load(path, map_location="cpu", weights_only=True)), "official"
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return _state_dict_file(state), _file_kind("inception_fid", weights_dir)
     if not allow_standin:
         raise _missing("inception_fid", INCEPTION_FILE, weights_dir)
     return _state_dict_file({_STANDIN_MARKER: standin_seed}), "standin"
@@ -388,6 +397,21 @@ def _load_backbone(model: nn.Module, path: Path) -> None:
         by_index[index].load_state_dict(sub, strict=True)
 
 
+def _check_heads(model: nn.Module, path: Path) -> None:
+    """lpips reads the head file with ``strict=False``: a file without the ``lin<k>`` keys (another
+    prefix, another net) would leave the heads at their random init without a word. Compare first."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    expected = {k for k in own if k.startswith("lin") and not k.startswith("lins.")}
+    found = set(state) if isinstance(state, dict) else set()
+    if found != expected or any(tuple(state[k].shape) != tuple(own[k].shape) for k in expected):
+        raise EvalError(f"{path}: LPIPS heads {sorted(found)[:3]} do not match lpips' {sorted(expected)[:3]} "
+                        f"({len(found)} vs {len(expected)} keys, or other shapes)")
+    for k in expected:  # what lpips loaded must be what the file holds
+        if not torch.equal(own[k], state[k].to(own[k].dtype)):
+            raise EvalError(f"{path}: lpips did not load head {k} from it")
+
+
 def build_lpips(
     net: str = "alex",
     allow_standin: bool = False,
@@ -415,10 +439,15 @@ def build_lpips(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(standin_seed)
         model = lpips.LPIPS(net=net, pnet_rand=True, model_path=head, verbose=False)
+    if head is not None:
+        _check_heads(model, Path(head))
     kind = "standin"
     if backbone is not None:
         _load_backbone(model, backbone)
-        kind = "official"
+        kinds = {_file_kind(LPIPS_BACKBONE_KEYS.get(net), weights_dir)}
+        if head is not None:
+            kinds.add(_file_kind(LPIPS_HEAD_KEYS[net], weights_dir))
+        kind = "generated" if "generated" in kinds else "official"  # one generated file labels the whole net
     return model.to(resolve_device(device)).eval(), kind
 
 
@@ -657,7 +686,11 @@ def evaluate_samples(
         base["model_weights"] = meta["weights"]
 
     def kind(extractor_kind: str) -> str:
-        return "standin" if "standin" in (extractor_kind, samples_kind) else samples_kind
+        # a stand-in or generated network anywhere labels the number: it is never an official-weights result
+        for label in ("standin", "generated"):
+            if label in (extractor_kind, samples_kind):
+                return label
+        return samples_kind
 
     def record(metric: str, value: float | None, n: int, ci: tuple[float, float] | None, extractor_kind: str,
                withheld: str | None = None, **extra: Any) -> dict:

@@ -265,14 +265,20 @@ def _official_ours(cfg: Config, model_key: str, variant: str, vae_dir: Path | No
     kind = build_name(model_key)  # moebius -> student, pixelhacker -> teacher
     try:
         model, info = load_official(cfg, kind, variant)
-        vae, vae_source = (load_vae(vae_dir), str(vae_dir)) if vae_dir is not None else \
-            (load_official(cfg, "vae", "pretrained")[0], OFFICIAL)
+        vae_kind = None
+        if vae_dir is not None:
+            vae, vae_source = load_vae(vae_dir), str(vae_dir)
+        else:
+            vae, vae_info = load_official(cfg, "vae", "pretrained")
+            vae_source, vae_kind = OFFICIAL, vae_info["weights_kind"]
     except TrainError as exc:
         hint = "" if cfg.model.preset == "paper" else \
             f" (the official weights are paper-size and the config's model.preset is {cfg.model.preset!r}: " \
             f"run with --config config/full.yaml)"
         raise EvalError(f"{model_key}: {exc}{hint}") from exc
-    record = {"weights": f"{OFFICIAL}:{variant}", "weights_kind": OFFICIAL, "weights_file": info.get("source_file"),
+    # "generated" (moebius.weights.weight_kind) when the denoiser's or the VAE's file is a ledgered one
+    labelled = "generated" if "generated" in (info["weights_kind"], vae_kind) else info["weights_kind"]
+    record = {"weights": f"{OFFICIAL}:{variant}", "weights_kind": labelled, "weights_file": info.get("source_file"),
               "vae": vae_source, "target": info.get("target")}
     return model, vae, record
 

@@ -3,8 +3,8 @@
 The page links every table and figure (relative links, so the results folder can move), states the
 provenance of the run (commits, config hashes, scale, data versions, library versions — read from
 the records) and summarises per table how far the reproduction is from the paper. Any stand-in
-network or smoke-scale number puts a banner at the top: such a page must never be read as a
-reproduction of the paper's numbers.
+network, generated (random-valued) weight file or smoke-scale number puts a banner at the top: such a
+page must never be read as a reproduction of the paper's numbers.
 """
 
 from __future__ import annotations
@@ -109,13 +109,18 @@ class Notice:
 
 
 def notices(prov: dict[str, Any]) -> list[Notice]:
-    """What a reader must know before any number: stand-ins, smoke scale, mixed provenance."""
+    """What a reader must know before any number: stand-ins, generated weights, smoke scale, mixed provenance."""
     out = []
     if "standin" in prov["weights_kind"]:
         out.append(Notice("WARNING", "Stand-in weights were used.",
                           "Some numbers come from deterministic stand-ins for external networks (Inception, "
                           "LPIPS backbones, E-LatentLPIPS, FLUX / SD3.5): they test the pipeline and are "
                           "not comparable to the paper."))
+    if "generated" in prov["weights_kind"]:
+        out.append(Notice("WARNING", "Generated weights were used.",
+                          "Some numbers come from random-valued files in the official formats (the rehearsal: "
+                          "the weights directory's GENERATED.json lists them): they test the full-scale code "
+                          "paths and say nothing about the paper's models; not comparable to the paper."))
     if "smoke" in prov["scale"]:
         out.append(Notice("NOTE", "Smoke scale:",
                           "tiny data, tiny models, CPU. Every rule ran; no number here reproduces the paper. "

@@ -6,7 +6,7 @@ training curves. Every figure carries a footnote naming the scale and the weight
 reproduced values, so a smoke-scale figure can never pass for the paper's.
 
 Reproduced and reported values share one axis only when they are comparable (full scale, no
-stand-in network); otherwise they get separate axes, because smoke-scale FIDs computed with a
+stand-in network, no generated weights); otherwise they get separate axes, because smoke-scale FIDs computed with a
 stand-in Inception live on a different scale altogether.
 """
 
@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 from moebius.atomic import atomic_path  # noqa: E402
 from moebius.errors import ReportError  # noqa: E402
 from moebius.report.names import BENCHMARK_NAMES  # noqa: E402
-from moebius.report.schema import TABLES, validate_table  # noqa: E402
+from moebius.report.schema import NOT_COMPARABLE_KINDS, TABLES, validate_table  # noqa: E402
 
 REPORTED_STYLE = {"color": "0.35", "marker": "o", "ls": "--", "label": "reported (paper)"}
 REPRODUCED_STYLE = {"color": "tab:red", "marker": "s", "ls": "-", "label": "reproduced"}
@@ -64,14 +64,18 @@ def footnote(frames: list[pd.DataFrame], extra: str = "") -> str:
         text = f"{'/'.join(scales)} scale · weights: {' + '.join(kinds)}"
         if "standin" in kinds:
             text += " (stand-in networks, e.g. Inception/LPIPS stand-ins)"
+        if "generated" in kinds:
+            text += " (generated: random-valued files in the official formats)"
         text += " — same protocol as the paper" if comparable(frames) else " — not comparable to the paper"
     return text + (f" · {extra}" if extra else "")
 
 
 def comparable(frames: list[pd.DataFrame]) -> bool:
-    """True when reproduced numbers may share an axis with the paper's: full scale, no stand-in."""
+    """True when reproduced numbers may share an axis with the paper's: full scale, no stand-in or
+    generated weights (``schema.NOT_COMPARABLE_KINDS``)."""
     rep = _reproduced(frames)
-    return not rep.empty and set(rep["scale"]) == {"full"} and "standin" not in set(rep["weights_kind"])
+    return (not rep.empty and set(rep["scale"]) == {"full"}
+            and not set(rep["weights_kind"]) & set(NOT_COMPARABLE_KINDS))
 
 
 def save_figure(fig: plt.Figure, path: Path, note: str) -> Path:

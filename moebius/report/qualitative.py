@@ -244,6 +244,8 @@ def grid_note(grid: Grid) -> str:
             f" · same images and masks for every model · weights: {' + '.join(kinds) or 'not stated'}")
     if grid.scale != "full" or "standin" in kinds:
         text += " — tiny models / stand-ins: not comparable to the paper's figure"
+    elif "generated" in kinds:
+        text += " — generated (random-valued) weights: not comparable to the paper's figure"
     return text
 
 

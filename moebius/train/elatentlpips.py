@@ -194,11 +194,13 @@ def load_elatentlpips(path: str | Path) -> ELatentLPIPS:
 
 
 def build_perceptual_net(kind: str, cfg: "Config") -> tuple[ELatentLPIPS, str]:
-    """(network, weights_kind): ``elatentlpips`` -> the official file, ``standin`` -> the stand-in."""
+    """(network, weights_kind): ``elatentlpips`` -> the official file (kind ``official``, or ``generated``
+    for a ledgered rehearsal file), ``standin`` -> the stand-in."""
     if kind == "standin":
         return standin_elatentlpips(), "standin"
     if kind != "elatentlpips":
         raise TrainError(f"unknown perceptual network {kind!r} (elatentlpips | standin)")
-    from moebius.weights import resolve_weight
+    from moebius.weights import resolve_weight, weight_kind
 
-    return load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, cfg.weights.dir)), "official"
+    net = load_elatentlpips(resolve_weight(OFFICIAL_WEIGHT, cfg.weights.dir))
+    return net, weight_kind(OFFICIAL_WEIGHT, cfg.weights.dir)  # "generated" where the ledger lists it

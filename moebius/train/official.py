@@ -5,13 +5,15 @@ ft_celebahq, ft_ffhq; PixelHacker's vae/) are plain ``torch.save`` state dicts w
 ``embedding_layer.weight`` and ``diff_model.*``; the VAE is a diffusers folder. ``prepare_official``
 resolves one through ``moebius.weights.resolve_weight``, loads it strict with ``weights_only=True``
 (never unpickling arbitrary objects) and writes the same run-directory layout as a trained run,
-labelled weights_kind "official".
+labelled weights_kind "official" (or "generated": a random-valued file that the weights directory's
+ledger lists, ``moebius.weights.weight_kind``; never recorded as official).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: the 3.4 GB teacher file is paged in while load_state_dict copies it into the module,
+        # never held as a second full copy in memory (a zip-format torch.save file is needed for it)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # pickle errors come in many types; all mean "not a plain state dict"
         raise TrainError(f"cannot read {path} as a plain state dict: {str(exc).splitlines()[0]}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -108,7 +112,10 @@ def load_official(cfg: Config, kind: str, variant: str) -> tuple[nn.Module, dict
     source = _resolve(name, cfg)
     if not source.exists():
         raise TrainError(f"official weights {name} resolved to a missing path: {source}")
-    info: dict[str, Any] = {"preset": cfg.model.preset, "weights_kind": "official", "weights": name, "variant": variant}
+    from moebius.weights import weight_kind
+
+    info: dict[str, Any] = {"preset": cfg.model.preset, "weights_kind": weight_kind(name, cfg.weights.dir),
+                            "weights": name, "variant": variant}
     try:
         if kind == "vae":
             from diffusers import AutoencoderKL
