@@ -11,6 +11,12 @@ switch selects, with the parameter names of the official code so that official w
 
 ``TransformerBlock`` is Eq. 3 (the LλMI block when all three λ/Mix switches are on):
 X1 = A1(LN(X)) + X;  X2 = A2(LN(X1), E_LCG) + X1;  X_out = FFN(LN(X2)) + X2.
+
+Memory layout (speed only, same numbers up to rounding): inside a ``SpatialTransformer`` the tokens
+(B, N, C) are kept contiguous, so the LayerNorms, the residual adds and the token layers read them
+in place; a contiguous (B, N, C) is a channels-last (B, C, H, W) as it stands, which is what Mix-FFN
+gets (its depthwise 3×3 is several times faster channels-last on CPU). The λ layers, which view their
+maps as (B, heads, d, N), get one NCHW copy each, and the block hands an NCHW map back to the U-Net.
 """
 
 from __future__ import annotations
@@ -227,7 +233,8 @@ class MixFFN(nn.Module):
 
 def _to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     b, n, c = x.shape
-    return x.transpose(1, 2).reshape(b, c, *hw)  # (B, N, C) -> (B, C, H, W)
+    # (B, N, C) -> (B, C, H, W); a view, channels-last when x is contiguous
+    return x.reshape(b, *hw, c).permute(0, 3, 1, 2)
 
 
 def _to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -277,13 +284,13 @@ class TransformerBlock(nn.Module):
         # x (B, N, C) tokens in raster order; context (B, m, Dc)
         h = self.norm1(x)
         if isinstance(self.attn1, LocalLambda):
-            h = _to_tokens(self.attn1(_to_map(h, hw)))
+            h = _to_tokens(self.attn1(_to_map(h, hw).contiguous()))
         else:
             h = self.attn1(h)
         x = x + h  # X1
         h = self.norm2(x)
         if isinstance(self.attn2, InteractiveLambda):
-            h = _to_tokens(self.attn2(_to_map(h, hw), context))
+            h = _to_tokens(self.attn2(_to_map(h, hw).contiguous(), context))
         else:
             h = self.attn2(h, context)
         x = x + h  # X2
@@ -309,7 +316,7 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape  # (B, C, H, W)
-        h = _to_tokens(self.proj_in(self.norm(x)))  # (B, N, C)
+        h = _to_tokens(self.proj_in(self.norm(x))).contiguous()  # (B, N, C)
         for block in self.transformer_blocks:
             h = block(h, context, (hh, ww))
-        return self.proj_out(_to_map(h, (hh, ww))) + x  # (B, C, H, W)
+        return self.proj_out(_to_map(h, (hh, ww)).contiguous()) + x  # (B, C, H, W)
