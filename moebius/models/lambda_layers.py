@@ -16,10 +16,10 @@ Both modules take and return feature maps (B, C, H, W).
 
 Speed only: both positional terms apply a different small matrix at every position (Q_n λp_n). As an
 einsum that is a batched matmul over the N positions of h×d_k by d_k×d_v matrices, which PyTorch's CPU
-kernels run position by position (a third of the student's CPU forward). ``_query_times_lambda``
-takes the same sums, in the same order, as broadcast multiply-adds over whole slabs on CPU; other
-devices (CUDA, meta) keep the einsum, whose batched matmul is fast there and whose FLOPs the
-profile counts.
+kernels run position by position (a third of the student's CPU forward at baseline). On CPU, Local-λ
+takes the same sums as broadcast multiply-adds over whole slabs (``_query_times_lambda``) and
+Interactive-λ contracts Q with E_pos first (``InteractiveLambda._positional_cpu``). Other devices
+(CUDA, meta) keep the einsums, whose batched matmuls are fast there and whose FLOPs the profile counts.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def _query_times_lambda(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """y[b,h,v,n] = Σ_k q[b,h,k,n] · lam[b,k,v,n]: q (B, h, Dk, N), lam (B, Dk, Dv, N) -> (B, h, Dv, N).
 
     ``einsum("bhkn,bkvn->bhvn")``; on CPU one multiply-add per k over a whole (B, h, Dv, N) slab, k in
-    order, which gives the einsum's numbers bit for bit and runs several times faster. ``unbind`` keeps
-    the backward to one stack per input.
+    order: 3-5x faster, and at the paper's sizes bit for bit the einsum's result on x86 CPUs (the same
+    products summed in the same order). ``unbind`` keeps the backward to one stack per input.
     """
     if q.device.type != "cpu":
         return torch.einsum("bhkn,bkvn->bhvn", q, lam)
