@@ -9,8 +9,9 @@ every block output relative to its largest magnitude.
 
 Timing on a shared machine: threads pinned (``torch.set_num_threads``), one warm-up each, then
 ``--repeats`` rounds that alternate which version runs first, and the median of each; the 1-minute
-load average is recorded with every row. ``--dtype bf16`` times the new model under CPU bf16 autocast
-against the baseline in fp32 (the diff is then bf16's error, not an equivalence check).
+load average is recorded with every row, and process CPU time beside wall time (``cpu_ratio``).
+``--dtype bf16`` times the new model under CPU bf16 autocast against the baseline in fp32 (the diff is
+then bf16's error, not an equivalence check).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_forward.py --models student --threads 1 2
 """
@@ -94,17 +95,22 @@ def diffs(old: list[torch.Tensor], new: list[torch.Tensor]) -> tuple[float, floa
     return sample, blocks
 
 
-def time_pair(old: Callable[[], object], new: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median ms of ``old`` and ``new``, alternating which runs first; one warm-up each."""
+def time_pair(old: Callable[[], object], new: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median wall and process-CPU ms of ``old`` and ``new``, alternating which runs first; one warm-up each.
+
+    CPU time leaves out the time the process waits for a core, the larger part of the noise when
+    other jobs share the machine (it still counts their effect on caches and memory bandwidth).
+    """
     old(), new()
-    times: dict[str, list[float]] = {"old": [], "new": []}
+    times: dict[str, list[float]] = {"old_ms": [], "new_ms": [], "old_cpu_ms": [], "new_cpu_ms": []}
     for r in range(repeats):
         order = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
         for name, fn in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times["old"]), statistics.median(times["new"])
+            times[f"{name}_ms"].append((time.perf_counter() - t0) * 1e3)
+            times[f"{name}_cpu_ms"].append((time.process_time() - c0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def run(models: list[str], preset: str, threads: list[int], batch: int, repeats: int, dtype: str, ref: str,
@@ -123,11 +129,13 @@ def run(models: list[str], preset: str, threads: list[int], batch: int, repeats:
             for n in threads:
                 torch.set_num_threads(n)
                 diff, block_rel = diffs(forward(old, inputs, None), forward(new, inputs, DTYPES[dtype]))
-                old_ms, new_ms = time_pair(lambda: forward(old, inputs, None),
-                                           lambda: forward(new, inputs, DTYPES[dtype]), repeats)
+                ms = time_pair(lambda: forward(old, inputs, None), lambda: forward(new, inputs, DTYPES[dtype]), repeats)
                 row = {
                     "model": name, "preset": preset, "batch": batch, "dtype": dtype, "threads": n,
-                    "old_ms": round(old_ms, 1), "new_ms": round(new_ms, 1), "ratio": round(new_ms / old_ms, 3),
+                    "old_ms": round(ms["old_ms"], 1), "new_ms": round(ms["new_ms"], 1),
+                    "ratio": round(ms["new_ms"] / ms["old_ms"], 3),
+                    "old_cpu_ms": round(ms["old_cpu_ms"], 1), "new_cpu_ms": round(ms["new_cpu_ms"], 1),
+                    "cpu_ratio": round(ms["new_cpu_ms"] / ms["old_cpu_ms"], 3),
                     "max_abs_diff": float(f"{diff:.3g}"), "block_max_rel_diff": float(f"{block_rel:.3g}"),
                     "repeats": repeats, "load1": round(os.getloadavg()[0], 2),
                     "baseline": ref, "label": label, "date": dt.date.today().isoformat(), "commit": commit_label(),
