@@ -40,11 +40,12 @@ def _query_times_lambda(q: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """
     if q.device.type != "cpu":
         return torch.einsum("bhkn,bkvn->bhvn", q, lam)
+    acc = torch.promote_types(q.dtype, torch.float32)  # sum in >= fp32 under bf16 autocast, as a matmul would
     qs, lams = q.unbind(2), lam.unbind(1)  # Dk × (B, h, N), Dk × (B, Dv, N)
-    y = qs[0].unsqueeze(2) * lams[0].unsqueeze(1)  # (B, h, Dv, N)
+    y = qs[0].unsqueeze(2).to(acc) * lams[0].unsqueeze(1)  # (B, h, Dv, N)
     for qk, lk in zip(qs[1:], lams[1:]):
         y = y.addcmul_(qk.unsqueeze(2), lk.unsqueeze(1))
-    return y
+    return y.to(q.dtype)
 
 
 def _head_dims(dim: int, heads: int) -> int:
@@ -138,8 +139,9 @@ class InteractiveLambda(nn.Module):
         differs (~1e-7 relative).
         """
         e_pos = self.rel_pos_emb.squeeze(-1).permute(1, 2, 0).contiguous()  # (N, m, Dk, 1) -> (m, Dk, N)
+        acc = torch.promote_types(q.dtype, torch.float32)  # sum in >= fp32 under bf16 autocast
         qs, es = q.unbind(2), e_pos.unbind(1)  # Dk × (B, h, N), Dk × (m, N)
-        qe = qs[0].unsqueeze(2) * es[0]  # (B, h, m, N)
+        qe = qs[0].unsqueeze(2).to(acc) * es[0]  # (B, h, m, N)
         for qk, ek in zip(qs[1:], es[1:]):
             qe = qe.addcmul_(qk.unsqueeze(2), ek)
-        return v.unsqueeze(1) @ qe  # (B, 1, Dv, m) @ (B, h, m, N) -> (B, h, Dv, N)
+        return v.unsqueeze(1) @ qe.to(v.dtype)  # (B, 1, Dv, m) @ (B, h, m, N) -> (B, h, Dv, N)
