@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import importlib
 import io
 import os
@@ -30,8 +31,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -129,7 +130,8 @@ def run(models: list[str], preset: str, threads: list[int], batch: int, repeats:
             for n in threads:
                 torch.set_num_threads(n)
                 diff, block_rel = diffs(forward(old, inputs, None), forward(new, inputs, DTYPES[dtype]))
-                ms = time_pair(lambda: forward(old, inputs, None), lambda: forward(new, inputs, DTYPES[dtype]), repeats)
+                ms = time_pair(functools.partial(forward, old, inputs, None),
+                               functools.partial(forward, new, inputs, DTYPES[dtype]), repeats)
                 row = {
                     "model": name, "preset": preset, "batch": batch, "dtype": dtype, "threads": n,
                     "old_ms": round(ms["old_ms"], 1), "new_ms": round(ms["new_ms"], 1),
