@@ -11,6 +11,12 @@ switch selects, with the parameter names of the official code so that official w
 
 ``TransformerBlock`` is Eq. 3 (the LλMI block when all three λ/Mix switches are on):
 X1 = A1(LN(X)) + X;  X2 = A2(LN(X1), E_LCG) + X1;  X_out = FFN(LN(X2)) + X2.
+
+Memory layout (speed only, same numbers up to rounding): inside a ``SpatialTransformer`` the tokens
+(B, N, C) are kept contiguous, so the LayerNorms, the residual adds and the token layers read them
+in place; a contiguous (B, N, C) is a channels-last (B, C, H, W) as it stands, which is what Mix-FFN
+gets (its depthwise 3×3 is several times faster channels-last on CPU). The λ layers, which view their
+maps as (B, heads, d, N), get one NCHW copy each, and the block hands an NCHW map back to the U-Net.
 """
 
 from __future__ import annotations
@@ -124,15 +130,63 @@ class Downsample(nn.Module):
         return self.conv(x)  # (B, C, H/2, W/2)
 
 
+# Nearest ×2 then a 3×3 conv: output row 2i+a reads input rows i-1, i, i (a = 0) or i, i, i+1 (a = 1)
+# through kernel rows 0, 1, 2; the same for columns. _UP_OFFSET[a][kernel row] = input row - i.
+_UP_OFFSET = ((-1, 0, 0), (0, 0, 1))
+
+
 class Upsample(nn.Module):
-    """Nearest ×2 then 3×3 conv (diffusers ``Upsample2D``); stays a plain conv in every variant."""
+    """Nearest ×2 then 3×3 conv (diffusers ``Upsample2D``); stays a plain conv in every variant.
+
+    Speed only, CPU inference (no autograd): the 3×3 conv of the ×2 map is taken as the nine 1×1
+    convs of its taps on the low-res map (one matmul, a quarter of the multiply-adds), each shifted
+    and summed into the output pixels that read it. Same sums in another order (rounding-level
+    differences). The tap-major weight is cached, keyed by the weight's storage and version (so
+    ``load_state_dict``, ``copy_`` and optimiser steps refresh it; writes through ``.data`` do not).
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self._taps: tuple[tuple, torch.Tensor] | None = None  # (weight key, (9·Cout, Cin) weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            return self._forward_taps(x)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+
+    def _tap_weight(self) -> torch.Tensor:
+        w = self.conv.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._taps is None or self._taps[0] != key:
+            o, i = w.shape[:2]
+            # (Cout, Cin, 3, 3) -> (3·3·Cout, Cin), rows ordered (kernel row, kernel col, out channel)
+            self._taps = (key, w.detach().reshape(o * i, 9).t().reshape(9 * o, i))
+        return self._taps[1]
+
+    def _forward_taps(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = x.shape
+        o = self.conv.out_channels
+        z = (self._tap_weight() @ x.reshape(b, c, hh * ww)).view(b, 3, 3, o, hh, ww)  # every tap's 1×1 conv
+        out = z.new_empty(b, o, hh, 2, ww, 2)  # (B, C, H, row parity, W, col parity)
+        bias = self.conv.bias.to(z.dtype).view(1, o, 1, 1)
+        for a in (0, 1):
+            for e in (0, 1):
+                acc = z[:, 1, 1] + bias  # the centre tap reads (i, j) for every parity
+                for kr in range(3):
+                    for kc in range(3):
+                        if (kr, kc) != (1, 1):
+                            _shift_add(acc, z[:, kr, kc], _UP_OFFSET[a][kr], _UP_OFFSET[e][kc])
+                out[:, :, :, a, :, e] = acc
+        return out.view(b, o, 2 * hh, 2 * ww)  # (B, C, 2H, 2W)
+
+
+def _shift_add(acc: torch.Tensor, z: torch.Tensor, dy: int, dx: int) -> None:
+    """acc[..., i, j] += z[..., i + dy, j + dx] where that index exists (zero padding elsewhere)."""
+    h, w = acc.shape[-2:]
+    acc[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] += z[
+        ..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,7 +281,8 @@ class MixFFN(nn.Module):
 
 def _to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     b, n, c = x.shape
-    return x.transpose(1, 2).reshape(b, c, *hw)  # (B, N, C) -> (B, C, H, W)
+    # (B, N, C) -> (B, C, H, W); a view, channels-last when x is contiguous
+    return x.reshape(b, *hw, c).permute(0, 3, 1, 2)
 
 
 def _to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -277,13 +332,13 @@ class TransformerBlock(nn.Module):
         # x (B, N, C) tokens in raster order; context (B, m, Dc)
         h = self.norm1(x)
         if isinstance(self.attn1, LocalLambda):
-            h = _to_tokens(self.attn1(_to_map(h, hw)))
+            h = _to_tokens(self.attn1(_to_map(h, hw).contiguous()))
         else:
             h = self.attn1(h)
         x = x + h  # X1
         h = self.norm2(x)
         if isinstance(self.attn2, InteractiveLambda):
-            h = _to_tokens(self.attn2(_to_map(h, hw), context))
+            h = _to_tokens(self.attn2(_to_map(h, hw).contiguous(), context))
         else:
             h = self.attn2(h, context)
         x = x + h  # X2
@@ -309,7 +364,7 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape  # (B, C, H, W)
-        h = _to_tokens(self.proj_in(self.norm(x)))  # (B, N, C)
+        h = _to_tokens(self.proj_in(self.norm(x))).contiguous()  # (B, N, C)
         for block in self.transformer_blocks:
             h = block(h, context, (hh, ww))
-        return self.proj_out(_to_map(h, (hh, ww))) + x  # (B, C, H, W)
+        return self.proj_out(_to_map(h, (hh, ww)).contiguous()) + x  # (B, C, H, W)
