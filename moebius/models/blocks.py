@@ -80,6 +80,45 @@ class DWConv2d(nn.Module):
         return h + x if self.has_skip else h
 
 
+# Input maps of at most this many pixels (the 16×16 and 8×8 levels of the paper-size U-Net) take the
+# GEMM path of conv3x3(). There oneDNN's direct conv runs at a fraction of its large-map speed (measured
+# on one CPU thread: a 1280-wide 3×3 conv ~2.5× slower than im2col + one matmul at 8×8, ~1.3× at
+# 16×16); from 32×32 up it is as fast or faster, so those maps keep it.
+_GEMM_MAX_PIXELS = 256
+
+
+def conv3x3(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``; a plain 3×3 ``nn.Conv2d`` on a small CPU map runs as im2col + one matmul.
+
+    Speed only, CPU inference (no autograd), input maps of at most ``_GEMM_MAX_PIXELS`` pixels: the
+    3×3 windows are unfolded to (B, 9·Cin, H'·W') and multiplied by the (Cout, 9·Cin) view of the
+    weight. Same sums in another order (rounding-level differences). The module keeps its exact type
+    (the thop MAC count looks modules up by ``type``) and is called as usual everywhere else: on the
+    meta device, with grad, on large maps, and whenever hooks are registered on it.
+    """
+    if (
+        type(conv) is nn.Conv2d
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and x.ndim == 4
+        and x.shape[-2] * x.shape[-1] <= _GEMM_MAX_PIXELS
+        and conv.kernel_size == (3, 3)
+        and conv.groups == 1
+        and conv.dilation == (1, 1)
+        and conv.padding_mode == "zeros"
+        and not (conv._forward_hooks or conv._forward_pre_hooks)
+    ):
+        b, _, h, w = x.shape
+        (s, _), (p, _) = conv.stride, conv.padding
+        ho, wo = (h + 2 * p - 3) // s + 1, (w + 2 * p - 3) // s + 1
+        cols = F.unfold(x, 3, padding=p, stride=s)  # (B, 9·Cin, H'·W'), rows ordered (cin, kr, kc)
+        out = conv.weight.reshape(conv.out_channels, -1) @ cols  # (B, Cout, H'·W')
+        if conv.bias is not None:
+            out = out + conv.bias.to(out.dtype)[:, None]
+        return out.view(b, conv.out_channels, ho, wo)
+    return conv(x)
+
+
 def make_conv3x3(kind: ConvKind, in_channels: int, out_channels: int) -> nn.Module:
     """A 3×3, stride-1 convolution of the requested kind."""
     if kind == "Conv":
@@ -112,9 +151,9 @@ class ResnetBlock(nn.Module):
         self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, Cout, H, W)
+        h = conv3x3(self.conv1, F.silu(self.norm1(x)))  # (B, Cout, H, W)
         h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]  # temb (B, Ct) -> (B, Cout, 1, 1)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, Cout, H, W)
+        h = conv3x3(self.conv2, self.dropout(F.silu(self.norm2(h))))  # (B, Cout, H, W)
         skip = self.conv_shortcut(x) if self.conv_shortcut is not None else x
         return skip + h
 
@@ -127,7 +166,7 @@ class Downsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)  # (B, C, H/2, W/2)
+        return conv3x3(self.conv, x)  # (B, C, H/2, W/2)
 
 
 # Nearest ×2 then a 3×3 conv: output row 2i+a reads input rows i-1, i, i (a = 0) or i, i, i+1 (a = 1)

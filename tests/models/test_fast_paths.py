@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moebius.models.blocks import MixFFN, Upsample
+from moebius.models.blocks import MixFFN, Upsample, conv3x3
 from moebius.models.gla import gla_chunked
 from moebius.models.lambda_layers import InteractiveLambda, _query_times_lambda
 
@@ -108,6 +108,44 @@ def test_upsample_tap_cache_follows_weight_changes() -> None:
     up.load_state_dict(Upsample(8).double().state_dict(), assign=True)  # new storage
     torch.testing.assert_close(up(x), _upsample_reference(up, x))
     assert "_taps" not in "".join(up.state_dict())  # the cache is no part of the weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Small-map 3×3 convs: im2col + one matmul instead of oneDNN's direct conv
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "b,cin,cout,h,w,stride", [(2, 8, 6, 8, 8, 1), (1, 4, 4, 16, 16, 2), (2, 3, 5, 5, 7, 2), (1, 4, 2, 1, 1, 1)]
+)
+def test_small_map_conv3x3_equals_the_conv(b, cin, cout, h, w, stride) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+    x = torch.randn(b, cin, h, w)
+    with torch.no_grad():
+        fast = conv3x3(conv, x)
+        ref = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_small_map_conv3x3_takes_the_gemm_path_only_where_it_may(monkeypatch) -> None:
+    calls = []
+    real_unfold = F.unfold
+    monkeypatch.setattr(F, "unfold", lambda *a, **k: calls.append(1) or real_unfold(*a, **k))
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    small, large = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        conv3x3(conv, small)
+        assert len(calls) == 1
+        conv3x3(conv, large)  # a large map keeps oneDNN's conv
+        handle = conv.register_forward_hook(lambda *a: None)
+        conv3x3(conv, small)  # a hooked module is called as a module
+        handle.remove()
+    out = conv3x3(conv, small.requires_grad_())  # grad enabled: the differentiable module call
+    assert len(calls) == 1
+    out.sum().backward()
+    assert conv.weight.grad is not None
 
 
 # ---------------------------------------------------------------------------------------------
