@@ -81,9 +81,9 @@ class DWConv2d(nn.Module):
 
 
 # Input maps of at most this many pixels (the 16×16 and 8×8 levels of the paper-size U-Net) take the
-# GEMM path of conv3x3(). There oneDNN's direct conv runs at a fraction of its large-map speed (measured
-# on one CPU thread: a 1280-wide 3×3 conv ~2.5× slower than im2col + one matmul at 8×8, ~1.3× at
-# 16×16); from 32×32 up it is as fast or faster, so those maps keep it.
+# GEMM path of conv3x3() in the residual blocks. There oneDNN's direct conv runs at a fraction of its
+# large-map speed (measured on one CPU thread: a 1280-wide 3×3 conv ~2.5× slower than im2col + one
+# matmul at 8×8, ~1.3× at 16×16); from 32×32 up it is as fast or faster, so those maps keep it.
 _GEMM_MAX_PIXELS = 256
 
 
@@ -166,7 +166,9 @@ class Downsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv3x3(self.conv, x)  # (B, C, H/2, W/2)
+        # not conv3x3(): its one small-map instance (the teacher's 16→8) is ~0.5% of the forward, and
+        # the plain conv keeps the student (whose convs are otherwise all DWConv) bit for bit as it was
+        return self.conv(x)  # (B, C, H/2, W/2)
 
 
 # Nearest ×2 then a 3×3 conv: output row 2i+a reads input rows i-1, i, i (a = 0) or i, i, i+1 (a = 1)
