@@ -11,6 +11,12 @@ switch selects, with the parameter names of the official code so that official w
 
 ``TransformerBlock`` is Eq. 3 (the LλMI block when all three λ/Mix switches are on):
 X1 = A1(LN(X)) + X;  X2 = A2(LN(X1), E_LCG) + X1;  X_out = FFN(LN(X2)) + X2.
+
+Memory layout (speed only, same numbers up to rounding): inside a ``SpatialTransformer`` the tokens
+(B, N, C) are kept contiguous, so the LayerNorms, the residual adds and the token layers read them
+in place; a contiguous (B, N, C) is a channels-last (B, C, H, W) as it stands, which is what Mix-FFN
+gets (its depthwise 3×3 is several times faster channels-last on CPU). The λ layers, which view their
+maps as (B, heads, d, N), get one NCHW copy each, and the block hands an NCHW map back to the U-Net.
 """
 
 from __future__ import annotations
@@ -74,6 +80,45 @@ class DWConv2d(nn.Module):
         return h + x if self.has_skip else h
 
 
+# Input maps of at most this many pixels (the 16×16 and 8×8 levels of the paper-size U-Net) take the
+# GEMM path of conv3x3() in the residual blocks. There oneDNN's direct conv runs at a fraction of its
+# large-map speed (measured on one CPU thread: a 1280-wide 3×3 conv ~2.5× slower than im2col + one
+# matmul at 8×8, ~1.3× at 16×16); from 32×32 up it is as fast or faster, so those maps keep it.
+_GEMM_MAX_PIXELS = 256
+
+
+def conv3x3(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``; a plain 3×3 ``nn.Conv2d`` on a small CPU map runs as im2col + one matmul.
+
+    Speed only, CPU inference (no autograd), input maps of at most ``_GEMM_MAX_PIXELS`` pixels: the
+    3×3 windows are unfolded to (B, 9·Cin, H'·W') and multiplied by the (Cout, 9·Cin) view of the
+    weight. Same sums in another order (rounding-level differences). The module keeps its exact type
+    (the thop MAC count looks modules up by ``type``) and is called as usual everywhere else: on the
+    meta device, with grad, on large maps, and whenever hooks are registered on it.
+    """
+    if (
+        type(conv) is nn.Conv2d
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and x.ndim == 4
+        and x.shape[-2] * x.shape[-1] <= _GEMM_MAX_PIXELS
+        and conv.kernel_size == (3, 3)
+        and conv.groups == 1
+        and conv.dilation == (1, 1)
+        and conv.padding_mode == "zeros"
+        and not (conv._forward_hooks or conv._forward_pre_hooks)
+    ):
+        b, _, h, w = x.shape
+        (s, _), (p, _) = conv.stride, conv.padding
+        ho, wo = (h + 2 * p - 3) // s + 1, (w + 2 * p - 3) // s + 1
+        cols = F.unfold(x, 3, padding=p, stride=s)  # (B, 9·Cin, H'·W'), rows ordered (cin, kr, kc)
+        out = conv.weight.reshape(conv.out_channels, -1) @ cols  # (B, Cout, H'·W')
+        if conv.bias is not None:
+            out = out + conv.bias.to(out.dtype)[:, None]
+        return out.view(b, conv.out_channels, ho, wo)
+    return conv(x)
+
+
 def make_conv3x3(kind: ConvKind, in_channels: int, out_channels: int) -> nn.Module:
     """A 3×3, stride-1 convolution of the requested kind."""
     if kind == "Conv":
@@ -106,9 +151,9 @@ class ResnetBlock(nn.Module):
         self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, Cout, H, W)
+        h = conv3x3(self.conv1, F.silu(self.norm1(x)))  # (B, Cout, H, W)
         h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]  # temb (B, Ct) -> (B, Cout, 1, 1)
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, Cout, H, W)
+        h = conv3x3(self.conv2, self.dropout(F.silu(self.norm2(h))))  # (B, Cout, H, W)
         skip = self.conv_shortcut(x) if self.conv_shortcut is not None else x
         return skip + h
 
@@ -121,18 +166,68 @@ class Downsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # not conv3x3(): its one small-map instance (the teacher's 16→8) is ~0.5% of the forward, and
+        # the plain conv keeps the student (whose convs are otherwise all DWConv) bit for bit as it was
         return self.conv(x)  # (B, C, H/2, W/2)
 
 
+# Nearest ×2 then a 3×3 conv: output row 2i+a reads input rows i-1, i, i (a = 0) or i, i, i+1 (a = 1)
+# through kernel rows 0, 1, 2; the same for columns. _UP_OFFSET[a][kernel row] = input row - i.
+_UP_OFFSET = ((-1, 0, 0), (0, 0, 1))
+
+
 class Upsample(nn.Module):
-    """Nearest ×2 then 3×3 conv (diffusers ``Upsample2D``); stays a plain conv in every variant."""
+    """Nearest ×2 then 3×3 conv (diffusers ``Upsample2D``); stays a plain conv in every variant.
+
+    Speed only, CPU inference (no autograd): the 3×3 conv of the ×2 map is taken as the nine 1×1
+    convs of its taps on the low-res map (one matmul, a quarter of the multiply-adds), each shifted
+    and summed into the output pixels that read it. Same sums in another order (rounding-level
+    differences). The tap-major weight is cached, keyed by the weight's storage and version (so
+    ``load_state_dict``, ``copy_`` and optimiser steps refresh it; writes through ``.data`` do not).
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self._taps: tuple[tuple, torch.Tensor] | None = None  # (weight key, (9·Cout, Cin) weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            return self._forward_taps(x)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+
+    def _tap_weight(self) -> torch.Tensor:
+        w = self.conv.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._taps is None or self._taps[0] != key:
+            o, i = w.shape[:2]
+            # (Cout, Cin, 3, 3) -> (3·3·Cout, Cin), rows ordered (kernel row, kernel col, out channel)
+            self._taps = (key, w.detach().reshape(o * i, 9).t().reshape(9 * o, i))
+        return self._taps[1]
+
+    def _forward_taps(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = x.shape
+        o = self.conv.out_channels
+        z = (self._tap_weight() @ x.reshape(b, c, hh * ww)).view(b, 3, 3, o, hh, ww)  # every tap's 1×1 conv
+        out = z.new_empty(b, o, hh, 2, ww, 2)  # (B, C, H, row parity, W, col parity)
+        bias = self.conv.bias.to(z.dtype).view(1, o, 1, 1)
+        for a in (0, 1):
+            for e in (0, 1):
+                acc = z[:, 1, 1] + bias  # the centre tap reads (i, j) for every parity
+                for kr in range(3):
+                    for kc in range(3):
+                        if (kr, kc) != (1, 1):
+                            _shift_add(acc, z[:, kr, kc], _UP_OFFSET[a][kr], _UP_OFFSET[e][kc])
+                out[:, :, :, a, :, e] = acc
+        return out.view(b, o, 2 * hh, 2 * ww)  # (B, C, 2H, 2W)
+
+
+def _shift_add(acc: torch.Tensor, z: torch.Tensor, dy: int, dx: int) -> None:
+    """acc[..., i, j] += z[..., i + dy, j + dx] where that index exists (zero padding elsewhere)."""
+    h, w = acc.shape[-2:]
+    acc[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] += z[
+        ..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,7 +322,8 @@ class MixFFN(nn.Module):
 
 def _to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     b, n, c = x.shape
-    return x.transpose(1, 2).reshape(b, c, *hw)  # (B, N, C) -> (B, C, H, W)
+    # (B, N, C) -> (B, C, H, W); a view, channels-last when x is contiguous
+    return x.reshape(b, *hw, c).permute(0, 3, 1, 2)
 
 
 def _to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -277,13 +373,13 @@ class TransformerBlock(nn.Module):
         # x (B, N, C) tokens in raster order; context (B, m, Dc)
         h = self.norm1(x)
         if isinstance(self.attn1, LocalLambda):
-            h = _to_tokens(self.attn1(_to_map(h, hw)))
+            h = _to_tokens(self.attn1(_to_map(h, hw).contiguous()))
         else:
             h = self.attn1(h)
         x = x + h  # X1
         h = self.norm2(x)
         if isinstance(self.attn2, InteractiveLambda):
-            h = _to_tokens(self.attn2(_to_map(h, hw), context))
+            h = _to_tokens(self.attn2(_to_map(h, hw).contiguous(), context))
         else:
             h = self.attn2(h, context)
         x = x + h  # X2
@@ -309,7 +405,7 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape  # (B, C, H, W)
-        h = _to_tokens(self.proj_in(self.norm(x)))  # (B, N, C)
+        h = _to_tokens(self.proj_in(self.norm(x))).contiguous()  # (B, N, C)
         for block in self.transformer_blocks:
             h = block(h, context, (hh, ww))
-        return self.proj_out(_to_map(h, (hh, ww))) + x  # (B, C, H, W)
+        return self.proj_out(_to_map(h, (hh, ww)).contiguous()) + x  # (B, C, H, W)

@@ -55,7 +55,8 @@ def gla_chunked(
     Inside a chunk the decays are applied pairwise as exp(b_i - b_j) with b the in-chunk cumulative log
     gate, which is <= 1 for j <= i, so nothing overflows whatever the gate values; across chunks a
     running state is carried, as in the recurrent form. The pairwise tensor costs L·Dk per token, so
-    the chunk is short (16, fla's sub-chunk size); the chunk size changes speed, not the result.
+    the chunk is short (16, fla's sub-chunk size; 8 runs about 1.5x faster on CPU at 64x64 latents);
+    the chunk size changes speed and rounding, not the result.
     """
     if chunk_size < 1:
         raise ModelConfigError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -75,8 +76,9 @@ def gla_chunked(
     causal = torch.ones(chunk_size, chunk_size, dtype=q.dtype, device=q.device).tril()  # (L, L)
     # intra-chunk scores A_ij = sum_d q_id k_jd exp(b_id - b_jd), j <= i. For j > i the exponent is
     # positive; clamping it at 0 keeps exp finite and the causal mask then zeroes those entries.
-    decay = (cum.unsqueeze(-2) - cum.unsqueeze(-3)).clamp(max=0).exp()  # (B, H, N, L, L, Dk)
-    scores = (q.unsqueeze(-2) * k.unsqueeze(-3) * decay).sum(-1) * (causal * scale)  # (B, H, N, L, L)
+    # (in-place on fresh temporaries: the same numbers with fewer large allocations)
+    decay = (cum.unsqueeze(-2) - cum.unsqueeze(-3)).clamp_(max=0).exp_()  # (B, H, N, L, L, Dk)
+    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).mul_(decay).sum(-1).mul_(causal * scale)  # (B, H, N, L, L)
     out = scores @ v  # (B, H, N, L, Dv)
 
     # inter-chunk: read the state left by earlier chunks, then fold this chunk into it

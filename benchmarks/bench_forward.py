@@ -1,0 +1,179 @@
+"""This tree's U-Net forward against a baseline commit's, alternately in one process (issue 15, goal 1).
+
+The baseline's ``moebius`` package is extracted from git (``git archive <ref> moebius``) into a temp dir
+and imported under its own name with this tree's ``moebius`` modules set aside for the moment; its
+classes keep their own module globals afterwards, so both versions live side by side. The baseline
+model is built, then given the new model's tensors themselves (keys and shapes are the same by
+contract; shared storage, so weight placement in memory favours neither), and both run on the same
+input: ``max_abs_diff`` is over the predicted noise, ``block_max_rel_diff`` over every block output
+relative to its largest magnitude.
+
+Timing on a shared machine: threads pinned (``torch.set_num_threads``), one warm-up each, then
+``--repeats`` rounds that alternate which version runs first, and the median of each; the 1-minute
+load average is recorded with every row, and process CPU time beside wall time (``cpu_ratio``).
+``--dtype bf16`` times the new model under CPU bf16 autocast against the baseline in fp32 (the diff is
+then bf16's error, not an equivalence check).
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_forward.py --models student --threads 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import functools
+import importlib
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from moebius.atomic import atomic_open
+from moebius.models.lcg import lcg_ids
+from moebius.models.registry import build_model
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "forward_cpu.csv"
+BASELINE = "65e4804"  # the commit issue 15 measures against
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit_label() -> str:
+    """Short HEAD hash, ``+dirty`` when the models or this benchmark have uncommitted edits."""
+    dirty = git("status", "--porcelain", "--", "moebius", "benchmarks/bench_forward.py")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
+def import_baseline(ref: str, workdir: Path) -> Callable[[str, str], torch.nn.Module]:
+    """``build_model`` of the ``moebius`` package as it was at ``ref``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "moebius"], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(workdir, filter="data")
+    ours = {k: m for k, m in sys.modules.items() if k == "moebius" or k.startswith("moebius.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, str(workdir))
+    try:
+        registry = importlib.import_module("moebius.models.registry")
+    finally:
+        sys.path.remove(str(workdir))
+        for k in [k for k in sys.modules if k == "moebius" or k.startswith("moebius.")]:
+            del sys.modules[k]  # the baseline's modules stay alive through the objects that use them
+        sys.modules.update(ours)
+    if str(workdir) not in getattr(registry, "__file__", ""):
+        raise RuntimeError(f"baseline import picked up {registry.__file__}, not the extracted {ref}")
+    return registry.build_model
+
+
+def forward(model: torch.nn.Module, inputs: tuple, dtype: torch.dtype | None) -> list[torch.Tensor]:
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        out = model(*inputs)
+    return [out.sample.float(), *(b.float() for b in out.block_outputs)]
+
+
+def diffs(old: list[torch.Tensor], new: list[torch.Tensor]) -> tuple[float, float]:
+    """Max |old - new| of the predicted noise, and the largest block output's max |diff| / max |old|.
+
+    Block outputs reach magnitudes in the hundreds, where fp32's own spacing is ~1e-5: an absolute
+    bound means nothing there, a relative one does.
+    """
+    sample = float((old[0] - new[0]).abs().max())
+    blocks = max(float((x - y).abs().max() / x.abs().max().clamp_min(1e-30)) for x, y in zip(old[1:], new[1:], strict=True))
+    return sample, blocks
+
+
+def time_pair(old: Callable[[], object], new: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Median wall and process-CPU ms of ``old`` and ``new``, alternating which runs first; one warm-up each.
+
+    CPU time leaves out the time the process waits for a core, the larger part of the noise when
+    other jobs share the machine (it still counts their effect on caches and memory bandwidth).
+    """
+    old(), new()
+    times: dict[str, list[float]] = {"old_ms": [], "new_ms": [], "old_cpu_ms": [], "new_cpu_ms": []}
+    for r in range(repeats):
+        order = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
+        for name, fn in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            times[f"{name}_ms"].append((time.perf_counter() - t0) * 1e3)
+            times[f"{name}_cpu_ms"].append((time.process_time() - c0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run(models: list[str], preset: str, threads: list[int], batch: int, repeats: int, dtype: str, ref: str,
+        label: str) -> pd.DataFrame:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="moebius-baseline-") as tmp:
+        build_old = import_baseline(ref, Path(tmp))
+        for name in models:
+            torch.manual_seed(0)
+            new = build_model(name, preset).eval()
+            old = build_old(name, preset).eval()
+            # assign: the old model holds the new one's very tensors, so neither gains from where its
+            # weights happen to sit in memory (identical code in two copies differed by up to 10% here)
+            old.load_state_dict(new.state_dict(), strict=True, assign=True)
+            g = torch.Generator().manual_seed(0)
+            side = new.latent_size
+            inputs = (torch.randn(batch, 9, side, side, generator=g), torch.tensor([500] * batch), lcg_ids(batch, True))
+            for n in threads:
+                torch.set_num_threads(n)
+                diff, block_rel = diffs(forward(old, inputs, None), forward(new, inputs, DTYPES[dtype]))
+                ms = time_pair(functools.partial(forward, old, inputs, None),
+                               functools.partial(forward, new, inputs, DTYPES[dtype]), repeats)
+                row = {
+                    "model": name, "preset": preset, "batch": batch, "dtype": dtype, "threads": n,
+                    "old_ms": round(ms["old_ms"], 1), "new_ms": round(ms["new_ms"], 1),
+                    "ratio": round(ms["new_ms"] / ms["old_ms"], 3),
+                    "old_cpu_ms": round(ms["old_cpu_ms"], 1), "new_cpu_ms": round(ms["new_cpu_ms"], 1),
+                    "cpu_ratio": round(ms["new_cpu_ms"] / ms["old_cpu_ms"], 3),
+                    "max_abs_diff": float(f"{diff:.3g}"), "block_max_rel_diff": float(f"{block_rel:.3g}"),
+                    "repeats": repeats, "load1": round(os.getloadavg()[0], 2),
+                    "baseline": ref, "label": label, "date": dt.date.today().isoformat(), "commit": commit_label(),
+                    "torch_version": torch.__version__,
+                }
+                rows.append(row)
+                print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            del new, old
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["student", "teacher"])
+    ap.add_argument("--preset", default="paper", choices=["paper", "smoke"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="the new model's (autocast) dtype")
+    ap.add_argument("--baseline", default=BASELINE, help="git ref of the old model code")
+    ap.add_argument("--label", default="", help="what this run measures (e.g. the change under test)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--append", action="store_true", help="add the rows to --out instead of replacing it")
+    args = ap.parse_args(argv)
+
+    df = run(args.models, args.preset, args.threads, args.batch, args.repeats, args.dtype, args.baseline, args.label)
+    if args.append and args.out.exists():
+        df = pd.concat([pd.read_csv(args.out), df], ignore_index=True)
+    with atomic_open(args.out, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

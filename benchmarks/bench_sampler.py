@@ -1,0 +1,189 @@
+"""Student sampler throughput: ms per denoising step and images per second, on CPU or CUDA (issue 15).
+
+Runs ``moebius.diffusion.sampler.inpaint_batch`` — the sampler every evaluation uses (DDIM, LCG
+classifier-free guidance with the CFG batch [uncond, cond], VAE encode/decode, paste-back) — on
+random images and masks. The denoiser is wrapped so that each of its calls is timed: ``ms_per_step``
+is the median model call (one step = one CFG-batch forward), ``images_per_s`` the whole pipeline.
+
+Opt-in variants, each checked against the fp32 eager model on the same input before it is timed
+(the relative L2 error of one step's guided-batch ε must stay under ``TOLERANCE``; the whole sample's
+largest pixel difference is reported too, without a bound, since 20 steps compound any change):
+
+    --compile             torch.compile(model)                         tolerance 1e-4 (fp32)
+    --dtype bf16 | fp16   torch.autocast for the model and the VAE     tolerance 1e-1 | 5e-2
+
+Weights are random (latency does not depend on them) unless ``--weights`` names a student checkpoint.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_sampler.py --preset smoke --steps 4
+    python benchmarks/bench_sampler.py --device cuda --batch 4 --dtype bf16 --compile   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from moebius.atomic import atomic_open
+from moebius.config import SampleConfig
+from moebius.diffusion.sampler import inpaint_batch
+from moebius.models.lcg import cfg_ids
+from moebius.models.registry import build_model
+from moebius.models.vae import build_vae
+
+REPO = Path(__file__).resolve().parent.parent
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Relative L2 of one step's ε against fp32 eager. Sanity bounds that catch a broken path (a layout or
+# overflow bug is off by ~1), not quality claims: a random-init student in bf16 is off by ~5e-2.
+TOLERANCE = {"fp32": 1e-4, "bf16": 1e-1, "fp16": 5e-2}
+
+
+class TimedDenoiser(torch.nn.Module):
+    """Calls ``fn`` (the model, or its compiled form) and records each call's wall time in ms."""
+
+    def __init__(self, model: torch.nn.Module, fn, device: torch.device) -> None:
+        super().__init__()
+        self.model = model  # inpaint_batch reads parameters() (device, dtype) from here
+        self.latent_size = model.latent_size
+        self._fn = [fn]  # a list, so a compiled wrapper is not registered as a second submodule
+        self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.times_ms: list[float] = []
+
+    def forward(self, *args):
+        self._sync()
+        t0 = time.perf_counter()
+        out = self._fn[0](*args)
+        self._sync()
+        self.times_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def step_error(model: torch.nn.Module, fn, device: torch.device, dtype: torch.dtype | None) -> float:
+    """Relative L2 error of one CFG-batch ε of ``fn`` (under ``dtype`` autocast) against fp32 eager."""
+    side = model.latent_size
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 9, side, side, generator=g).to(device)
+    t = torch.tensor([500, 500], device=device)
+    ids = cfg_ids(1, device=device)
+    with torch.inference_mode():
+        ref = model(x, t, ids).sample.float()
+        with autocast(device, dtype):
+            got = fn(x, t, ids).sample.float()
+    return float((got - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def inputs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+    masks = torch.zeros(batch, 1, size, size)
+    masks[:, :, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1.0  # a centred hole
+    return images, masks
+
+
+def commit_label() -> str:
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True)
+        dirty = run("status", "--porcelain", "--", "moebius", "benchmarks/bench_sampler.py").stdout.strip()
+        return run("rev-parse", "--short", "HEAD").stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_sampler: --device cuda but torch.cuda.is_available() is False")
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    dtype = DTYPES[args.dtype]
+    torch.manual_seed(0)
+    model = build_model("student", args.preset).eval()
+    if args.weights is not None:
+        from moebius.models.checkpoint import load_weights
+
+        load_weights(model, args.weights)
+    model.to(device)
+    vae = build_vae(args.preset).eval().to(device)
+    fn = torch.compile(model) if args.compile else model
+
+    err = step_error(model, fn, device, dtype)
+    tol = TOLERANCE["fp32" if dtype is None else args.dtype]
+    print(f"one step's eps vs fp32 eager: relative L2 {err:.3g} (tolerance {tol:g})", flush=True)
+    if err > tol:
+        raise SystemExit(f"bench_sampler: {args.dtype}{' + compile' if args.compile else ''} is off by {err:.3g}")
+
+    cfg = SampleConfig(steps=args.steps, batch_size=args.batch)
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)  # pixels per latent cell (8 paper, 4 smoke)
+    images, masks = inputs(args.batch, model.latent_size * factor)
+    seeds = list(range(args.batch))
+    timed = TimedDenoiser(model, fn, device)
+    with autocast(device, dtype):
+        out = inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)  # warm-up (and compile)
+    ref = inpaint_batch(model, vae, images, masks, seeds, args.guidance, cfg) if (dtype or args.compile) else out
+    image_diff = float((out.float() - ref.float()).abs().max())
+    timed.times_ms.clear()
+    totals = []
+    for _ in range(args.repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with autocast(device, dtype):
+            inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        totals.append(time.perf_counter() - t0)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
+    return {
+        "model": "moebius", "preset": args.preset, "device": name, "threads": args.threads if device.type == "cpu" else None,
+        "batch": args.batch, "steps": args.steps, "guidance": args.guidance, "dtype": args.dtype,
+        "compile": args.compile, "ms_per_step": round(statistics.median(timed.times_ms), 2),
+        "images_per_s": round(args.batch / statistics.median(totals), 4), "step_rel_err": float(f"{err:.3g}"),
+        "tolerance": tol, "image_max_abs_diff": float(f"{image_diff:.3g}"), "repeats": args.repeats,
+        "load1": round(os.getloadavg()[0], 2), "date": dt.date.today().isoformat(), "commit": commit_label(),
+        "torch_version": torch.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--preset", default="paper", choices=["paper", "smoke"])
+    ap.add_argument("--batch", type=int, default=1, help="images per sampler call (the CFG batch is twice this)")
+    ap.add_argument("--steps", type=int, default=20, help="DDIM steps (the paper's 20; fewer for a quick CPU run)")
+    ap.add_argument("--guidance", type=float, default=2.5)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (pinned)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (opt-in)")
+    ap.add_argument("--weights", type=Path, default=None, help="student checkpoint (default: random weights)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV to append to (default results/sampler_<device>.csv)")
+    args = ap.parse_args(argv)
+    out = args.out or REPO / "benchmarks" / "results" / f"sampler_{args.device}.csv"
+
+    row = run(args)
+    print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    df = pd.DataFrame([row])
+    if out.exists():
+        df = pd.concat([pd.read_csv(out), df], ignore_index=True)
+    with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=False)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
