@@ -36,6 +36,18 @@ def full_cfg():
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op CPU thread for the test, restored after it: tiny models' many small ops run ~10x
+    slower when two threads contend, and a pinned result must not move with the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def moebius_main(monkeypatch, capsys):
     """Run ``moebius ARGS`` in this process through ``moebius.cli.main`` (parsing, the package call, the
     one-line error handling); returns (exit status, stdout, stderr) of that command alone. A traceback

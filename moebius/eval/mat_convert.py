@@ -18,7 +18,6 @@ folder linked in github.com/fenglinglwb/MAT's README) are StyleGAN2-ADA network 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 
 from moebius.atomic import atomic_path
+from moebius.data.checksums import file_sha256
 from moebius.errors import ModelConfigError, WeightError
 from moebius.eval.mat import MATGenerator, config_from_state_dict
 
@@ -137,14 +137,6 @@ def _format_of(head: bytes) -> str | None:
     if head[:4] == b"PK\x03\x04":
         return "a zip archive such as torch.save writes (holds a pickle, which runs code)"
     return "not a safetensors file"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_mat_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:

@@ -136,12 +136,7 @@ class DownBlock(nn.Module):
 
     def last_layer_param(self) -> str:
         """Relative name of the weight of the last layer this block runs (θ before its output)."""
-        if self.downsamplers is not None:
-            return "downsamplers.0.conv.weight"
-        last = len(self.resnets) - 1
-        if self.has_attn:
-            return f"attentions.{last}.proj_out.weight"
-        return _last_conv(f"resnets.{last}", self.resnets[last])
+        return _last_layer_param(self, "downsamplers")
 
 
 class MidBlock(nn.Module):
@@ -197,12 +192,7 @@ class UpBlock(nn.Module):
         return x
 
     def last_layer_param(self) -> str:
-        if self.upsamplers is not None:
-            return "upsamplers.0.conv.weight"
-        last = len(self.resnets) - 1
-        if self.has_attn:
-            return f"attentions.{last}.proj_out.weight"
-        return _last_conv(f"resnets.{last}", self.resnets[last])
+        return _last_layer_param(self, "upsamplers")
 
 
 def _transformer(spec: UNetSpec, channels: int, grid: int) -> SpatialTransformer:
@@ -219,6 +209,17 @@ def _transformer(spec: UNetSpec, channels: int, grid: int) -> SpatialTransformer
         lambda_r=spec.lambda_r,
         mix_ffn_ratio=spec.mix_ffn_ratio,
     )
+
+
+def _last_layer_param(block: nn.Module, resampler: str) -> str:
+    """A down or up block's last layer: its resampler's conv, else the last transformer's output
+    projection, else the last resnet's last conv (``resampler``: "downsamplers" | "upsamplers")."""
+    if getattr(block, resampler) is not None:
+        return f"{resampler}.0.conv.weight"
+    last = len(block.resnets) - 1
+    if block.has_attn:
+        return f"attentions.{last}.proj_out.weight"
+    return _last_conv(f"resnets.{last}", block.resnets[last])
 
 
 def _last_conv(prefix: str, resnet: ResnetBlock) -> str:

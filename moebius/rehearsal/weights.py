@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from moebius.atomic import atomic_path, tmp_name, write_json
+from moebius.data.checksums import file_sha256
 from moebius.errors import WeightError
 from moebius.weights import (
     GENERATED_LEDGER,
@@ -408,14 +409,6 @@ WRITERS = _writers()
 # ---------------------------------------------------------------------------------------------
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_ledger(root: Path) -> dict:
     ledger = root / GENERATED_LEDGER
     if ledger.is_file():
@@ -454,7 +447,7 @@ def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, se
             WRITERS[key](w, target, seed)
         entry = {"path": w.path, "seed": seed}
         if not w.directory:
-            entry["sha256"] = _file_sha256(target)
+            entry["sha256"] = file_sha256(target)
         ledger["files"][key] = entry
         write_json(root / GENERATED_LEDGER, ledger)  # after each file: an interrupted run keeps what it made
         written[key] = target

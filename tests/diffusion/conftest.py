@@ -18,12 +18,8 @@ def tiny_vae():
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: the tiny models' many small ops run ~10x slower when two threads contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every diffusion test on one thread (tests/conftest.py ``one_thread``)."""
 
 
 @pytest.fixture

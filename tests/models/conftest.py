@@ -50,9 +50,6 @@ def zero_state_dict() -> Callable[[str], dict[str, torch.Tensor]]:
 
 
 @pytest.fixture(autouse=True)
-def _single_thread() -> object:
-    """Run each model test on one intra-op thread (tiny tensors: threads only add contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(one_thread) -> None:
+    """Every model test on one intra-op thread (tests/conftest.py ``one_thread``); the pinned forwards
+    depend on it: a baseline's own result moves with the thread count."""

@@ -50,13 +50,7 @@ PINNED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Pinned at one thread: the baseline's own result moves with the thread count (see module doc)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One thread (tests/models/conftest.py): the baseline's own result moves with the thread count.
 
 
 def _forward(name: str, preset: str) -> tuple[torch.Tensor, ...]:
