@@ -272,6 +272,11 @@ def train() -> None:
     """Train the VAE / teacher (smoke scale), or prepare official weights (full scale)."""
 
 
+def _control(resume: bool, fresh: bool):
+    """The ``RunControl`` of a train command's --resume/--fresh (imported when a run starts, not for --help)."""
+    return _call("moebius.train:RunControl")(resume=resume, fresh=fresh)
+
+
 @train.command("vae")
 @click.option("--out", type=PathArg, required=True)
 @click.option(
@@ -282,7 +287,7 @@ def train() -> None:
 @click.pass_context
 def train_vae(ctx: click.Context, out: Path, resume: bool, fresh: bool) -> None:
     """Train the tiny VAE (smoke) or install the official SDXL VAE (full)."""
-    _call("moebius.train:train_vae")(_cfg(ctx), out, resume=resume, fresh=fresh)  # official or trained: decided inside
+    _call("moebius.train:train_vae")(_cfg(ctx), out, _control(resume, fresh))  # official or trained: decided inside
 
 
 @train.command("teacher")
@@ -293,7 +298,7 @@ def train_vae(ctx: click.Context, out: Path, resume: bool, fresh: bool) -> None:
 @click.pass_context
 def train_teacher(ctx: click.Context, vae_dir: Path, out: Path, resume: bool, fresh: bool) -> None:
     """Train the teacher from scratch (smoke) or install the official PixelHacker (full)."""
-    _call("moebius.train:train_teacher")(_cfg(ctx), vae_dir, out, resume=resume, fresh=fresh)  # official or trained: decided inside
+    _call("moebius.train:train_teacher")(_cfg(ctx), vae_dir, out, _control(resume, fresh))  # official or trained: decided inside
 
 
 @train.command("official")
@@ -326,8 +331,8 @@ def train_distill(
     if kd and teacher_dir is None:
         raise click.UsageError("--teacher is required unless --no-kd")
     _call("moebius.train:distill")(
-        _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd, resume=resume,
-        fresh=fresh,
+        _cfg(ctx), student, teacher_dir, vae_dir, out, steps=steps, losses=loss_tuple, kd=kd,
+        control=_control(resume, fresh),
     )
 
 
@@ -344,7 +349,7 @@ def train_finetune(
     ctx: click.Context, model: str, init_dir: Path, vae_dir: Path, target: str, out: Path, resume: bool, fresh: bool
 ) -> None:
     """Fine-tune a model on one benchmark family (Sec. 4.1)."""
-    _call("moebius.train:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, resume=resume, fresh=fresh)
+    _call("moebius.train:finetune")(_cfg(ctx), model, init_dir, vae_dir, target, out, _control(resume, fresh))
 
 
 @train.command("compare-kd")

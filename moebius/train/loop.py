@@ -14,7 +14,7 @@ loop provides, the same way for all of them:
   so a resumed run repeats the uninterrupted one bit for bit (same device, same thread count);
 - one writer per run folder (``state.run_lock``), stale temporary files of a killed write removed, and
   a resume identity (below) that refuses to continue a run whose results-changing settings differ.
-  ``fresh=True`` (``--fresh``) moves an earlier run aside to ``<run>.old-<UTC time>`` and starts over.
+  ``RunControl(fresh=True)`` (``--fresh``) moves an earlier run aside to ``<run>.old-<UTC time>`` and starts over.
 
 Resume identity (``resume_identity``): a checkpoint is continued only when it was made with the same
 results-changing settings: the resolved config, the run's description (``spec.info``), its steps, world
@@ -317,22 +317,26 @@ def _agree(info: DistInfo, step: Callable[[], Any]) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_training(
-    cfg: Config,
-    spec: RunSpec,
-    out_dir: Path,
-    resume: bool = False,
-    stop_after: int | None = None,
-    fresh: bool = False,
-) -> Path:
-    """Train ``spec.model`` for ``spec.steps`` steps into ``out_dir``; return ``out_dir``.
+@dataclass(frozen=True)
+class RunControl:
+    """How a training process treats its run folder; every training entry point takes one.
 
-    ``resume`` continues from the last checkpoint in ``out_dir`` when its resume identity matches (a
-    finished run is left as it is); without it, ``out_dir`` must not hold a run. ``fresh`` moves an
+    ``resume`` continues from the last checkpoint in the folder when its resume identity matches (a
+    finished run is left as it is); without it, the folder must not hold a run. ``fresh`` moves an
     earlier run aside to ``<out_dir>.old-<UTC time>`` (never deleting it) and starts over.
     ``stop_after`` ends the process's work after that many steps without writing the final outputs
     (a pre-emption drill: the checkpoint is what survives).
     """
+
+    resume: bool = False
+    fresh: bool = False
+    stop_after: int | None = None
+
+
+def run_training(cfg: Config, spec: RunSpec, out_dir: Path, control: RunControl = RunControl()) -> Path:
+    """Train ``spec.model`` for ``spec.steps`` steps into ``out_dir`` (``RunControl``: resume, fresh,
+    stop_after); return ``out_dir``."""
+    resume, fresh, stop_after = control.resume, control.fresh, control.stop_after
     out_dir = Path(out_dir)
     info = setup_distributed()
     if spec.steps < 1:

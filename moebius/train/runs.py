@@ -9,7 +9,7 @@
   ``losses`` picks a Table 5 combination.
 - ``finetune``: per-benchmark fine-tuning with the ε-MSE loss from a finished run.
 - ``load_run`` / ``load_vae``: what the inference side uses.
-Every run writes the run-directory layout of state.py through loop.py; ``resume`` continues a killed
+Every run writes the run-directory layout of state.py through loop.py; ``RunControl.resume`` continues a killed
 run whose settings match, ``fresh`` moves an earlier run aside and starts over (loop.py).
 """
 
@@ -36,7 +36,7 @@ from moebius.train.batches import (
     list_images,
 )
 from moebius.train.elatentlpips import build_perceptual_net
-from moebius.train.loop import RunSpec, StepContext, mean_across_ranks, run_training
+from moebius.train.loop import RunControl, RunSpec, StepContext, mean_across_ranks, run_training
 from moebius.train.losses import (
     KD_LOSSES,
     CoarseKDLoss,
@@ -169,9 +169,7 @@ def latent_std(vae: nn.Module, stream: TrainStream, seed: int, max_images: int =
     return std
 
 
-def train_vae(
-    cfg: Config, out_dir: Path, resume: bool = False, *, stop_after: int | None = None, fresh: bool = False
-) -> Path:
+def train_vae(cfg: Config, out_dir: Path, control: RunControl = RunControl()) -> Path:
     """Train the smoke VAE (or, with ``model.vae_source: official``, install the SDXL VAE)."""
     if cfg.model.weights_source("vae") == "official":
         from moebius.train.official import prepare_official
@@ -213,7 +211,7 @@ def train_vae(
         "data_versions": data_versions(root, train.datasets, "train"),
     }
     spec = RunSpec("vae", wrapper, train, train.steps, train.global_batch, stream, step_fn, info, finalize, export=vae)
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
+    return run_training(cfg, spec, Path(out_dir), control)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,15 +241,7 @@ def _eps_step(vae: nn.Module, train: TrainConfig, schedule: NoiseSchedule):
     return step_fn
 
 
-def train_teacher(
-    cfg: Config,
-    vae_dir: Path,
-    out_dir: Path,
-    resume: bool = False,
-    *,
-    stop_after: int | None = None,
-    fresh: bool = False,
-) -> Path:
+def train_teacher(cfg: Config, vae_dir: Path, out_dir: Path, control: RunControl = RunControl()) -> Path:
     """Train the teacher from scratch (smoke) or install the official PixelHacker weights (full)."""
     if cfg.model.weights_source("teacher") == "official":
         from moebius.train.official import prepare_official
@@ -279,7 +269,7 @@ def train_teacher(
         "teacher", model, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
         upstream={"vae": Path(vae_dir)},
     )
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
+    return run_training(cfg, spec, Path(out_dir), control)
 
 
 def distill(
@@ -292,9 +282,7 @@ def distill(
     steps: int | None = None,
     losses: tuple[str, ...] | None = None,
     kd: bool = True,
-    resume: bool = False,
-    stop_after: int | None = None,
-    fresh: bool = False,
+    control: RunControl = RunControl(),
 ) -> Path:
     """Distil ``student`` from the teacher run (paper Sec. 3.3); ``kd=False``: L_task only, no teacher."""
     d = cfg.distill
@@ -387,7 +375,7 @@ def distill(
     spec = RunSpec(
         "distill", model, train, n_steps, train.global_batch, stream, step_fn, info, frozen=frozen, upstream=upstream
     )
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
+    return run_training(cfg, spec, Path(out_dir), control)
 
 
 def finetune(
@@ -397,10 +385,7 @@ def finetune(
     vae_dir: Path,
     target: str,
     out_dir: Path,
-    resume: bool = False,
-    *,
-    stop_after: int | None = None,
-    fresh: bool = False,
+    control: RunControl = RunControl(),
 ) -> Path:
     """Fine-tune a finished run on one benchmark family (cfg.finetune.targets[target]) with ε-MSE."""
     if target not in cfg.finetune.targets:
@@ -439,4 +424,4 @@ def finetune(
         "finetune", net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
         upstream={"vae": Path(vae_dir), "init": Path(init_dir)},
     )
-    return run_training(cfg, spec, Path(out_dir), resume, stop_after, fresh=fresh)
+    return run_training(cfg, spec, Path(out_dir), control)

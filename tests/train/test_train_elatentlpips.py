@@ -21,7 +21,6 @@ from moebius.train.elatentlpips import (
     unit_normalise,
 )
 from moebius.train.losses import PerceptualLoss
-from moebius.diffusion.schedule import scaled_linear_schedule
 
 MANIFEST = Path(__file__).parent / "manifests" / "elatentlpips_sdxl_state_dict.tsv"  # measured from the official code
 

@@ -18,7 +18,7 @@ from conftest import one_error_line, tiny_cfg_dict, write_cfg
 from safetensors.torch import load_file, save_file
 
 from moebius.errors import TrainError
-from moebius.train import train_teacher
+from moebius.train import RunControl, train_teacher
 from moebius.train.state import run_lock
 
 STEP3 = Path("state") / "step-00000003"
@@ -28,7 +28,7 @@ STEP3 = Path("state") / "step-00000003"
 def killed(tiny_cfg, vae_dir, tmp_path):
     """A teacher run stopped after step 4 of 6: its last complete checkpoint is step 3."""
     out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae_dir, out, stop_after=4)
+    train_teacher(tiny_cfg, vae_dir, out, RunControl(stop_after=4))
     assert json.loads((out / "state" / "latest.json").read_text())["step"] == 3
     return out
 

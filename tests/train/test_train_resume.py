@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from moebius.config import config_from_dict
 from moebius.errors import TrainError
-from moebius.train import distill, train_teacher
+from moebius.train import RunControl, distill, train_teacher
 from moebius.train.state import latest_state, read_metrics
 
 
@@ -32,10 +32,10 @@ def _same_metrics(a, b):
 def test_teacher_resume_is_bit_identical(tiny_cfg, vae_dir, tmp_path):
     full = train_teacher(tiny_cfg, vae_dir, tmp_path / "full")
     part = tmp_path / "part"
-    train_teacher(tiny_cfg, vae_dir, part, stop_after=3)  # "killed" right after the step-3 checkpoint
+    train_teacher(tiny_cfg, vae_dir, part, RunControl(stop_after=3))  # "killed" right after the step-3 checkpoint
     assert not (part / "model.safetensors").exists()
     assert json.loads((part / "state" / "latest.json").read_text())["step"] == 3
-    train_teacher(tiny_cfg, vae_dir, part, resume=True)  # a fresh call continues from step 3
+    train_teacher(tiny_cfg, vae_dir, part, RunControl(resume=True))  # a fresh call continues from step 3
     _assert_same_weights(full, part)
     assert _same_metrics(full, part)
     rows = read_metrics(part / "train_metrics.csv")
@@ -49,9 +49,9 @@ def test_distill_resume_with_accumulation_is_bit_identical(data_root, vae_dir, t
     cfg = config_from_dict(d)
     full = distill(cfg, "student", teacher_dir, vae_dir, tmp_path / "full")
     part = tmp_path / "part"
-    distill(cfg, "student", teacher_dir, vae_dir, part, stop_after=3)  # killed at step 3: last checkpoint is 2
+    distill(cfg, "student", teacher_dir, vae_dir, part, control=RunControl(stop_after=3))  # killed at step 3: last checkpoint is 2
     assert latest_state(part).name == "step-00000002"
-    distill(cfg, "student", teacher_dir, vae_dir, part, resume=True)
+    distill(cfg, "student", teacher_dir, vae_dir, part, control=RunControl(resume=True))
     _assert_same_weights(full, part)
     assert _same_metrics(full, part)
     info = json.loads((part / "run.json").read_text())
@@ -65,7 +65,7 @@ def _replace_train(cfg, section: str, **changes):
 def test_settings_that_do_not_change_results_still_resume(tiny_cfg, vae_dir, tmp_path):
     full = train_teacher(tiny_cfg, vae_dir, tmp_path / "full")
     part = tmp_path / "part"
-    train_teacher(tiny_cfg, vae_dir, part, stop_after=4)  # last checkpoint: step 3
+    train_teacher(tiny_cfg, vae_dir, part, RunControl(stop_after=4))  # last checkpoint: step 3
     other = _replace_train(tiny_cfg, "teacher_train", log_every=2, checkpoint_every=1, gpus=4)
     other = dataclasses.replace(
         other,
@@ -75,7 +75,7 @@ def test_settings_that_do_not_change_results_still_resume(tiny_cfg, vae_dir, tmp
     )
     moved_vae = tmp_path / "elsewhere" / "vae"  # the same VAE under another path: content, not location
     shutil.copytree(vae_dir, moved_vae)
-    train_teacher(other, moved_vae, part, resume=True)
+    train_teacher(other, moved_vae, part, RunControl(resume=True))
     _assert_same_weights(full, part)
     assert _same_metrics(full, part)
     assert json.loads((part / "run.json").read_text())["resumed_at_steps"] == [3]
@@ -83,8 +83,8 @@ def test_settings_that_do_not_change_results_still_resume(tiny_cfg, vae_dir, tmp
 
 
 def test_resume_identity_keeps_what_changes_results(tiny_cfg, vae_dir, teacher_dir, tmp_path):
-    train_teacher(tiny_cfg, vae_dir, tmp_path / "t", stop_after=3)
-    distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "d", stop_after=3)
+    train_teacher(tiny_cfg, vae_dir, tmp_path / "t", RunControl(stop_after=3))
+    distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "d", control=RunControl(stop_after=3))
     teacher = json.loads((tmp_path / "t" / "state" / "step-00000003" / "state.json").read_text())["identity"]
     student = json.loads((tmp_path / "d" / "state" / "step-00000003" / "state.json").read_text())["identity"]
     for ident in (teacher, student):
@@ -103,7 +103,7 @@ def _half_run_and_a_new_lr(tiny_cfg, vae_dir, tmp_path, data_root) -> tuple[Path
     """A teacher run stopped after 3 steps at ``tmp_path/run``, and a config file (and its dict) that
     changes teacher_train.lr 1e-3 → 5e-3."""
     out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
+    train_teacher(tiny_cfg, vae_dir, out, RunControl(stop_after=3))
     d = tiny_cfg_dict(data_root)
     d["teacher_train"]["lr"] = 5e-3
     return out, write_cfg(tmp_path / "lr.yaml", d), d
@@ -140,7 +140,7 @@ def test_fresh_moves_the_old_run_aside_and_starts_over(tiny_cfg, vae_dir, tmp_pa
 )
 def test_no_resume_refuses_a_folder_that_holds_a_run(tiny_cfg, vae_dir, tmp_path, moebius_cli, data_root):
     out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae_dir, out, stop_after=3)
+    train_teacher(tiny_cfg, vae_dir, out, RunControl(stop_after=3))
     cfg_file = write_cfg(tmp_path / "c.yaml", tiny_cfg_dict(data_root))
     code, err = moebius_cli("--config", cfg_file, "train", "teacher", "--vae", vae_dir, "--out", out, "--no-resume")
     line = one_error_line(err)
@@ -156,12 +156,12 @@ def test_changed_upstream_run_refuses(tiny_cfg, vae_dir, tmp_path):
     vae = tmp_path / "vae"
     shutil.copytree(vae_dir, vae)
     out = tmp_path / "run"
-    train_teacher(tiny_cfg, vae, out, stop_after=3)
+    train_teacher(tiny_cfg, vae, out, RunControl(stop_after=3))
     config = json.loads((vae / "config.json").read_text())
     config["scaling_factor"] *= 2
     (vae / "config.json").write_text(json.dumps(config))
     with pytest.raises(TrainError, match=r"upstream\.vae: sha256:.* → sha256:.*--fresh"):
-        train_teacher(tiny_cfg, vae, out, resume=True)
+        train_teacher(tiny_cfg, vae, out, RunControl(resume=True))
 
 
 def test_bad_global_batch_is_an_error(tiny_cfg, vae_dir, tmp_path):
@@ -172,6 +172,6 @@ def test_bad_global_batch_is_an_error(tiny_cfg, vae_dir, tmp_path):
 
 def test_resuming_a_finished_run_changes_nothing(tiny_cfg, vae_dir, teacher_dir):
     before = {p.name: p.read_bytes() for p in teacher_dir.iterdir() if p.is_file()}
-    train_teacher(tiny_cfg, vae_dir, teacher_dir, resume=True)
+    train_teacher(tiny_cfg, vae_dir, teacher_dir, RunControl(resume=True))
     after = {p.name: p.read_bytes() for p in teacher_dir.iterdir() if p.is_file()}
     assert before == after
