@@ -241,6 +241,29 @@ def _eps_step(vae: nn.Module, train: TrainConfig, schedule: NoiseSchedule):
     return step_fn
 
 
+def _train_eps(cfg: Config, net: nn.Module, vae: nn.Module, train: TrainConfig, info: dict[str, Any],
+               upstream: dict[str, Path], out_dir: Path, control: RunControl) -> Path:
+    """A denoiser trained on the ε-MSE alone (L_task): the teacher from scratch and every fine-tune.
+
+    ``info`` names the run (kind, model, preset, ...); the recipe, the VAE and the data versions are
+    added here, so both kinds of run record them the same way (run.json is written with sorted keys).
+    """
+    info = {
+        **info,
+        "weights_kind": "trained",
+        "kd": False,
+        "losses": ["task"],
+        **recipe_info(train),
+        "vae_dir": str(upstream["vae"]),
+        "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
+    }
+    stream = _denoiser_stream(cfg, net, vae, train)
+    step_fn = _eps_step(vae, train, schedule_of(cfg))
+    spec = RunSpec(info["kind"], net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
+                   upstream=upstream)
+    return run_training(cfg, spec, Path(out_dir), control)
+
+
 def train_teacher(cfg: Config, vae_dir: Path, out_dir: Path, control: RunControl = RunControl()) -> Path:
     """Train the teacher from scratch (smoke) or install the official PixelHacker weights (full)."""
     if cfg.model.weights_source("teacher") == "official":
@@ -252,24 +275,8 @@ def train_teacher(cfg: Config, vae_dir: Path, out_dir: Path, control: RunControl
     _init_seed(cfg, "teacher")
     model = build_denoiser("teacher", cfg.model.preset)
     use_gradient_checkpointing(model, train)
-    info = {
-        "kind": "teacher",
-        "model": "teacher",
-        "preset": cfg.model.preset,
-        "weights_kind": "trained",
-        "kd": False,
-        "losses": ["task"],
-        **recipe_info(train),
-        "vae_dir": str(vae_dir),
-        "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
-    }
-    stream = _denoiser_stream(cfg, model, vae, train)
-    step_fn = _eps_step(vae, train, schedule_of(cfg))
-    spec = RunSpec(
-        "teacher", model, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
-        upstream={"vae": Path(vae_dir)},
-    )
-    return run_training(cfg, spec, Path(out_dir), control)
+    info = {"kind": "teacher", "model": "teacher", "preset": cfg.model.preset}
+    return _train_eps(cfg, model, vae, train, info, {"vae": Path(vae_dir)}, out_dir, control)
 
 
 def distill(
@@ -405,23 +412,7 @@ def finetune(
     use_gradient_checkpointing(net, train)
     # DEVIATION (paper §4.1): the paper does not say whether fine-tuning keeps distilling; we fine-tune
     # with the plain diffusion loss L_task.
-    info = {
-        "kind": "finetune",
-        "model": model,
-        "preset": init_info["preset"],
-        "weights_kind": "trained",
-        "kd": False,
-        "losses": ["task"],
-        "target": target,
-        "init_dir": str(init_dir),
-        "vae_dir": str(vae_dir),
-        **recipe_info(train),  # ASSUMED for fine-tuning: no official script (config.FinetuneConfig)
-        "data_versions": data_versions(cfg.paths.data, train.datasets, "train"),
-    }
-    stream = _denoiser_stream(cfg, net, vae, train)
-    step_fn = _eps_step(vae, train, schedule_of(cfg))
-    spec = RunSpec(
-        "finetune", net, train, train.steps, train.global_batch, stream, step_fn, info, frozen=[vae],
-        upstream={"vae": Path(vae_dir), "init": Path(init_dir)},
-    )
-    return run_training(cfg, spec, Path(out_dir), control)
+    # The recipe is ASSUMED for fine-tuning: no official script (config.FinetuneConfig).
+    info = {"kind": "finetune", "model": model, "preset": init_info["preset"], "target": target,
+            "init_dir": str(init_dir)}
+    return _train_eps(cfg, net, vae, train, info, {"vae": Path(vae_dir), "init": Path(init_dir)}, out_dir, control)
