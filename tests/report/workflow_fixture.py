@@ -51,7 +51,11 @@ def report_inputs(project: Path, snakemake: str, env: dict[str, str]) -> list[st
 
 
 def _records(path: str, cfg: Any) -> list[dict[str, Any]]:
-    parts = Path(path).with_suffix("").parts  # results/records/<experiment>/...
+    parts = Path(path).with_suffix("").parts  # results/records/[start_<start>/]<experiment>/...
+    extra: dict[str, Any] = {}
+    if parts[2].startswith("start_"):  # the other sampler start's records (eval.sampler_starts)
+        extra = {"sampler_start": parts[2].removeprefix("start_"), "variant": f"start={parts[2].removeprefix('start_')}"}
+        parts = parts[:2] + parts[3:]
     exp = parts[2]
     if exp in ("main", "ood"):
         model = parts[3]
@@ -61,12 +65,13 @@ def _records(path: str, cfg: Any) -> list[dict[str, Any]]:
             if bench.ood != (exp == "ood"):
                 continue
             base = 5.0 + len(model) / 10
-            recs += [make_rec(model, b, "fid", base, exp, weights_kind=kind, n_images=N_IMAGES),
-                     make_rec(model, b, "lpips", 0.2, exp, weights_kind=kind, n_images=N_IMAGES)]
+            recs += [make_rec(model, b, "fid", base, exp, weights_kind=kind, n_images=N_IMAGES, **extra),
+                     make_rec(model, b, "lpips", 0.2, exp, weights_kind=kind, n_images=N_IMAGES, **extra)]
             for label, scale in (("0.0-0.1", 0.8), ("0.4-0.5", 1.3)):
-                recs += [make_rec(model, b, "fid_bin", base * scale, exp, weights_kind=kind, n_images=2, hole_bin=label),
+                recs += [make_rec(model, b, "fid_bin", base * scale, exp, weights_kind=kind, n_images=2, hole_bin=label,
+                                  **extra),
                          make_rec(model, b, "lpips_bin", 0.2 * scale, exp, weights_kind=kind, n_images=2,
-                                  hole_bin=label)]
+                                  hole_bin=label, **extra)]
         return recs
     if exp in ("ablation_arch", "ablation_loss"):
         model, bench = parts[3], parts[4]
@@ -124,7 +129,7 @@ def write_inputs(project: Path, inputs: list[str], config_file: str = "config/sm
             exp, model = Path(rel).parts[2], Path(rel).parts[3]
             for b, bench in sorted(cfg.benchmarks.items()):
                 if bench.ood == (exp == "ood"):
-                    write_samples(path.parent / b, N_IMAGES, bench.size, 40 * (1 + models.index(model)), model,
+                    write_samples(path.parent / b, N_IMAGES, bench.size, (40 * (1 + models.index(model))) % 250 + 5, model,
                                   "standin" if model in STANDIN_MODELS else "trained")
             path.write_text(json.dumps({"model": model}))
         else:
