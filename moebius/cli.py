@@ -30,7 +30,7 @@ from moebius.config import (
     literal_choices,
     load_config,
 )
-from moebius.errors import MoebiusError
+from moebius.errors import ConfigError, MoebiusError
 # Choices come from the registries (or the config's checked copies of those that import torch); both
 # modules below import nothing heavy, so `--help` stays fast.
 from moebius.report.names import OFFICIAL_KINDS, OURS, SCORED_EXPERIMENTS, SUITE_EXPERIMENTS, build_name
@@ -147,14 +147,34 @@ def data_smoke(ctx: click.Context, dataset: str, out_root: Path) -> None:
 @click.option("--split", required=True)
 @click.option("--raw-dir", type=PathArg, required=True, help="Where archives are downloaded (resumable).")
 @click.option("--out-root", type=PathArg, required=True, help="Writes <out-root>/<dataset>/<split>/.")
+@click.option("--sources", type=ExistingPath, default=None,
+              help="data.source rehearsal: the generated archives (`data rehearsal-sources`), served on 127.0.0.1.")
 @click.pass_context
-def data_fetch(ctx: click.Context, dataset: str, split: str, raw_dir: Path, out_root: Path) -> None:
-    """Download, verify and extract a real dataset split (full scale)."""
+def data_fetch(ctx: click.Context, dataset: str, split: str, raw_dir: Path, out_root: Path,
+               sources: Path | None) -> None:
+    """Download, verify and extract a real dataset split (full scale; rehearsal: from its generated sources)."""
     cfg = _cfg(ctx)
-    _call("moebius.data.registry:fetch_dataset")(
-        dataset, raw_dir=raw_dir, out_dir=out_root / dataset / split, split=split, seed=cfg.seed,
-        ffhq_validation=cfg.data.ffhq_validation,
-    )
+    if (cfg.data.source == "rehearsal") != (sources is not None):
+        raise ConfigError(f"data fetch: --sources goes with data.source rehearsal, and only there "
+                          f"(data.source is {cfg.data.source!r})")
+    kwargs = {"seed": cfg.seed, "ffhq_validation": cfg.data.ffhq_validation}
+    if sources is None:
+        _call("moebius.data.registry:fetch_dataset")(dataset, raw_dir=raw_dir, out_dir=out_root / dataset / split,
+                                                      split=split, **kwargs)
+    else:
+        _call("moebius.rehearsal.sources:fetch_rehearsal_dataset")(dataset, raw_dir, out_root / dataset / split,
+                                                                    split, sources, **kwargs)
+
+
+@data.command("rehearsal-sources")
+@click.option("--out", type=PathArg, required=True, help="Folder of the generated archives and sources.json.")
+@click.pass_context
+def data_rehearsal_sources(ctx: click.Context, out: Path) -> None:
+    """Write small archives in the publishers' layouts for the rehearsal (data.rehearsal_images per split)."""
+    cfg = _cfg(ctx)
+    written = _call("moebius.rehearsal.sources:write_sources")(out, n_images=cfg.data.rehearsal_images,
+                                                               seed=cfg.seed, datasets=cfg.data.datasets)
+    click.echo(f"wrote {len(written)} archives to {out}")
 
 
 @data.command("download")
@@ -595,6 +615,17 @@ def weights_check(ctx: click.Context, key: str) -> None:
     from moebius.weights import resolve_weight
 
     click.echo(resolve_weight(key, _cfg(ctx).weights.dir))
+
+
+@weights.command("generate")
+@click.option("--key", "keys", multiple=True, help="Only these (default: every file that can be generated).")
+@click.option("--stamp", type=PathArg, default=None, help="Touched when every file is written (the DAG's output).")
+@click.pass_context
+def weights_generate(ctx: click.Context, keys: tuple[str, ...], stamp: Path | None) -> None:
+    """Rehearsal: random-valued files in the official formats under weights.dir, with their GENERATED.json ledger."""
+    cfg = _cfg(ctx)
+    written = _call("moebius.rehearsal.weights:write_configured_weights")(cfg, keys or None, stamp)
+    click.echo(f"generated {len(written)} weight files under {_call('moebius.weights:weights_root')(cfg.weights.dir)}")
 
 
 @weights.command("convert-mat")

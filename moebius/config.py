@@ -109,11 +109,14 @@ class Paths:
 class DataConfig:
     """Which datasets exist and how they are obtained (Sec. 4.1; MASKS.md, datasets)."""
 
-    source: Literal["smoke", "download"] = "download"  # smoke: made locally from shipped photos
+    # smoke: made locally from shipped photos; download: the publishers' archives; rehearsal: the real
+    # download path on small archives in the publishers' layouts, served on 127.0.0.1 (moebius.rehearsal)
+    source: Literal["smoke", "download", "rehearsal"] = "download"
     datasets: tuple[str, ...] = ranged(("places365", "celebahq", "ffhq", "lvis", "deepfakeface"), unique=True)
     image_size: int = ranged(64, ge=8)  # smoke only: side of the generated images
     n_train: int = ranged(64, ge=1)  # smoke only: training images per dataset
     n_test: int = ranged(16, ge=1)  # smoke only: test images per dataset
+    rehearsal_images: int = ranged(3, ge=1)  # rehearsal only: images per generated split (sources.rehearsal_counts)
     # Which 10K of FFHQ's 70K images FFHQ (256) scores: the first (CoModGAN / MI-GAN, whose protocol the
     # paper's FFHQ row follows; training uses the other 60K) or the last (FFHQ's own validation split).
     # Copied from moebius.data.registry.FFHQ_VALIDATION (its names; tests/test_config.py keeps them equal).
@@ -399,7 +402,8 @@ class WeightsConfig:
 class Config:
     """The whole run. `scale` is recorded in every result."""
 
-    scale: Literal["smoke", "full"] = "full"
+    # rehearsal: the full-scale code paths and model sizes with only the sizes of work cut (issue 14)
+    scale: Literal["smoke", "rehearsal", "full"] = "full"
     seed: int = ranged(0, ge=0)
     paths: Paths = field(default_factory=Paths)
     data: DataConfig = field(default_factory=DataConfig)
@@ -661,7 +665,12 @@ def check_config(cfg: Config) -> Config:
         raise ConfigError(
             "config.benchmarks: none configured; at least one benchmark is needed (see config/smoke.yaml)"
         )
-    scale_of_source = {"smoke": "smoke", "download": "full"}[cfg.data.source]
+    scale_of_source = {"smoke": "smoke", "download": "full", "rehearsal": "full"}[cfg.data.source]
+    if (cfg.scale == "rehearsal") != (cfg.data.source == "rehearsal"):
+        raise ConfigError(
+            f"config.data.source: {cfg.data.source!r} with scale {cfg.scale!r}; a rehearsal reads the generated "
+            "sources and only the generated sources (scale: rehearsal with data.source: rehearsal)"
+        )
 
     def dataset(where: str, name: str, used: bool) -> Any:
         """A registered dataset; when it is used, one that `data.source` makes."""

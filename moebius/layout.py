@@ -70,6 +70,20 @@ def raw_dir(cfg: Config) -> Path:
     return Path(cfg.paths.data) / "raw"
 
 
+def rehearsal_sources(cfg: Config) -> Path:
+    """The rehearsal's generated archives (publishers' layouts, ``moebius.rehearsal.sources``), served on
+    127.0.0.1 to the real downloader; ``sources.json`` in it is what the fetches check against."""
+    return Path(cfg.paths.data) / "rehearsal_sources"
+
+
+def generated_weights(cfg: Config) -> Path:
+    """The stamp a rehearsal's weight generation leaves when every file is written: at the weights
+    root beside the ledger (``GENERATED.json``), which an interrupted generation keeps."""
+    from moebius.weights import weights_root
+
+    return weights_root(cfg.weights.dir) / "GENERATED.done"
+
+
 def datasets_root(cfg: Config) -> Path:
     return Path(cfg.paths.data) / "datasets"
 
@@ -265,9 +279,13 @@ def report_files(cfg: Config) -> dict[str, Path]:
     }
 
 
+REFERENCE_DIR = Path("results") / "reference"  # in git, beside the smoke results
+
+
 def reference_dir(cfg: Config) -> Path:
-    """The paper's reported numbers (in git)."""
-    return Path(cfg.paths.results) / "reference"
+    """The paper's reported numbers: the files in git, wherever ``paths.results`` puts a run's results
+    (a rehearsal's or a cluster's results folder holds no copy of them)."""
+    return REFERENCE_DIR
 
 
 def log_file(cfg: Config, *parts: str) -> Path:

@@ -24,12 +24,13 @@ from moebius.config import (
     load_config,
     merge,
     read_yaml,
+    to_dict,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["smoke", "full"])
+@pytest.mark.parametrize("name", ["smoke", "rehearsal", "full"])
 def test_scale_files_load_and_validate_against_schema(name: str) -> None:
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     assert cfg.scale == name
@@ -371,3 +372,49 @@ def test_loading_a_config_imports_neither_torch_nor_matplotlib() -> None:
     result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+# What a rehearsal may change from full.yaml: where it writes and reads, and how much work it does.
+# Anything else (presets, image sizes, benchmarks, protocols, formulas, switches) must be full.yaml's.
+REHEARSAL_SIZES = (
+    r"scale", r"paths\.\w+", r"data\.source", r"data\.rehearsal_images", r"benchmarks\.\w+\.n_images",
+    r"(distill|finetune)\.train\.(steps|batch_size|global_batch|gpus|checkpoint_every|log_every|num_workers)",
+    r"finetune\.targets\.\w+\.(steps|global_batch|gpus)", r"ablation\.steps",
+    # the schedule scaled to 2 steps; bf16 is what precision: auto picks on the recipe's GPUs
+    r"distill\.train\.lr_milestones", r"(distill|finetune)\.train\.precision",
+    r"masks\.stats_n", r"sample\.(steps|batch_size)",
+    r"eval\.(bootstrap|min_fid_images|batch_size|flux_steps|sd35_steps)", r"eval\.cfg_sweep\.\w+",
+    r"profile\.(warmup|repeats)", r"weights\.dir",
+)
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_rehearsal_differs_from_full_only_in_sizes_of_work() -> None:
+    import re
+
+    full = _flat(to_dict(load_config(ROOT / "config" / "full.yaml")))
+    rehearsal = _flat(to_dict(load_config(ROOT / "config" / "rehearsal.yaml")))
+    assert set(full) == set(rehearsal)
+    changed = {k for k in full if full[k] != rehearsal[k]}
+    others = sorted(k for k in changed if not any(re.fullmatch(p, k) for p in REHEARSAL_SIZES))
+    assert not others, f"rehearsal.yaml changes more than sizes of work: {others}"
+    for bench, scales in load_config(ROOT / "config" / "rehearsal.yaml").eval.cfg_sweep.items():
+        assert set(scales) <= set(full[f"eval.cfg_sweep.{bench}"])  # fewer points of the same sweep
+    assert rehearsal["model.preset"] == "paper" and rehearsal["scale"] == "rehearsal"
+
+
+@pytest.mark.hostile("scale: rehearsal with data.source: download, or a full-scale run with data.source: rehearsal",
+                     "one-line ConfigError naming data.source: a rehearsal reads only the generated sources")
+@pytest.mark.parametrize("scale, source", [("rehearsal", "download"), ("full", "rehearsal")])
+def test_rehearsal_scale_and_source_go_together(scale: str, source: str) -> None:
+    with pytest.raises(ConfigError, match=r"config\.data\.source: .*rehearsal"):
+        load_config(ROOT / "config" / "full.yaml", overrides={"scale": scale, "data": {"source": source}})

@@ -223,3 +223,29 @@ def test_parsing_the_dag_imports_neither_torch_nor_matplotlib(tmp_path: Path) ->
     result = snakemake("all", "-n", "-p", "--forceall", env={**os.environ, "PYTHONPATH": path})
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert "Job stats" in result.stdout
+
+
+def test_rehearsal_dry_run_is_the_full_dag_plus_its_sources_and_weights() -> None:
+    full = job_counts(snakemake("all", "-n", "--forceall", "--configfile", "config/full.yaml").stdout)
+    result = snakemake("all", "-n", "--forceall", "-p", "--configfile", "config/rehearsal.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rehearsal = job_counts(result.stdout)
+    # every full-scale job, the same number of times, plus the two that make what the cluster downloads
+    extra = {"rehearsal_sources": 1, "generate_weights": 1, "total": 2}
+    assert {k: v - extra.get(k, 0) for k, v in rehearsal.items() if k not in ("rehearsal_sources", "generate_weights")} == full
+    # the real fetch, pointed at the generated archives; the distillation through torchrun (2 gloo ranks)
+    shells = snakemake("rehearsal/data/datasets/places365/train/manifest.csv", "rehearsal/checkpoints/distill/run.json",
+                       "-n", "--forceall", "-p", "--configfile", "config/rehearsal.yaml").stdout
+    assert "data fetch --dataset places365 --split train --raw-dir rehearsal/data/raw --out-root rehearsal/data/" \
+           "datasets --sources rehearsal/data/rehearsal_sources" in shells
+    assert "torchrun --standalone --nproc_per_node=2 -m moebius.cli --config" in shells
+    assert "weights generate --stamp rehearsal/weights/GENERATED.done" in shells
+
+
+def test_ci_rehearsal_subset_keeps_every_rule_kind() -> None:
+    full = job_counts(snakemake("all", "-n", "--forceall", "--configfile", "config/rehearsal.yaml").stdout)
+    result = snakemake("all", "-n", "--forceall", "--configfile", "config/rehearsal.yaml", "config/rehearsal_ci.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    subset = job_counts(result.stdout)
+    assert set(subset) == set(full)  # every rule kind at least once
+    assert subset["total"] < full["total"]

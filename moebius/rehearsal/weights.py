@@ -332,38 +332,61 @@ def _tiny_t5(seed: int):
 _TEXT_LEN = 8  # CLIP's model_max_length in the tiny folders (the published ones: 77)
 
 
+def _tiny_f8_vae(latent_channels: int, shift: float, scale: float):
+    """An AutoencoderKL of 8-channel width with the published pipelines' four levels (factor 8): the
+    transformer then sees the token count of the real model at 512 px (1,024 for FLUX, 4,096 for SD3.5),
+    not the 16x more a factor-2 toy VAE would give (the smoke stand-ins' ``_tiny_vae``)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        latent_channels=latent_channels, norm_num_groups=4, sample_size=512,
+        use_quant_conv=False, use_post_quant_conv=False, shift_factor=shift, scaling_factor=scale,
+    )
+
+
 def _build_flux(folder: Path, seed: int) -> None:
-    """FluxFillPipeline.save_pretrained with tiny components (the stand-in widths of baseline_diffusers)."""
-    from diffusers import FluxFillPipeline
+    """FluxFillPipeline.save_pretrained with tiny widths, FLUX's latent layout and a factor-8 VAE."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
 
-    from moebius.eval.baseline_diffusers import _tiny_flux_fill
-
+    c, f = 16, 8  # FLUX's latent channels and VAE factor
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        base, _ = _tiny_flux_fill()  # transformer (joint dim 32, pooled 32), VAE, scheduler
+        # in_channels: packed (2x2) noisy latent 4c + masked-image latent 4c + the f x f mask, packed: 4 f^2
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=8 * c + 4 * f * f, out_channels=4 * c, num_layers=1, num_single_layers=1,
+            attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+            guidance_embeds=True, axes_dims_rope=(4, 4, 8),
+        )
+        vae = _tiny_f8_vae(c, shift=0.1159, scale=0.3611)  # FLUX.1's VAE shift / scaling factors
     with tempfile.TemporaryDirectory() as vocab:
         tokenizer = _tiny_clip_tokenizer(Path(vocab), _TEXT_LEN)
     t5, t5_tokenizer = _tiny_t5(seed + 2)
-    pipe = FluxFillPipeline(scheduler=base.scheduler, vae=base.vae, text_encoder=_tiny_clip(seed + 1, False, _TEXT_LEN),
-                            tokenizer=tokenizer, text_encoder_2=t5, tokenizer_2=t5_tokenizer,
-                            transformer=base.transformer)
+    pipe = FluxFillPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                            text_encoder=_tiny_clip(seed + 1, False, _TEXT_LEN), tokenizer=tokenizer,
+                            text_encoder_2=t5, tokenizer_2=t5_tokenizer, transformer=transformer)
     pipe.save_pretrained(folder)
 
 
 def _build_sd3(folder: Path, seed: int) -> None:
-    """StableDiffusion3InpaintPipeline.save_pretrained: two CLIPs with projection (pooled 2 x 32), a T5."""
-    from diffusers import StableDiffusion3InpaintPipeline
-
-    from moebius.eval.baseline_diffusers import _tiny_sd3_inpaint
+    """StableDiffusion3InpaintPipeline.save_pretrained: two CLIPs with projection (pooled 2 x 32), a T5,
+    a 16-channel latent and a factor-8 VAE (SD3.5's layout), tiny widths."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3InpaintPipeline
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        base, _ = _tiny_sd3_inpaint()
+        transformer = SD3Transformer2DModel(
+            sample_size=128, patch_size=2, in_channels=16, num_layers=1, attention_head_dim=8, num_attention_heads=4,
+            caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=16,
+            pos_embed_max_size=192,  # SD3.5 Large's: latents up to 384 x 384
+        )
+        vae = _tiny_f8_vae(16, shift=0.0609, scale=1.5305)  # SD3's VAE shift / scaling factors
     with tempfile.TemporaryDirectory() as vocab:
         tokenizer = _tiny_clip_tokenizer(Path(vocab), _TEXT_LEN)
     t5, t5_tokenizer = _tiny_t5(seed + 3)
     pipe = StableDiffusion3InpaintPipeline(
-        transformer=base.transformer, scheduler=base.scheduler, vae=base.vae,
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
         text_encoder=_tiny_clip(seed + 1, True, _TEXT_LEN), tokenizer=tokenizer,
         text_encoder_2=_tiny_clip(seed + 2, True, _TEXT_LEN), tokenizer_2=tokenizer,
         text_encoder_3=t5, tokenizer_3=t5_tokenizer,
@@ -417,6 +440,12 @@ def _read_ledger(root: Path) -> dict:
             " not the published weights", "files": {}}
 
 
+def _real_files(root: Path, ledger: dict) -> list[str]:
+    """Registered files under ``root`` that the ledger does not list: someone's real weights."""
+    listed = {entry["path"] for entry in ledger["files"].values()}
+    return sorted(w.path for w in WEIGHTS.values() if w.path not in listed and (root / w.path).exists())
+
+
 def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, seed: int = 0,
                   tiny_pipelines: bool = True) -> dict[str, Path]:
     """Write random-valued files of ``keys`` (default: every registered one that can be generated) at
@@ -424,6 +453,10 @@ def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, se
 
     Returns ``{key: path}``. A key that cannot be generated (``NOT_GENERATED``; a pipeline with
     ``tiny_pipelines=False``) is a ``WeightError`` when asked for by name and skipped otherwise.
+    A root holding a registered file the ledger does not list (real weights) is refused before
+    anything is written: the ledger would pass generated files off as the real ones' neighbours. A file
+    the ledger already lists with the same seed is kept (a resumed generation; ``resolve_weight``
+    checks its sha256 against the ledger when it is read).
     """
     root = Path(root)
     explicit = keys is not None
@@ -431,6 +464,10 @@ def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, se
     for key in wanted:
         get_weight(key)  # unknown name: UnknownNameError with its hint, before anything is written
     ledger = _read_ledger(root)
+    real = _real_files(root, ledger)
+    if real:
+        raise WeightError(f"{root} holds weight files that were not generated ({', '.join(real[:3])}"
+                          f"{', ...' if len(real) > 3 else ''}); generate into an empty folder (weights.dir)")
     written: dict[str, Path] = {}
     for key in wanted:
         reason = NOT_GENERATED.get(key)
@@ -442,6 +479,10 @@ def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, se
             continue
         w = get_weight(key)
         target = root / w.path
+        done = ledger["files"].get(key)
+        if done is not None and done.get("seed") == seed and target.exists():
+            written[key] = target
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
             WRITERS[key](w, target, seed)
@@ -451,4 +492,17 @@ def write_weights(root: str | os.PathLike, keys: Iterable[str] | None = None, se
         ledger["files"][key] = entry
         write_json(root / GENERATED_LEDGER, ledger)  # after each file: an interrupted run keeps what it made
         written[key] = target
+    return written
+
+
+def write_configured_weights(cfg, keys: Iterable[str] | None = None, stamp: str | os.PathLike | None = None
+                             ) -> dict[str, Path]:
+    """``write_weights`` under the config's weights root with its seed (``moebius weights generate``);
+    ``stamp`` is touched last, once every file is there (the workflow's output)."""
+    from moebius.atomic import write_text
+    from moebius.weights import weights_root
+
+    written = write_weights(weights_root(cfg.weights.dir), keys, seed=cfg.seed)
+    if stamp is not None:
+        write_text(Path(stamp), "".join(f"{k}\n" for k in sorted(written)))
     return written

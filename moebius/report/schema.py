@@ -28,7 +28,7 @@ COMMON_COLUMNS = (
 NUMERIC_COLUMNS = ("reproduced", "reported", "rel_delta", "ci_low", "ci_high", "n_images")
 CELL_KEY = ("method", "benchmark", "setting", "metric")
 
-SCALES = ("smoke", "full")
+SCALES = ("smoke", "rehearsal", "full")
 REPRODUCED_KINDS = ("official", "trained", "standin", "generated")
 # Kinds whose numbers are labelled wherever they are shown and never share an axis with the paper's:
 # deterministic stand-in networks, and random-valued files in the official formats (the rehearsal).

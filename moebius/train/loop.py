@@ -480,6 +480,7 @@ def _finish(
         write_live(out_dir, rows)
         run = {
             **spec.info,
+            "weights_kind": learnt_kind(spec.info.get("weights_kind"), spec.upstream),
             "steps": spec.steps,
             "global_batch": spec.global_batch,
             "batch_size": spec.train.batch_size,
@@ -513,6 +514,16 @@ def _maybe_no_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextMa
     if not sync and isinstance(model, nn.parallel.DistributedDataParallel):
         return model.no_sync()
     return contextlib.nullcontext()
+
+
+def learnt_kind(kind: str | None, upstream: dict[str, Path | None]) -> str | None:
+    """A trained run's ``weights_kind``: ``generated`` when a run it learnt from (VAE, teacher, init) holds
+    random-valued files (the rehearsal), since its numbers then mean no more than theirs; else ``kind``."""
+    for run in upstream.values():
+        if run is not None and (Path(run) / RUN_JSON).is_file():
+            if json.loads((Path(run) / RUN_JSON).read_text(encoding="utf-8")).get("weights_kind") == "generated":
+                return "generated"
+    return kind
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

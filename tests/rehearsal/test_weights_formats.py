@@ -301,3 +301,33 @@ def test_lpips_head_file_with_other_keys_is_refused(tmp_path: Path) -> None:
     ledger_path.write_text(json.dumps(ledger))
     with pytest.raises(EvalError, match="LPIPS heads"):
         build_lpips("alex", allow_standin=False, weights_dir=tmp_path, device="cpu")
+
+
+@pytest.mark.hostile("generating weights into a folder that already holds a registered file the ledger does not list",
+                     "WeightError naming the file; nothing is written and the real file is untouched")
+def test_generation_refuses_a_folder_with_real_weights(tmp_path: Path) -> None:
+    real = tmp_path / resolve_path("lpips_alex_head")
+    real.parent.mkdir(parents=True)
+    real.write_bytes(b"someone's real weights")
+    with pytest.raises(gen.WeightError, match=r"not generated \(lpips/v0.1/alex.pth\)"):
+        gen.write_weights(tmp_path, ["lpips_vgg_head"], seed=SEED)
+    assert real.read_bytes() == b"someone's real weights"
+    assert not (tmp_path / GENERATED_LEDGER).exists()
+
+
+def test_a_resumed_generation_keeps_the_files_already_ledgered(tmp_path: Path) -> None:
+    first = gen.write_weights(tmp_path, ["lpips_alex_head"], seed=SEED)["lpips_alex_head"]
+    stamp = first.stat().st_mtime_ns
+    both = gen.write_weights(tmp_path, ["lpips_alex_head", "lpips_vgg_head"], seed=SEED)
+    assert first.stat().st_mtime_ns == stamp  # not rewritten
+    assert set(json.loads((tmp_path / GENERATED_LEDGER).read_text())["files"]) == set(both)
+    # another seed is another file
+    gen.write_weights(tmp_path, ["lpips_alex_head"], seed=SEED + 1)
+    assert json.loads((tmp_path / GENERATED_LEDGER).read_text())["files"]["lpips_alex_head"]["seed"] == SEED + 1
+    resolve_weight("lpips_alex_head", tmp_path)  # the ledger's sha256 is the new file's
+
+
+def resolve_path(key: str) -> str:
+    from moebius.weights import get_weight
+
+    return get_weight(key).path

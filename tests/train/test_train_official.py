@@ -76,3 +76,16 @@ def test_mismatched_or_unsafe_files_are_clear_errors(tiny_cfg, fake_weights, tmp
         prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "b")
     with pytest.raises(TrainError, match="unknown official variant"):
         prepare_official(tiny_cfg, "teacher", "ft_lvis", tmp_path / "c")
+
+
+def test_a_run_learnt_from_generated_weights_is_generated(tmp_path: Path) -> None:
+    from moebius.train.loop import learnt_kind
+
+    def run(name: str, kind: str) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({"weights_kind": kind}))
+        return tmp_path / name
+
+    real_vae, generated_teacher = run("vae", "official"), run("teacher", "generated")
+    assert learnt_kind("trained", {"vae": real_vae, "teacher": None}) == "trained"
+    assert learnt_kind("trained", {"vae": real_vae, "teacher": generated_teacher}) == "generated"

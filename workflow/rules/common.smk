@@ -169,8 +169,23 @@ def launcher(gpus):
     return MOEBIUS
 
 
+# Memory a training job asks for: a GPU node's share at full scale; at rehearsal scale the paper-size
+# teacher, student and optimiser state in fp32 on a CPU, per process (README, "Resources").
+TRAIN_MB = {"full": 64000, "rehearsal": 9000, "smoke": 4000}
+
+
 def train_resources(gpus):
-    return {"gpu": gpus if CFG.scale == "full" else 0, "mem_mb": 64000 if CFG.scale == "full" else 4000}
+    per_process = 1 if CFG.scale == "full" else max(1, gpus)  # on a CPU every rank is a process here
+    return {"gpu": gpus if CFG.scale == "full" else 0, "mem_mb": TRAIN_MB[CFG.scale] * per_process}
+
+
+def train_threads(gpus):
+    """Cores a training job takes: on a CPU, one per torchrun process (so --cores bounds the ranks)."""
+    return 1 if CFG.scale == "full" else max(1, gpus)
+
+
+# The rehearsal's generated weight files, an input of every job that reads a weight file.
+GENERATED = [path(layout.generated_weights(CFG))] if CFG.scale == "rehearsal" else []
 
 
 def gpu_if_full(wildcards=None):

@@ -23,9 +23,30 @@ if CFG.data.source == "smoke":
             " --out-root {params.out_root:q} > {log:q} 2>&1"
 
 else:
+    REHEARSAL = CFG.data.source == "rehearsal"
+
+    if REHEARSAL:
+
+        rule rehearsal_sources:
+            """The rehearsal's small archives in the publishers' layouts (served to fetch_dataset on 127.0.0.1)."""
+            output:
+                path(layout.rehearsal_sources(CFG) / "sources.json"),
+            params:
+                config=CONFIG,
+                cfg=section("data", "seed"),
+                moebius=MOEBIUS,
+                out=lambda w, output: parent(output[0]),
+            log:
+                logfile("data", "rehearsal_sources.log"),
+            conda:
+                ENV
+            shell:
+                "{params.moebius} --config {params.config:q} data rehearsal-sources --out {params.out:q} > {log:q} 2>&1"
 
     rule fetch_dataset:
         """Download (resumable, checksummed), extract safely and lay out one split of a real dataset."""
+        input:
+            sources=[path(layout.rehearsal_sources(CFG) / "sources.json")] if REHEARSAL else [],
         output:
             path(layout.dataset_manifest(CFG, "{dataset}", "{split}")),
         params:
@@ -34,6 +55,7 @@ else:
             moebius=MOEBIUS,
             raw=path(layout.raw_dir(CFG)),
             out_root=lambda w, output: str(Path(output[0]).parents[2]),
+            sources=lambda w, input: f"--sources {shlex.quote(parent(input.sources[0]))}" if input.sources else "",
         resources:
             runtime=24 * 60,
             mem_mb=16000,
@@ -43,7 +65,8 @@ else:
             ENV
         shell:
             "{params.moebius} --config {params.config:q} data fetch --dataset {wildcards.dataset}"
-            " --split {wildcards.split} --raw-dir {params.raw:q} --out-root {params.out_root:q} > {log:q} 2>&1"
+            " --split {wildcards.split} --raw-dir {params.raw:q} --out-root {params.out_root:q} {params.sources}"
+            " > {log:q} 2>&1"
 
 
 rule benchmark_images:

@@ -12,6 +12,7 @@ rule sample_suite:
     """Inpaint the benchmarks of an experiment (main | ood) a model runs on; PNGs named by image id."""
     input:
         unpack(suite_inputs),
+        generated=GENERATED,
     output:
         path(layout.suite_file(CFG, "{experiment}", "{model}")),
     params:
@@ -34,6 +35,7 @@ rule sample_suite:
 rule evaluate_suite:
     """FID (torch-fidelity) and LPIPS of one model on every benchmark of an experiment, as records."""
     input:
+        generated=GENERATED,
         suite=path(layout.suite_file(CFG, "{experiment}", "{model}")),
         images=lambda w: [path(layout.benchmark_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
         masks=lambda w: [path(layout.mask_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
@@ -60,6 +62,7 @@ rule sample:
     """Inpaint the ablation benchmark with one trained ablation model, composited with the known region."""
     input:
         unpack(sample_inputs),
+        generated=GENERATED,
     output:
         path(layout.sample_done(CFG, "{experiment}", "{model}", "{benchmark}")),
     params:
@@ -83,6 +86,7 @@ rule sample_cfg_sweep:
     """Table 6: Moebius at every classifier-free guidance scale of the sweep (one process)."""
     input:
         unpack(lambda w: sample_inputs_for("cfg_sweep", "moebius", w.benchmark)),
+        generated=GENERATED,
     output:
         path(layout.sample_done(CFG, "cfg_sweep", "moebius", "{benchmark}")),
     params:
@@ -104,6 +108,7 @@ rule evaluate:
     """FID (torch-fidelity) and LPIPS of one ablation model against the paired ground truth, as records."""
     input:
         unpack(score_inputs),
+        generated=GENERATED,
     output:
         path(layout.record_file(CFG, "{experiment}", "{model}", "{benchmark}")),
     params:
@@ -127,6 +132,7 @@ rule evaluate_cfg_sweep:
     """Table 6: scores of every guidance scale, recorded with settings.cfg_scale."""
     input:
         unpack(lambda w: score_inputs_for("cfg_sweep", "moebius", w.benchmark)),
+        generated=GENERATED,
     output:
         path(layout.record_file(CFG, "cfg_sweep", "moebius", "{benchmark}")),
     params:
@@ -146,6 +152,8 @@ rule evaluate_cfg_sweep:
 
 rule profile:
     """Latency (ms per denoising step, batch 1 and CFG batch 2, 512x512) with params and MACs (Tab. 1, 3)."""
+    input:
+        generated=GENERATED,
     output:
         path(layout.record_file(CFG, "efficiency", "{model}")),
     params:
@@ -167,6 +175,8 @@ rule profile:
 
 rule profile_variants:
     """Table 2's params and GFLOPs (thop MAC convention) of every architecture variant."""
+    input:
+        generated=GENERATED,
     output:
         path(layout.record_file(CFG, "efficiency", "variants")),
     params:
@@ -186,6 +196,7 @@ rule sample_suite_start:
     """Tables 1, 3, 4 and 7 for moebius / pixelhacker from another sampler start (eval.sampler_starts)."""
     input:
         unpack(suite_inputs),
+        generated=GENERATED,
     output:
         path(layout.suite_file(CFG, "{experiment}", "{model}", start="{start}")),
     params:
@@ -210,6 +221,7 @@ rule sample_suite_start:
 rule evaluate_suite_start:
     """FID / LPIPS of those samples; their records say `variant: start=<start>` (extra table rows)."""
     input:
+        generated=GENERATED,
         suite=path(layout.suite_file(CFG, "{experiment}", "{model}", start="{start}")),
         images=lambda w: [path(layout.benchmark_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
         masks=lambda w: [path(layout.mask_manifest(CFG, b)) for b in suite_benchmarks(w.experiment, w.model)],
@@ -237,6 +249,7 @@ rule evaluate_suite_start:
 rule ground_truth_leak:
     """How much ground truth the official inference lets into the hole: gt_noised start, blurred paste-back."""
     input:
+        generated=GENERATED,
         masks=[path(layout.mask_manifest(CFG, b)) for b in SUITE_BENCHMARKS["main"]],
     output:
         path(layout.table_file(CFG, "ground_truth_leak")),

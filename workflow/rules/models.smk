@@ -8,9 +8,30 @@
 # No rule passes --fresh itself: a slip in the config must not silently restart a days-long run.
 
 
+if CFG.scale == "rehearsal":
+
+    rule generate_weights:
+        """Rehearsal: random-valued files in the official formats and layouts under weights.dir (+ ledger)."""
+        output:
+            GENERATED,
+        params:
+            config=CONFIG,
+            cfg=section("weights", "seed"),
+            moebius=MOEBIUS,
+        resources:
+            mem_mb=8000,
+        log:
+            logfile("weights", "generate.log"),
+        conda:
+            ENV
+        shell:
+            "{params.moebius} --config {params.config:q} weights generate --stamp {output:q} > {log:q} 2>&1"
+
+
 rule vae:
     """The VAE: trained here (smoke) or the official SDXL f8d4 VAE installed as a run (full)."""
     input:
+        generated=GENERATED,
         data=train_data(CFG.vae_train) if CFG.model.weights_source("vae") == "train" else [],
     output:
         run_json(layout.run_dir(CFG, "vae")),
@@ -32,6 +53,7 @@ rule vae:
 rule teacher:
     """PixelHacker: trained from scratch with the diffusion loss (smoke) or the official checkpoint (full)."""
     input:
+        generated=GENERATED,
         vae=rules.vae.output[0],
         data=train_data(CFG.teacher_train) if CFG.model.weights_source("teacher") == "train" else [],
     output:
@@ -42,6 +64,7 @@ rule teacher:
         launch=launcher(CFG.teacher_train.gpus),
         vae=lambda w, input: parent(input.vae),
         out=lambda w, output: parent(output[0]),
+    threads: train_threads(CFG.teacher_train.gpus)
     resources:
         **train_resources(CFG.teacher_train.gpus),
     log:
@@ -55,6 +78,7 @@ rule teacher:
 rule distill:
     """Exp 9: adaptive multi-granularity distillation of Moebius from the teacher (Sec. 3.3)."""
     input:
+        generated=GENERATED,
         vae=rules.vae.output[0],
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
@@ -67,6 +91,7 @@ rule distill:
         vae=lambda w, input: parent(input.vae),
         teacher=lambda w, input: parent(input.teacher),
         out=lambda w, output: parent(output[0]),
+    threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
@@ -81,6 +106,7 @@ rule distill:
 rule ablation_arch:
     """Table 2: one architecture variant x KD on/off, the 18K-iteration checkpoint at full scale."""
     input:
+        generated=GENERATED,
         vae=rules.vae.output[0],
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
@@ -97,6 +123,7 @@ rule ablation_arch:
         out=lambda w, output: parent(output[0]),
     wildcard_constraints:
         exp="exp[0-9]+",
+    threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
@@ -111,6 +138,7 @@ rule ablation_arch:
 rule ablation_loss:
     """Table 5: the student distilled with a cumulative subset of the four losses."""
     input:
+        generated=GENERATED,
         vae=rules.vae.output[0],
         teacher=rules.teacher.output[0],
         data=train_data(CFG.distill.train),
@@ -125,6 +153,7 @@ rule ablation_loss:
         vae=lambda w, input: parent(input.vae),
         teacher=lambda w, input: parent(input.teacher),
         out=lambda w, output: parent(output[0]),
+    threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:
@@ -140,6 +169,7 @@ rule finetune:
     """Per-benchmark weights (Sec. 4.1): fine-tuned here, or the official ft_* checkpoints."""
     input:
         unpack(finetune_inputs),
+        generated=GENERATED,
     output:
         run_json(layout.finetune_run(CFG, "{model}", "{target}")),
     params:
@@ -151,7 +181,8 @@ rule finetune:
         model="moebius|pixelhacker",
     resources:
         gpu=lambda w: CFG.finetune.targets[w.target].gpus if CFG.scale == "full" else 0,
-        mem_mb=64000 if CFG.scale == "full" else 4000,
+        mem_mb=lambda w: train_resources(CFG.finetune.targets[w.target].gpus)["mem_mb"],
+    threads: lambda w: train_threads(CFG.finetune.targets[w.target].gpus)
     log:
         logfile("train", "finetune_{model}_{target}.log"),
     conda:
@@ -163,6 +194,7 @@ rule finetune:
 rule distill_nokd:
     """The Exp 9 student trained for the same steps as `distill` with L_task only: the KD-off control."""
     input:
+        generated=GENERATED,
         vae=rules.vae.output[0],
         data=train_data(CFG.distill.train),
     output:
@@ -173,6 +205,7 @@ rule distill_nokd:
         launch=launcher(CFG.distill.train.gpus),
         vae=lambda w, input: parent(input.vae),
         out=lambda w, output: parent(output[0]),
+    threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus),
     log:

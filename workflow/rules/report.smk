@@ -34,8 +34,8 @@ rule report:
     """Everything a reviewer reads, built only from result records, results/reference/ and the samples."""
     input:
         records=ALL_RECORDS,
-        # The paper's numbers: the files in git (results/reference/), found where the config puts them.
-        reference=[path(layout.reference_dir(CFG) / f.name) for f in sorted(Path("results/reference").glob("*.csv"))],
+        # The paper's numbers: the files in git (results/reference/), whatever paths.results says.
+        reference=[path(f) for f in sorted(layout.reference_dir(CFG).glob("*.csv"))],
         curves=[run_json(run) for run in TRAIN_RUNS.values()],
         mask_stats=rules.mask_stats.output.stats,
         samples=[path(layout.suite_file(CFG, e, m)) for e in SUITES for m in EVAL_MODELS if suite_benchmarks(e, m)],
