@@ -399,8 +399,11 @@ def _train(
 
     ddp_model: nn.Module = model
     if info.world_size > 1:
+        # Gradients as views of the all-reduce buckets: no second copy of every gradient (0.84 GiB for the
+        # paper student; the rehearsal's two CPU ranks ran out of 24 GB without it).
         ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            gradient_as_bucket_view=True,
         )
     layout = StreamLayout(train.batch_size, accum, info.world_size, info.rank)
     loader = iter(batch_loader(spec.stream, layout, start, spec.steps, train.num_workers))
