@@ -49,8 +49,10 @@ exp9/exp10), ``distill_nokd``, ``finetune`` (Moebius), ``finetune_teacher`` (Pix
 and bf16, with and without checkpointing; ``--ablation`` adds Table 2's other architectures (bf16,
 checkpointing, with KD), one row per architecture.
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_memory.py             # ~6 min on one thread
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_memory.py --ablation  # ~7 min more
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_memory.py             # ~10 min, 2.5 of them the CPU step
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_memory.py --ablation  # ~10 min more
+
+(one thread, on a 2-core machine shared with other jobs; the committed CSV is one ``--ablation`` run.)
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_memory.py --no-rss --no-check --kinds finetune
 """
 
@@ -589,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     ap.add_argument("--ablation", action="store_true",
-                    help="also Table 2's other architectures (bf16, checkpointing; ~7 min more on one thread)")
+                    help="also Table 2's other architectures (bf16, checkpointing; ~10 min more on one thread)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-check", dest="check", action="store_false", help="skip the smoke-preset CPU check")
     ap.add_argument("--no-rss", dest="rss", action="store_false", help="skip the real CPU step (host RSS)")
