@@ -399,8 +399,8 @@ def _train(
 
     ddp_model: nn.Module = model
     if info.world_size > 1:
-        # Gradients as views of the all-reduce buckets: no second copy of every gradient (0.84 GiB for the
-        # paper student; the rehearsal's two CPU ranks ran out of 24 GB without it).
+        # Gradients as views of the all-reduce buckets: no second copy of every gradient (0.84 GiB per
+        # rank for the paper student; the rehearsal's two CPU ranks of 9 GB each were killed for memory).
         ddp_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
             gradient_as_bucket_view=True,
