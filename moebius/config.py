@@ -298,6 +298,9 @@ class AblationConfig:
     """Tables 2 and 5: short runs from the same recipe, scored on Places2 (Test)."""
 
     steps: int = ranged(18_000, ge=1)  # "18K-iteration checkpoint"
+    # GPUs (torchrun processes) per ablation run; 0: the distillation's (distill.train.gpus). The global
+    # batch stays distill.train.global_batch: fewer GPUs accumulate more micro-batches.
+    gpus: int = ranged(0, ge=0)
     experiments: tuple[int, ...] = ranged(tuple(range(1, 16)), unique=True)
     loss_combinations: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
@@ -637,6 +640,11 @@ def _at_least_one_step(where: str, steps: int, why: str) -> None:
         raise ConfigError(f"{where}: {steps!r} is not allowed; must be >= 1 {why}")
 
 
+def ablation_gpus(cfg: "Config") -> int:
+    """The GPUs (torchrun processes) of one ablation run: ``ablation.gpus``, or the distillation's."""
+    return cfg.ablation.gpus or cfg.distill.train.gpus
+
+
 def _whole_batches(where: str, global_batch: int, batch_size: int, gpus: int) -> None:
     """The training loop reaches global_batch as batch_size x gpus (world size) x accumulation steps."""
     per_step = batch_size * gpus
@@ -744,6 +752,8 @@ def check_config(cfg: Config) -> Config:
         if used:
             _at_least_one_step(f"{where}.steps", train.steps, why)
             _whole_batches(f"{where}.global_batch", train.global_batch, train.batch_size, train.gpus)
+    _whole_batches("config.ablation.gpus", cfg.distill.train.global_batch, cfg.distill.train.batch_size,
+                   ablation_gpus(cfg))
     # Fine-tuning runs take steps, global batch, gpus and datasets from each target, the rest from
     # finetune.train (whose own steps, global_batch, gpus and datasets are not used).
     for tname, target in cfg.finetune.targets.items():

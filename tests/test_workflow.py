@@ -235,10 +235,13 @@ def test_rehearsal_dry_run_is_the_full_dag_plus_its_sources_and_weights() -> Non
     assert {k: v - extra.get(k, 0) for k, v in rehearsal.items() if k not in ("rehearsal_sources", "generate_weights")} == full
     # the real fetch, pointed at the generated archives; the distillation through torchrun (2 gloo ranks)
     shells = snakemake("rehearsal/data/datasets/places365/train/manifest.csv", "rehearsal/checkpoints/distill/run.json",
-                       "-n", "--forceall", "-p", "--configfile", "config/rehearsal.yaml").stdout
+                       "rehearsal/checkpoints/ablation_arch/exp1/run.json", "-n", "--forceall", "-p", "--configfile", "config/rehearsal.yaml").stdout
     assert "data fetch --dataset places365 --split train --raw-dir rehearsal/data/raw --out-root rehearsal/data/" \
            "datasets --sources rehearsal/data/rehearsal_sources" in shells
     assert "torchrun --standalone --nproc_per_node=2 -m moebius.cli --config" in shells
+    # the ablation runs in one process (ablation.gpus: 1), accumulating the same global batch
+    assert re.search(r"Shell command: moebius --config \S+ train distill .*--out rehearsal/checkpoints/ablation_arch/exp1",
+                     shells)
     assert "weights generate --stamp rehearsal/weights/GENERATED.done" in shells
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from moebius import layout
-from moebius.config import TABLE2_KD, config_hash, load_config, to_dict, write_resolved
+from moebius.config import TABLE2_KD, ablation_gpus, config_hash, load_config, to_dict, write_resolved
 from moebius.report.names import build_name
 
 

@@ -115,7 +115,7 @@ rule ablation_arch:
     params:
         config=CONFIG,
         cfg=section("model", "distill", "ablation", "masks", "seed"),
-        launch=launcher(CFG.distill.train.gpus),
+        launch=launcher(ablation_gpus(CFG)),
         kd=kd_flag,
         steps=CFG.ablation.steps,
         vae=lambda w, input: parent(input.vae),
@@ -123,9 +123,9 @@ rule ablation_arch:
         out=lambda w, output: parent(output[0]),
     wildcard_constraints:
         exp="exp[0-9]+",
-    threads: train_threads(CFG.distill.train.gpus)
+    threads: train_threads(ablation_gpus(CFG))
     resources:
-        **train_resources(CFG.distill.train.gpus),
+        **train_resources(ablation_gpus(CFG)),
     log:
         logfile("train", "ablation_arch_{exp}.log"),
     conda:
@@ -147,15 +147,15 @@ rule ablation_loss:
     params:
         config=CONFIG,
         cfg=section("model", "distill", "ablation", "masks", "seed"),
-        launch=launcher(CFG.distill.train.gpus),
+        launch=launcher(ablation_gpus(CFG)),
         losses=lambda w: ",".join(CFG.ablation.loss_combinations[w.combo]),
         steps=CFG.ablation.steps,
         vae=lambda w, input: parent(input.vae),
         teacher=lambda w, input: parent(input.teacher),
         out=lambda w, output: parent(output[0]),
-    threads: train_threads(CFG.distill.train.gpus)
+    threads: train_threads(ablation_gpus(CFG))
     resources:
-        **train_resources(CFG.distill.train.gpus),
+        **train_resources(ablation_gpus(CFG)),
     log:
         logfile("train", "ablation_loss_{combo}.log"),
     conda:
