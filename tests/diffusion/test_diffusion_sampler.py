@@ -240,7 +240,7 @@ def test_compile_switch_routes_the_denoiser_through_torch_compile(model, vae, ba
 def test_compiled_denoiser_matches_eager(model, vae, batch) -> None:
     """torch.compile (inductor) of the tiny student: the same ε and images as eager, up to rounding.
 
-    Compiling takes ~6 min on one CPU core (kernel codegen; the cost is in the op count, not the
+    Compiling takes ~5 min on one CPU core (kernel codegen; the cost is in the op count, not the
     widths), so one image: its CFG batch has the shape of ``_step_eps``'s and compiles once.
     """
     from moebius.diffusion.sampler import sampling_denoiser
