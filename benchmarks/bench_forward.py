@@ -12,15 +12,20 @@ Timing on a shared machine: threads pinned (``torch.set_num_threads``), one warm
 ``--repeats`` rounds that alternate which version runs first, and the median of each; the 1-minute
 load average is recorded with every row, and process CPU time beside wall time (``cpu_ratio``).
 ``--dtype bf16`` times the new model under CPU bf16 autocast against the baseline in fp32 (the diff is
-then bf16's error, not an equivalence check).
+then bf16's error, not an equivalence check). ``--channels-last`` gives the new model's 2-D conv weights
+and its input the channels-last memory format (same numbers up to rounding). With ``--baseline HEAD``
+either compares one tree with itself: the option's own effect.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_forward.py --models student --threads 1 2
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_forward.py --models student --threads 1 \
+        --dtype bf16 --baseline HEAD --repeats 3 --append
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime as dt
 import functools
 import importlib
@@ -79,6 +84,17 @@ def import_baseline(ref: str, workdir: Path) -> Callable[[str, str], torch.nn.Mo
     return registry.build_model
 
 
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every 2-D conv weight in channels-last memory format (in place; values unchanged).
+
+    ``model.to(memory_format=...)`` cannot be used: it refuses the Local-λ positional Conv3d (5-D).
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 def forward(model: torch.nn.Module, inputs: tuple, dtype: torch.dtype | None) -> list[torch.Tensor]:
     autocast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
@@ -116,7 +132,7 @@ def time_pair(old: Callable[[], object], new: Callable[[], object], repeats: int
 
 
 def run(models: list[str], preset: str, threads: list[int], batch: int, repeats: int, dtype: str, ref: str,
-        label: str) -> pd.DataFrame:
+        label: str, memory_format: str = "contiguous") -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory(prefix="moebius-baseline-") as tmp:
         build_old = import_baseline(ref, Path(tmp))
@@ -130,20 +146,26 @@ def run(models: list[str], preset: str, threads: list[int], batch: int, repeats:
             g = torch.Generator().manual_seed(0)
             side = new.latent_size
             inputs = (torch.randn(batch, 9, side, side, generator=g), torch.tensor([500] * batch), lcg_ids(batch, True))
+            new_inputs = inputs
+            if memory_format == "channels_last":
+                # after the weights were shared: the old model keeps NCHW tensors of the same values
+                new = channels_last(copy.deepcopy(new))
+                new_inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
             for n in threads:
                 torch.set_num_threads(n)
-                diff, block_rel = diffs(forward(old, inputs, None), forward(new, inputs, DTYPES[dtype]))
+                diff, block_rel = diffs(forward(old, inputs, None), forward(new, new_inputs, DTYPES[dtype]))
                 ms = time_pair(functools.partial(forward, old, inputs, None),
-                               functools.partial(forward, new, inputs, DTYPES[dtype]), repeats)
+                               functools.partial(forward, new, new_inputs, DTYPES[dtype]), repeats)
                 row = {
-                    "model": name, "preset": preset, "batch": batch, "dtype": dtype, "threads": n,
+                    "model": name, "preset": preset, "batch": batch, "dtype": dtype, "memory_format": memory_format,
+                    "threads": n,
                     "old_ms": round(ms["old_ms"], 1), "new_ms": round(ms["new_ms"], 1),
                     "ratio": round(ms["new_ms"] / ms["old_ms"], 3),
                     "old_cpu_ms": round(ms["old_cpu_ms"], 1), "new_cpu_ms": round(ms["new_cpu_ms"], 1),
                     "cpu_ratio": round(ms["new_cpu_ms"] / ms["old_cpu_ms"], 3),
                     "max_abs_diff": float(f"{diff:.3g}"), "block_max_rel_diff": float(f"{block_rel:.3g}"),
                     "repeats": repeats, "load1": round(os.getloadavg()[0], 2),
-                    "baseline": ref, "label": label, "date": dt.date.today().isoformat(), "commit": commit_label(),
+                    "baseline": git("rev-parse", "--short", ref), "label": label, "date": dt.date.today().isoformat(), "commit": commit_label(),
                     "torch_version": torch.__version__,
                 }
                 rows.append(row)
@@ -160,15 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES), help="the new model's (autocast) dtype")
+    ap.add_argument("--channels-last", action="store_true", help="the new model's conv weights and input channels-last")
     ap.add_argument("--baseline", default=BASELINE, help="git ref of the old model code")
     ap.add_argument("--label", default="", help="what this run measures (e.g. the change under test)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--append", action="store_true", help="add the rows to --out instead of replacing it")
     args = ap.parse_args(argv)
 
-    df = run(args.models, args.preset, args.threads, args.batch, args.repeats, args.dtype, args.baseline, args.label)
+    df = run(args.models, args.preset, args.threads, args.batch, args.repeats, args.dtype, args.baseline, args.label,
+             "channels_last" if args.channels_last else "contiguous")
     if args.append and args.out.exists():
-        df = pd.concat([pd.read_csv(args.out), df], ignore_index=True)
+        # text columns stay text: a hash like 65e4804 would otherwise read back as a float (inf)
+        old = pd.read_csv(args.out, dtype={"baseline": str, "label": str, "commit": str}, keep_default_na=False)
+        df = pd.concat([old, df], ignore_index=True)
     with atomic_open(args.out, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False)
     print(f"wrote {args.out}")

@@ -3,14 +3,19 @@
 Runs ``moebius.diffusion.sampler.inpaint_batch`` — the sampler every evaluation uses (DDIM, LCG
 classifier-free guidance with the CFG batch [uncond, cond], VAE encode/decode, paste-back) — on
 random images and masks. The denoiser is wrapped so that each of its calls is timed: ``ms_per_step``
-is the median model call (one step = one CFG-batch forward), ``images_per_s`` the whole pipeline.
+is the median model call (one step = one CFG-batch forward; ``cpu_ms_per_step`` its process CPU time,
+which leaves out waiting for a core on a shared machine), ``images_per_s`` the whole pipeline.
 
 Opt-in variants, each checked against the fp32 eager model on the same input before it is timed
 (the relative L2 error of one step's guided-batch ε must stay under ``TOLERANCE``; the whole sample's
 largest pixel difference is reported too, without a bound, since 20 steps compound any change):
 
-    --compile             torch.compile(model)                         tolerance 1e-4 (fp32)
-    --dtype bf16 | fp16   torch.autocast for the model and the VAE     tolerance 1e-1 | 5e-2
+    --compile             sample.compile: torch.compile of the denoiser     tolerance 1e-4 (fp32)
+    --dtype bf16 | fp16   sample.precision: the denoiser under autocast     tolerance 1e-1 | 5e-2
+    --channels-last       the denoiser's conv weights and input channels-last (benchmark only)
+
+``--compile`` and ``--dtype`` go through the package's own path (``sampling_denoiser``, what
+``sample.compile`` / ``sample.precision`` select; the VAE and the DDIM update stay fp32).
 
 Weights are random (latency does not depend on them) unless ``--weights`` names a student checkpoint.
 
@@ -21,7 +26,7 @@ Weights are random (latency does not depend on them) unless ``--weights`` names 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import copy
 import datetime as dt
 import os
 import platform
@@ -36,13 +41,13 @@ import torch
 
 from moebius.atomic import atomic_open
 from moebius.config import SampleConfig
-from moebius.diffusion.sampler import inpaint_batch
+from moebius.diffusion.sampler import inpaint_batch, sampling_denoiser
 from moebius.models.lcg import cfg_ids
 from moebius.models.registry import build_model
 from moebius.models.vae import build_vae
 
 REPO = Path(__file__).resolve().parent.parent
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = ("bf16", "fp16", "fp32")  # sample.precision
 # Relative L2 of one step's ε against fp32 eager. Sanity bounds that catch a broken path (a layout or
 # overflow bug is off by ~1), not quality claims: a random-init student in bf16 is off by ~5e-2.
 TOLERANCE = {"fp32": 1e-4, "bf16": 1e-1, "fp16": 5e-2}
@@ -58,22 +63,28 @@ class TimedDenoiser(torch.nn.Module):
         self._fn = [fn]  # a list, so a compiled wrapper is not registered as a second submodule
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         self.times_ms: list[float] = []
+        self.cpu_ms: list[float] = []  # process CPU time: leaves out waiting for a core on a shared machine
 
     def forward(self, *args):
         self._sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = self._fn[0](*args)
         self._sync()
         self.times_ms.append((time.perf_counter() - t0) * 1e3)
+        self.cpu_ms.append((time.process_time() - c0) * 1e3)
         return out
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+def channels_last(model: torch.nn.Module, fn):
+    """``fn`` with the model's 2-D conv weights (in place) and its latent input in channels-last format."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):  # model.to(memory_format=) refuses the 5-D Local-λ Conv3d
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+    return lambda x, *rest: fn(x.contiguous(memory_format=torch.channels_last), *rest)
 
 
-def step_error(model: torch.nn.Module, fn, device: torch.device, dtype: torch.dtype | None) -> float:
-    """Relative L2 error of one CFG-batch ε of ``fn`` (under ``dtype`` autocast) against fp32 eager."""
+def step_error(model: torch.nn.Module, fn, device: torch.device) -> float:
+    """Relative L2 error of one CFG-batch ε of ``fn`` against the fp32 eager ``model``."""
     side = model.latent_size
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 9, side, side, generator=g).to(device)
@@ -81,8 +92,7 @@ def step_error(model: torch.nn.Module, fn, device: torch.device, dtype: torch.dt
     ids = cfg_ids(1, device=device)
     with torch.inference_mode():
         ref = model(x, t, ids).sample.float()
-        with autocast(device, dtype):
-            got = fn(x, t, ids).sample.float()
+        got = fn(x, t, ids).sample.float()
     return float((got - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
@@ -109,7 +119,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit("bench_sampler: --device cuda but torch.cuda.is_available() is False")
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    dtype = DTYPES[args.dtype]
     torch.manual_seed(0)
     model = build_model("student", args.preset).eval()
     if args.weights is not None:
@@ -118,10 +127,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         load_weights(model, args.weights)
     model.to(device)
     vae = build_vae(args.preset).eval().to(device)
-    fn = torch.compile(model) if args.compile else model
-
-    err = step_error(model, fn, device, dtype)
-    tol = TOLERANCE["fp32" if dtype is None else args.dtype]
+    fn = sampling_denoiser(model, SampleConfig(precision=args.dtype, compile=args.compile))
+    if args.channels_last:
+        ref_model = copy.deepcopy(model)  # the reference stays NCHW
+        fn = channels_last(model, fn)
+    else:
+        ref_model = model
+    err = step_error(ref_model, fn, device)
+    tol = TOLERANCE[args.dtype]
     print(f"one step's eps vs fp32 eager: relative L2 {err:.3g} (tolerance {tol:g})", flush=True)
     if err > tol:
         raise SystemExit(f"bench_sampler: {args.dtype}{' + compile' if args.compile else ''} is off by {err:.3g}")
@@ -130,19 +143,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     factor = 2 ** (len(vae.config.block_out_channels) - 1)  # pixels per latent cell (8 paper, 4 smoke)
     images, masks = inputs(args.batch, model.latent_size * factor)
     seeds = list(range(args.batch))
-    timed = TimedDenoiser(model, fn, device)
-    with autocast(device, dtype):
-        out = inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)  # warm-up (and compile)
-    ref = inpaint_batch(model, vae, images, masks, seeds, args.guidance, cfg) if (dtype or args.compile) else out
+    timed = TimedDenoiser(model, fn, device)  # cfg is plain fp32 eager: fn already holds the options
+    out = inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)  # warm-up (and compile)
+    variant = args.dtype != "fp32" or args.compile or args.channels_last
+    ref = inpaint_batch(ref_model, vae, images, masks, seeds, args.guidance, cfg) if variant else out
     image_diff = float((out.float() - ref.float()).abs().max())
     timed.times_ms.clear()
+    timed.cpu_ms.clear()
     totals = []
     for _ in range(args.repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with autocast(device, dtype):
-            inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)
+        inpaint_batch(timed, vae, images, masks, seeds, args.guidance, cfg)
         if device.type == "cuda":
             torch.cuda.synchronize()
         totals.append(time.perf_counter() - t0)
@@ -150,7 +163,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     return {
         "model": "moebius", "preset": args.preset, "device": name, "threads": args.threads if device.type == "cpu" else None,
         "batch": args.batch, "steps": args.steps, "guidance": args.guidance, "dtype": args.dtype,
-        "compile": args.compile, "ms_per_step": round(statistics.median(timed.times_ms), 2),
+        "compile": args.compile,
+        "memory_format": "channels_last" if args.channels_last else "contiguous", "ms_per_step": round(statistics.median(timed.times_ms), 2),
+        "cpu_ms_per_step": round(statistics.median(timed.cpu_ms), 2),
         "images_per_s": round(args.batch / statistics.median(totals), 4), "step_rel_err": float(f"{err:.3g}"),
         "tolerance": tol, "image_max_abs_diff": float(f"{image_diff:.3g}"), "repeats": args.repeats,
         "load1": round(os.getloadavg()[0], 2), "date": dt.date.today().isoformat(), "commit": commit_label(),
@@ -167,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance", type=float, default=2.5)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (pinned)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model (opt-in)")
+    ap.add_argument("--dtype", default="fp32", choices=DTYPES, help="sample.precision of the denoiser")
+    ap.add_argument("--compile", action="store_true", help="sample.compile: torch.compile the denoiser")
+    ap.add_argument("--channels-last", action="store_true", help="the denoiser's convs and input channels-last")
     ap.add_argument("--weights", type=Path, default=None, help="student checkpoint (default: random weights)")
     ap.add_argument("--out", type=Path, default=None, help="CSV to append to (default results/sampler_<device>.csv)")
     args = ap.parse_args(argv)
@@ -178,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     df = pd.DataFrame([row])
     if out.exists():
-        df = pd.concat([pd.read_csv(out), df], ignore_index=True)
+        # text columns stay text (a hash like 65e4804 would read back as a float)
+        old = pd.read_csv(out, dtype={"commit": str, "device": str, "date": str}, keep_default_na=False)
+        df = pd.concat([old, df], ignore_index=True)
     with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
         df.to_csv(fh, index=False)
     print(f"wrote {out}")

@@ -346,6 +346,12 @@ class SampleConfig:
     pixelhacker_paste_back: Literal["blurred", "hard", "none"] = "none"
     batch_size: int = ranged(8, ge=1)
     seed: int = ranged(0, ge=0)
+    # Speed only, opt-in, for GPUs (moebius.diffusion.sampler.sampling_denoiser): the denoiser's autocast
+    # precision (the VAE and the DDIM update stay fp32) and torch.compile of the denoiser. fp32 eager is
+    # the reference; bf16 / fp16 change each step's ε by ~1e-2 relative (tests/diffusion), so sample
+    # folders and result records name the precision they used. On CPU compiling takes minutes.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
 
 
 @dataclass(frozen=True)

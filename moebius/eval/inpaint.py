@@ -260,7 +260,8 @@ def inpaint_benchmark(
         if guidance is None:
             guidance = default_guidance
         sampler = {"start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
-                   "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur}
+                   "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur,
+                   "precision": sample_cfg.precision, "compile": sample_cfg.compile}
     else:
         load_baseline(cfg, model_key, benchmark)  # build it once now: a method that cannot run fails before any work
         kind = weights_kind(cfg, model_key, benchmark)

@@ -67,6 +67,9 @@ TOO_FEW = "too few"  # what a per-bin FID below eval.min_fid_images shows instea
 # meta.json "sampler" keys → the switch names (moebius.switches) they record: a record says which form
 # made its samples, even where that differs from the config's default (other start, PixelHacker's paste).
 _SAMPLER_SWITCHES = {"start": "sampler_start", "paste_back": "paste_back"}
+# meta.json "sampler" keys of the opt-in speed paths (sample.precision, sample.compile) → record settings:
+# bf16 / fp16 change the samples, so a record says which precision made them (absent: older folders, fp32).
+_SAMPLER_SPEED = {"precision": "sample_precision", "compile": "sample_compile"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,7 +620,8 @@ def sampler_settings(cfg: Config, meta: dict) -> dict[str, Any]:
     sampler = meta.get("sampler")
     if not isinstance(sampler, dict) or sampler.get("start") not in ("noise", "gt_noised"):
         return {}  # a baseline's own pipeline: the switches do not apply
-    out: dict[str, Any] = {name: sampler[key] for key, name in _SAMPLER_SWITCHES.items() if key in sampler}
+    keys = {**_SAMPLER_SWITCHES, **_SAMPLER_SPEED}
+    out: dict[str, Any] = {name: sampler[key] for key, name in keys.items() if key in sampler}
     if isinstance(meta.get("guidance"), (int, float)) and not isinstance(meta.get("guidance"), bool):
         out["guidance"] = float(meta["guidance"])
     if sampler["start"] != cfg.sample.start:

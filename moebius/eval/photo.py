@@ -345,7 +345,8 @@ def load_method(cfg: Config, model_key: str, weights: str | None, vae_dir: Path 
     sample_cfg, guidance = model_sampling(cfg.sample, model_key, domain)  # the benchmarks' per-model settings
     record.update(domain=domain, device=str(device), sampler={
         "start": sample_cfg.start, "strength": sample_cfg.strength, "noise_offset": sample_cfg.noise_offset,
-        "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur})
+        "paste_back": sample_cfg.paste_back, "paste_blur": sample_cfg.paste_blur,
+        "precision": sample_cfg.precision, "compile": sample_cfg.compile})
 
     def run_ours(x: torch.Tensor, m: torch.Tensor, seeds: list[int], g: float | None) -> torch.Tensor:
         return inpaint_batch(model, vae, x.to(device), m.to(device), seeds, float(g), sample_cfg).float().cpu()

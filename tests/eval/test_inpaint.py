@@ -127,7 +127,7 @@ def test_pixelhacker_rows_use_its_own_inference(tmp_path, ours, monkeypatch) -> 
     assert seen and all(g == 4.5 and c.strength == 0.999 and c.paste_back == "none" for g, c in seen)
     assert meta["guidance"] == 4.5  # not the portrait 2.0 Moebius uses
     assert meta["sampler"] == {"start": "gt_noised", "strength": 0.999, "noise_offset": 0.0357,
-                               "paste_back": "none", "paste_blur": 3.0}
+                               "paste_back": "none", "paste_blur": 3.0, "precision": "fp32", "compile": False}
     for i in IDS:  # the raw decoded image: the known region is the VAE's, not the input's
         src, got = _read(images_dir / f"{i}.png"), _read(out / f"{i}.png")
         hole = np.asarray(Image.open(masks_dir / f"{i}.png")) == 255

@@ -342,6 +342,9 @@ def test_sampler_settings_from_meta():
         "sampler_start": "noise", "paste_back": "blurred", "guidance": 2.5}  # the primary start: no variant
     assert M.sampler_settings(cfg, {"sampler": {"start": "pipeline"}, "guidance": 3.5}) == {}  # a baseline
     assert M.sampler_settings(cfg, {}) == {}
+    bf16 = {"start": "noise", "paste_back": "blurred", "precision": "bf16", "compile": True}
+    assert M.sampler_settings(cfg, {"sampler": bf16}) == {  # the opt-in speed paths are named in the record
+        "sampler_start": "noise", "paste_back": "blurred", "sample_precision": "bf16", "sample_compile": True}
 
 
 def test_evaluate_samples_requires_meta_and_mask_rows(sets, tmp_path):

@@ -60,6 +60,20 @@ def test_cross_attention_single_token_returns_its_value() -> None:
 
 
 @torch.no_grad()
+def test_cross_attention_sdpa_equals_the_explicit_softmax() -> None:
+    """The SDPA call equals softmax(Q Kᵀ / √d) V per head, as diffusers' classic AttnProcessor computes it."""
+    torch.manual_seed(0)
+    attn = CrossAttention(32, 12, heads=4)
+    x, ctx = torch.randn(2, 9, 32), torch.randn(2, 10, 12)  # 9 latent tokens, the 10 LCG tokens
+    q = attn.to_q(x).view(2, 9, 4, 8).transpose(1, 2)  # (B, h, N, d)
+    k = attn.to_k(ctx).view(2, 10, 4, 8).transpose(1, 2)  # (B, h, M, d)
+    v = attn.to_v(ctx).view(2, 10, 4, 8).transpose(1, 2)
+    weights = (q @ k.transpose(-1, -2) / 8**0.5).softmax(dim=-1)  # (B, h, N, M)
+    expected = attn.to_out[0]((weights @ v).transpose(1, 2).reshape(2, 9, 32))
+    torch.testing.assert_close(attn(x, ctx), expected, rtol=1e-5, atol=1e-6)
+
+
+@torch.no_grad()
 def test_transformer_block_is_residual() -> None:
     # zero the last layer of every branch: Eq. 3 then returns its input unchanged
     torch.manual_seed(0)

@@ -28,3 +28,19 @@ def test_smoke_vae_is_factor_four() -> None:
 def test_unknown_vae_preset() -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'paper'"):
         build_vae("papr")
+
+
+@torch.no_grad()
+def test_vae_attention_sdpa_processor_equals_the_classic_one() -> None:
+    """diffusers gives the VAE's mid-block attention its SDPA processor; the explicit-softmax one agrees."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    torch.manual_seed(0)
+    vae = build_vae("tiny").eval()
+    assert {type(p) for p in vae.attn_processors.values()} == {AttnProcessor2_0}
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    z = vae.encode(x).latent_dist.mean
+    sdpa = vae.decode(z).sample
+    vae.set_attn_processor(AttnProcessor())
+    torch.testing.assert_close(vae.encode(x).latent_dist.mean, z, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(vae.decode(z).sample, sdpa, rtol=1e-5, atol=1e-5)
