@@ -13,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # removed must be added or removed here too.
 EXPECTED_COMMANDS = {
     "config hash", "config resolve", "config schema", "config show", "config validate",
-    "data benchmark", "data download", "data extract", "data fetch", "data smoke", "data verify",
+    "data benchmark", "data download", "data extract", "data fetch", "data rehearsal-sources", "data smoke", "data verify",
     "masks generate", "masks import", "masks stats",
     "train compare-kd", "train distill", "train finetune", "train official", "train teacher", "train vae",
     "sample", "sample-suite", "score", "score-suite", "evaluate", "profile", "report", "trace", "inpaint", "leak",
-    "weights check", "weights convert-mat", "weights export-gan", "weights list",
+    "weights check", "weights convert-mat", "weights export-gan", "weights generate", "weights list",
 }
 
 
@@ -120,3 +120,16 @@ def test_config_resolve_refuses_a_config_changed_since_planning(run_cli, tmp_pat
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "not 000000000000" in lines[0], result.stderr
     assert not out.exists()
+
+
+@pytest.mark.hostile("`data fetch --sources DIR` under the full-scale config, or a rehearsal fetch without --sources",
+                     "one line naming --sources and data.source, exit 2, nothing downloaded")
+@pytest.mark.parametrize("config, sources", [("config/full.yaml", True), ("config/rehearsal.yaml", False)])
+def test_fetch_sources_only_with_the_rehearsal_source(run_cli, tmp_path: Path, config: str, sources: bool) -> None:
+    extra = ["--sources", str(tmp_path)] if sources else []
+    result = run_cli("--config", config, "data", "fetch", "--dataset", "ffhq", "--split", "val",
+                     "--raw-dir", str(tmp_path / "raw"), "--out-root", str(tmp_path / "out"), *extra)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "--sources goes with data.source rehearsal" in result.stderr
+    assert not (tmp_path / "raw").exists()
