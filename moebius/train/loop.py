@@ -77,6 +77,7 @@ from moebius.train.state import (
     load_state,
     metrics_csv_text,
     move_aside,
+    read_run,
     read_state_meta,
     remove_stale_tmp,
     run_lock,
@@ -523,9 +524,8 @@ def learnt_kind(kind: str | None, upstream: dict[str, Path | None]) -> str | Non
     """A trained run's ``weights_kind``: ``generated`` when a run it learnt from (VAE, teacher, init) holds
     random-valued files (the rehearsal), since its numbers then mean no more than theirs; else ``kind``."""
     for run in upstream.values():
-        if run is not None and (Path(run) / RUN_JSON).is_file():
-            if json.loads((Path(run) / RUN_JSON).read_text(encoding="utf-8")).get("weights_kind") == "generated":
-                return "generated"
+        if run is not None and (Path(run) / RUN_JSON).is_file() and read_run(run).get("weights_kind") == "generated":
+            return "generated"
     return kind
 
 
