@@ -23,14 +23,15 @@ if CFG.data.source == "smoke":
             " --out-root {params.out_root:q} > {log:q} 2>&1"
 
 else:
-    REHEARSAL = CFG.data.source == "rehearsal"
+    # The rehearsal's record of its generated archives: rehearsal_sources writes it, every fetch reads it.
+    REHEARSAL_SOURCES = [path(layout.rehearsal_sources(CFG) / "sources.json")] if CFG.data.source == "rehearsal" else []
 
-    if REHEARSAL:
+    if REHEARSAL_SOURCES:
 
         rule rehearsal_sources:
             """The rehearsal's small archives in the publishers' layouts (served to fetch_dataset on 127.0.0.1)."""
             output:
-                path(layout.rehearsal_sources(CFG) / "sources.json"),
+                REHEARSAL_SOURCES,
             params:
                 config=CONFIG,
                 cfg=section("data", "seed"),
@@ -46,7 +47,7 @@ else:
     rule fetch_dataset:
         """Download (resumable, checksummed), extract safely and lay out one split of a real dataset."""
         input:
-            sources=[path(layout.rehearsal_sources(CFG) / "sources.json")] if REHEARSAL else [],
+            sources=REHEARSAL_SOURCES,
         output:
             path(layout.dataset_manifest(CFG, "{dataset}", "{split}")),
         params:

@@ -2,7 +2,8 @@
 # Training rules start torchrun when a run asks for more than one GPU (see `launcher` in common.smk).
 # A re-run job resumes its run folder (the CLI's default), also after a change of settings that do not
 # alter results (log_every, checkpoint_every, num_workers, paths: moebius/train/loop.py; not gpus, whose
-# world size counts, found by the rehearsal when ablation.gpus changed 2 -> 1). After a change that does, the job fails with one line (in its log) naming the folder and the setting: revert
+# world size counts, found by the rehearsal when ablation.gpus changed 2 -> 1). After a change that
+# does, the job fails with one line (in its log) naming the folder and the setting: revert
 # it, or start the run over by running the job's `moebius train …` command once with `--fresh` (the old
 # run moves to <run>.old-<time>, it is not deleted) or by moving the folder away, then re-run Snakemake.
 # No rule passes --fresh itself: a slip in the config must not silently restart a days-long run.
