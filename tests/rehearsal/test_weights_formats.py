@@ -19,7 +19,7 @@ import torch
 from moebius.config import Config, WeightsConfig
 from moebius.errors import WeightChecksumError
 from moebius.rehearsal import weights as gen
-from moebius.weights import GENERATED_LEDGER, resolve_weight
+from moebius.weights import GENERATED_LEDGER, get_weight, resolve_weight
 
 SEED = 3
 
@@ -306,7 +306,7 @@ def test_lpips_head_file_with_other_keys_is_refused(tmp_path: Path) -> None:
 @pytest.mark.hostile("generating weights into a folder that already holds a registered file the ledger does not list",
                      "WeightError naming the file; nothing is written and the real file is untouched")
 def test_generation_refuses_a_folder_with_real_weights(tmp_path: Path) -> None:
-    real = tmp_path / resolve_path("lpips_alex_head")
+    real = tmp_path / get_weight("lpips_alex_head").path
     real.parent.mkdir(parents=True)
     real.write_bytes(b"someone's real weights")
     with pytest.raises(gen.WeightError, match=r"not generated \(lpips/v0.1/alex.pth\)"):
@@ -325,9 +325,3 @@ def test_a_resumed_generation_keeps_the_files_already_ledgered(tmp_path: Path) -
     gen.write_weights(tmp_path, ["lpips_alex_head"], seed=SEED + 1)
     assert json.loads((tmp_path / GENERATED_LEDGER).read_text())["files"]["lpips_alex_head"]["seed"] == SEED + 1
     resolve_weight("lpips_alex_head", tmp_path)  # the ledger's sha256 is the new file's
-
-
-def resolve_path(key: str) -> str:
-    from moebius.weights import get_weight
-
-    return get_weight(key).path
