@@ -43,24 +43,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from moebius.atomic import atomic_open
 from moebius.models.lcg import lcg_ids
 from moebius.models.registry import build_model
+from provenance import commit_label, git, write_csv  # benchmarks/provenance.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "forward_cpu.csv"
 BASELINE = "65e4804"  # the commit issue 15 measures against
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def commit_label() -> str:
-    """Short HEAD hash, ``+dirty`` when the models or this benchmark have uncommitted edits."""
-    dirty = git("status", "--porcelain", "--", "moebius", "benchmarks/bench_forward.py")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def import_baseline(ref: str, workdir: Path) -> Callable[[str, str], torch.nn.Module]:
@@ -165,7 +155,7 @@ def run(models: list[str], preset: str, threads: list[int], batch: int, repeats:
                     "cpu_ratio": round(ms["new_cpu_ms"] / ms["old_cpu_ms"], 3),
                     "max_abs_diff": float(f"{diff:.3g}"), "block_max_rel_diff": float(f"{block_rel:.3g}"),
                     "repeats": repeats, "load1": round(os.getloadavg()[0], 2),
-                    "baseline": git("rev-parse", "--short", ref), "label": label, "date": dt.date.today().isoformat(), "commit": commit_label(),
+                    "baseline": git("rev-parse", "--short", ref), "label": label, "date": dt.date.today().isoformat(), "commit": commit_label("benchmarks/bench_forward.py"),
                     "torch_version": torch.__version__,
                 }
                 rows.append(row)
@@ -191,12 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     df = run(args.models, args.preset, args.threads, args.batch, args.repeats, args.dtype, args.baseline, args.label,
              "channels_last" if args.channels_last else "contiguous")
-    if args.append and args.out.exists():
-        # text columns stay text: a hash like 65e4804 would otherwise read back as a float (inf)
-        old = pd.read_csv(args.out, dtype={"baseline": str, "label": str, "commit": str}, keep_default_na=False)
-        df = pd.concat([old, df], ignore_index=True)
-    with atomic_open(args.out, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
+    write_csv(df, args.out, ("baseline", "label", "commit"), append=args.append)
     print(f"wrote {args.out}")
     return 0
 

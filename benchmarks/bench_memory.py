@@ -85,6 +85,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from moebius.atomic import atomic_open
 from moebius.config import Config, load_config
+from provenance import commit_label  # benchmarks/provenance.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "memory_train.csv"
@@ -571,15 +572,6 @@ def rss_measure() -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def commit_label() -> str:
-    dirty = git("status", "--porcelain", "--", "moebius", "benchmarks/bench_memory.py", "config")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
-
-
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
@@ -602,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_child()
         return 0
     t0 = time.perf_counter()
-    stamp = {"date": dt.date.today().isoformat(), "commit": commit_label(), "torch_version": torch.__version__}
+    stamp = {"date": dt.date.today().isoformat(), "commit": commit_label("benchmarks/bench_memory.py", "config"), "torch_version": torch.__version__}
     rows = []
     for name in args.kinds:
         rows += measure_kind(KINDS[name], args.precisions, [True, False], direct=name == "distill")

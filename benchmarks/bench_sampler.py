@@ -31,7 +31,6 @@ import datetime as dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,12 +38,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from moebius.atomic import atomic_open
 from moebius.config import SampleConfig
 from moebius.diffusion.sampler import inpaint_batch, sampling_denoiser
 from moebius.models.lcg import cfg_ids
 from moebius.models.registry import build_model
 from moebius.models.vae import build_vae
+from provenance import commit_label, write_csv  # benchmarks/provenance.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 DTYPES = ("bf16", "fp16", "fp32")  # sample.precision
@@ -104,15 +103,6 @@ def inputs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, masks
 
 
-def commit_label() -> str:
-    try:
-        run = lambda *a: subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True)
-        dirty = run("status", "--porcelain", "--", "moebius", "benchmarks/bench_sampler.py").stdout.strip()
-        return run("rev-parse", "--short", "HEAD").stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run(args: argparse.Namespace) -> dict[str, object]:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -168,7 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "cpu_ms_per_step": round(statistics.median(timed.cpu_ms), 2),
         "images_per_s": round(args.batch / statistics.median(totals), 4), "step_rel_err": float(f"{err:.3g}"),
         "tolerance": tol, "image_max_abs_diff": float(f"{image_diff:.3g}"), "repeats": args.repeats,
-        "load1": round(os.getloadavg()[0], 2), "date": dt.date.today().isoformat(), "commit": commit_label(),
+        "load1": round(os.getloadavg()[0], 2), "date": dt.date.today().isoformat(), "commit": commit_label("benchmarks/bench_sampler.py"),
         "torch_version": torch.__version__,
     }
 
@@ -193,12 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     row = run(args)
     print(", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     df = pd.DataFrame([row])
-    if out.exists():
-        # text columns stay text (a hash like 65e4804 would read back as a float)
-        old = pd.read_csv(out, dtype={"commit": str, "device": str, "date": str}, keep_default_na=False)
-        df = pd.concat([old, df], ignore_index=True)
-    with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
+    write_csv(df, out, ("commit", "device", "date"))
     print(f"wrote {out}")
     return 0
 

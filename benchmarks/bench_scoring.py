@@ -30,7 +30,6 @@ import datetime as dt
 import functools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,19 +40,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from moebius.atomic import atomic_open
+from provenance import commit_label, write_csv  # benchmarks/provenance.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "scoring_cpu.csv"
-
-
-def commit_label() -> str:
-    try:
-        run = lambda *a: subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True)
-        dirty = run("status", "--porcelain", "--", "moebius", "benchmarks/bench_scoring.py").stdout.strip()
-        return run("rev-parse", "--short", "HEAD").stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def make_sets(root: Path, n: int, size: int) -> dict[str, Path]:
@@ -161,7 +151,7 @@ def run(args: argparse.Namespace, root: Path) -> list[dict[str, object]]:
 
     common = {"n_images": args.n, "size": args.size, "threads": args.threads, "batch_size": bs,
               "bootstrap": args.bootstrap, "weights": "standin", "load1": round(os.getloadavg()[0], 2),
-              "label": args.label, "date": dt.date.today().isoformat(), "commit": commit_label(),
+              "label": args.label, "date": dt.date.today().isoformat(), "commit": commit_label("benchmarks/bench_scoring.py"),
               "torch_version": torch.__version__}
     rows = []
     for name, (value, wall, cpu) in results.items():
@@ -198,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(args, root)
 
     df = pd.DataFrame(rows)
-    if args.out.exists():
-        old = pd.read_csv(args.out, dtype={"commit": str, "label": str, "date": str}, keep_default_na=False)
-        df = pd.concat([old, df], ignore_index=True)
-    with atomic_open(args.out, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
+    write_csv(df, args.out, ("commit", "label", "date"))
     print(f"wrote {args.out}")
     return 0
 
