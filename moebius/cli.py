@@ -705,7 +705,19 @@ def _show_notices() -> None:
 
 
 def main() -> None:
-    """Entry point: user errors (``MoebiusError``, disk full, permissions) become one line and exit 2."""
+    """Entry point: inside a local workflow run, the command runs in a child of the run's fork server
+    (`moebius.forkserver`: libraries imported once); otherwise, or when the server cannot take it, here."""
+    from moebius import forkserver
+
+    code = forkserver.forward(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    run()
+
+
+def run() -> None:
+    """The command of ``sys.argv``: user errors (``MoebiusError``, disk full, permissions) become one line
+    and exit 2."""
     _show_notices()
     try:
         cli(standalone_mode=False)

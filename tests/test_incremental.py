@@ -48,6 +48,13 @@ def finished_smoke_run() -> None:
         pytest.skip(why)
 
 
+def test_smoke_run_went_through_the_fork_server(finished_smoke_run) -> None:
+    """The reproduction's jobs ran as children of the run's fork server (moebius/forkserver.py), not each
+    importing torch again: a setting that made the server refuse every job would only show as a slow DAG."""
+    log = (ROOT / "logs" / "forkserver.log").read_text()
+    assert log.count("forkserver: pid ") >= 100, log[-2000:]
+
+
 def test_metric_setting_rescores_without_resampling(finished_smoke_run, tmp_path: Path) -> None:
     override = tmp_path / "override.yaml"
     override.write_text("eval:\n  bootstrap: 150\n")
@@ -80,6 +87,10 @@ def test_a_setting_reruns_its_jobs_with_the_new_value(tmp_path: Path) -> None:
 
     run(smoke)
     assert planned_jobs(smoke, target=target, cwd=tmp_path) == {}
+    # The run's jobs went through its fork server (workflow/rules/config.smk), which ended with the run.
+    served = (tmp_path / "logs" / "forkserver.log").read_text()
+    assert served.count("forkserver: pid ") >= 3 and "refused" not in served, served  # dataset, images, masks
+    assert served.rstrip().endswith("forkserver: stopped"), served
     override = tmp_path / "override.yaml"
 
     def after(text: str) -> set[str]:
