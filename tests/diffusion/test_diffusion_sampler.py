@@ -190,8 +190,9 @@ def _step_eps(fn, latent_size: int) -> torch.Tensor:
     from moebius.models.lcg import cfg_ids
 
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(2, 9, latent_size, latent_size, generator=g)
-    with torch.inference_mode():
+    with torch.inference_mode():  # inputs made inside, as inpaint_batch makes them: a compiled fn sees
+        # the same dispatch keys here and there (an input from outside is a normal tensor: a recompile)
+        x = torch.randn(2, 9, latent_size, latent_size, generator=g)
         return fn(x, torch.tensor([500, 500]), cfg_ids(1)).sample.float()
 
 
@@ -240,14 +241,19 @@ def test_compile_switch_routes_the_denoiser_through_torch_compile(model, vae, ba
 def test_compiled_denoiser_matches_eager(model, vae, batch) -> None:
     """torch.compile (inductor) of the tiny student: the same ε and images as eager, up to rounding.
 
-    Compiling takes ~5 min on one CPU core (kernel codegen; the cost is in the op count, not the
-    widths), so one image: its CFG batch has the shape of ``_step_eps``'s and compiles once.
+    Compiling takes ~4 min on one CPU core (kernel codegen; the cost is in the op count, not the
+    widths), so it happens once: one image, whose CFG batch has the shape and the dispatch keys (made
+    under inference mode) of ``_step_eps``'s, so that the sampler's calls reuse the ε check's compile.
     """
+    from torch._dynamo.utils import counters
+
     from moebius.diffusion.sampler import sampling_denoiser
 
     cfg = dataclasses.replace(FAST, compile=True)
     ref = _step_eps(model, model.latent_size)
+    graphs = counters["stats"]["unique_graphs"]
     eps = _step_eps(sampling_denoiser(model, cfg), model.latent_size)
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo really captured (and inductor compiled) it
     assert float((eps - ref).norm() / ref.norm()) < 1e-4
     images, masks = batch
     full = inpaint_batch(model, vae, images[:1], masks[:1], [0], 2.5, FAST)

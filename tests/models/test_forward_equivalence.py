@@ -13,9 +13,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moebius.models.lcg import cfg_ids, lcg_ids
-from moebius.models.registry import build_model
-
 # (model, preset) -> head, tail, mid (of the predicted noise), coarse (feature), max |coarse feature|;
 # see _forward for where each slice is taken
 PINNED = {
@@ -53,24 +50,17 @@ PINNED = {
 # One thread (tests/models/conftest.py): the baseline's own result moves with the thread count.
 
 
-def _forward(name: str, preset: str) -> tuple[torch.Tensor, ...]:
-    torch.manual_seed(0)
-    model = build_model(name, preset).eval()
+def _forward(model: torch.nn.Module, out) -> tuple[torch.Tensor, ...]:
+    """Slices of one seed-0 forward on the fixed input (tests/models/conftest.py ``_seed0_forward``:
+    seed-7 noise, t = 10 (and 900), the CFG batch at smoke size, one conditional row at paper size)."""
     side = model.latent_size
-    g = torch.Generator().manual_seed(7)
-    batch = 2 if preset == "smoke" else 1  # smoke: the CFG batch [uncond, cond]; paper: one conditional row
-    x = torch.randn(batch, 9, side, side, generator=g)
-    t = torch.tensor([10, 900][:batch])
-    ids = cfg_ids(1) if batch == 2 else lcg_ids(1, True)
-    with torch.no_grad():
-        out = model(x, t, ids)
     s, c = out.sample, out.block_outputs[model.coarse_feature_index]
     mid = side // 2
     return s[0, 0, 0, :4], s[-1, 3, -1, -4:], s[-1, 1, mid, mid - 2 : mid + 2], c[-1, 0, 1, :3]
 
 
-def _check(name: str, preset: str) -> None:
-    head, tail, mid, coarse = _forward(name, preset)
+def _check(name: str, preset: str, run: tuple) -> None:
+    head, tail, mid, coarse = _forward(*run)
     want = PINNED[(name, preset)]
     for got, expected in zip((head, tail, mid), want[:3]):
         torch.testing.assert_close(got.double(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-5)
@@ -80,11 +70,13 @@ def _check(name: str, preset: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["student", "teacher"])
-def test_smoke_forward_equals_the_baseline(name: str) -> None:
-    _check(name, "smoke")
+def test_smoke_forward_equals_the_baseline(name: str, seed0_forward) -> None:
+    _check(name, "smoke", seed0_forward(name, "smoke"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["student", "teacher"])
-def test_paper_forward_equals_the_baseline(name: str) -> None:
-    _check(name, "paper")  # 512x512 (64x64 latents); the teacher holds 3.4 GB of weights
+def test_paper_forward_equals_the_baseline(name: str, paper_forwards) -> None:
+    # 512x512 (64x64 latents); the teacher holds 3.4 GB of weights. The forward is shared with
+    # test_model_forward_paper (built here or there, whichever runs first)
+    _check(name, "paper", paper_forwards.get(name))

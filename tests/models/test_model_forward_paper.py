@@ -1,7 +1,7 @@
 """Paper-size (512 px -> 64×64 latent) forward passes on CPU: output and block_outputs as model_facts.md.
 
 Slow (a paper-size build plus a forward takes tens of seconds on 2 cores): marked ``slow``; each model is
-built once per module.
+built once for this module and test_forward_equivalence.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from moebius.models.lcg import lcg_ids
-from moebius.models.registry import build_model
 
 pytestmark = pytest.mark.slow
 
@@ -19,23 +17,16 @@ STUDENT_BLOCKS = [(320, 32), (640, 16), (1280, 16), (1280, 32), (640, 64), (320,
 TEACHER_BLOCKS = [(320, 32), (640, 16), (1280, 8), (1280, 8), (1280, 8), (1280, 16), (1280, 32), (640, 64), (320, 64)]
 
 
-def _forward(name: str) -> tuple[torch.nn.Module, object]:
-    torch.manual_seed(0)
-    model = build_model(name, "paper").eval()
-    x = torch.randn(1, 9, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.inference_mode():
-        out = model(x, 999, lcg_ids(1, conditional=True))
-    return model, out
+# The seed-0 model's forward on one conditional row of seed-7 noise at t = 10, shared with
+# test_forward_equivalence (tests/models/conftest.py ``paper_forwards``): one paper build per model.
+@pytest.fixture(scope="module")
+def student_run(paper_forwards):
+    return paper_forwards.take("student")
 
 
 @pytest.fixture(scope="module")
-def student_run():
-    return _forward("student")
-
-
-@pytest.fixture(scope="module")
-def teacher_run():
-    return _forward("teacher")
+def teacher_run(paper_forwards):
+    return paper_forwards.take("teacher")
 
 
 @pytest.mark.parametrize("run,blocks", [("student_run", STUDENT_BLOCKS), ("teacher_run", TEACHER_BLOCKS)])
