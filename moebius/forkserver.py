@@ -115,16 +115,17 @@ def _import_env(env: dict[str, str]) -> dict[str, str]:
 
 def refusal(request: dict[str, Any], server_env: dict[str, str]) -> str | None:
     """Why a request cannot be served by this server (None: it can)."""
+    if not (isinstance(request, dict) and isinstance(request.get("argv"), list) and isinstance(request.get("cwd"), str)
+            and isinstance(request.get("env"), dict)):
+        return "malformed request"
     mine = _identity()
     for key in ("executable", "package"):
         if request.get(key) != mine[key]:
             return f"{key} differs: {request.get(key)} != {mine[key]}"
-    theirs, ours = _import_env(request.get("env", {})), _import_env(server_env)
+    theirs, ours = _import_env(request["env"]), _import_env(server_env)
     if theirs != ours:
         names = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
         return f"import-time environment differs: {', '.join(names)}"
-    if not isinstance(request.get("argv"), list) or not isinstance(request.get("cwd"), str):
-        return "malformed request"
     return None
 
 

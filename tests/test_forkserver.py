@@ -146,6 +146,9 @@ def test_refusal_names_what_differs() -> None:
     assert "HF_HOME" in forkserver.refusal({**request, "env": {**request["env"], "HF_HOME": "/x"}}, server_env)
     assert "package differs" in forkserver.refusal({**request, "package": "/elsewhere/moebius"}, server_env)
     assert "executable differs" in forkserver.refusal({**request, "executable": "/usr/bin/python9"}, server_env)
+    # Refused before any field is used, so a bad request cannot stop the server
+    for bad in (["config", "hash"], {**request, "argv": "config hash"}, {k: v for k, v in request.items() if k != "env"}):
+        assert forkserver.refusal(bad, server_env) == "malformed request"
 
 
 def test_no_server_answering_runs_plainly(tmp_path: Path) -> None:
