@@ -32,6 +32,7 @@ takes its child's process group with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -249,10 +250,8 @@ def _run_child(request: dict[str, Any], fds: list[int], conn: socket.socket, lis
 
         atexit._run_exitfuncs()  # what interpreter shutdown runs in a plain process
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):  # a closed or broken stream: nothing left to save
                 stream.flush()
-            except Exception:  # noqa: BLE001
-                pass
         os._exit(code)
 
 
