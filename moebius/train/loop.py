@@ -72,6 +72,7 @@ from moebius.train.state import (
     METRICS_CSV,
     RUN_JSON,
     WEIGHTS_NAME,
+    drop_state,
     holds_run,
     latest_state,
     load_state,
@@ -395,6 +396,8 @@ def _train(
         return out_dir  # finished earlier and nothing to continue from: leave it as it is
     if start >= spec.steps:
         if (out_dir / RUN_JSON).is_file() and (out_dir / WEIGHTS_NAME).is_file():
+            if info.is_main:
+                drop_state(out_dir)  # left by a kill between run.json and its removal
             return out_dir  # already finished: resuming is a no-op
         return _finish(cfg, spec, out_dir, model, rows, info, accum, wall=None, resumes=resumes)
 
@@ -504,6 +507,7 @@ def _finish(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         write_json(out_dir / RUN_JSON, run)  # last: its presence marks a finished run
+        drop_state(out_dir)  # the resume state of a finished run is dead weight (2-3x the model)
     _barrier()
     return out_dir
 

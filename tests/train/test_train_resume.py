@@ -38,6 +38,7 @@ def test_teacher_resume_is_bit_identical(tiny_cfg, vae_dir, tmp_path):
     train_teacher(tiny_cfg, vae_dir, part, RunControl(resume=True))  # a fresh call continues from step 3
     _assert_same_weights(full, part)
     assert _same_metrics(full, part)
+    assert not (full / "state").exists() and not (part / "state").exists()  # finished: resume state dropped
     rows = read_metrics(part / "train_metrics.csv")
     assert [r["step"] for r in rows] == list(range(1, 7))
     assert rows[2]["lr"] == pytest.approx(1e-3) and rows[3]["lr"] == pytest.approx(5e-4)  # milestone at step 3
@@ -175,3 +176,20 @@ def test_resuming_a_finished_run_changes_nothing(tiny_cfg, vae_dir, teacher_dir)
     train_teacher(tiny_cfg, vae_dir, teacher_dir, RunControl(resume=True))
     after = {p.name: p.read_bytes() for p in teacher_dir.iterdir() if p.is_file()}
     assert before == after
+
+
+def test_state_left_by_a_kill_after_run_json_is_dropped_on_resume(tiny_cfg, vae_dir, tmp_path, monkeypatch):
+    """A kill between run.json and the removal of state/ leaves both: the next call keeps the finished
+    weights and removes the dead state (2-3x the model on disk)."""
+    import moebius.train.loop as loop
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(loop, "drop_state", lambda run_dir: 0)  # the "kill" right after run.json
+        train_teacher(tiny_cfg, vae_dir, out)
+    assert (out / "state" / "latest.json").is_file() and (out / "run.json").is_file()
+    before = load_file(str(out / "model.safetensors"))
+    train_teacher(tiny_cfg, vae_dir, out, RunControl(resume=True))
+    assert not (out / "state").exists()
+    after = load_file(str(out / "model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
