@@ -181,7 +181,7 @@ def test_resuming_a_finished_run_changes_nothing(tiny_cfg, vae_dir, teacher_dir)
 def test_state_left_by_a_kill_after_run_json_is_dropped_on_resume(tiny_cfg, vae_dir, tmp_path, monkeypatch):
     """A kill between run.json and the removal of state/ leaves both: the next call keeps the finished
     weights and removes the dead state (2-3x the model on disk)."""
-    import moebius.train.loop as loop
+    from moebius.train import loop
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
