@@ -22,3 +22,26 @@ rule all:
     input:
         REPORT_OUTPUTS,
     default_target: True
+
+
+if CFG.scale == "rehearsal":
+
+    rule rehearsal_ci:
+        """CI's rehearsal: one job or more of every rule kind but `report` (which needs the whole DAG),
+        on the full-scale code; read with config/rehearsal_ci.yaml. tests/test_workflow.py checks the
+        coverage. The comments name the rule kinds each target brings in."""
+        input:
+            # vae, teacher, distill (torchrun, 2 ranks), distill_nokd, ablation_arch (exp9, exp10),
+            # generate_weights, rehearsal_sources, fetch_dataset of the training sets
+            rules.compare_kd.output,
+            # every benchmark's fetch_dataset, benchmark_images and mask_set
+            rules.ground_truth_leak.output,
+            *MASK_STATS.values(),
+            record("efficiency", "moebius"),  # profile
+            record("efficiency", "variants"),  # profile_variants
+            record("ablation_loss", "loss_c", CFG.ablation.benchmark),  # ablation_loss, sample, evaluate
+            # finetune (install), sample_cfg_sweep, evaluate_cfg_sweep
+            *[record("cfg_sweep", "moebius", b) for b in sorted(CFG.eval.cfg_sweep)[:1]],
+            record("ood", "migan"),  # sample_suite, evaluate_suite (a TorchScript baseline)
+            # sample_suite_start, evaluate_suite_start: our student from the other sampler start
+            *[record("ood", "moebius", start=s) for s in EXTRA_STARTS],
