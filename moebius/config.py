@@ -312,6 +312,9 @@ class AblationConfig:
         metadata=bounds(min_items=1, unique=True),
     )
     benchmark: str = "places2_test"
+    # compare_kd's held-out ε-MSE: fixed batches of the benchmark's dataset, the same for every run
+    kd_val_batches: int = ranged(4, ge=1)
+    kd_val_batch_size: int = ranged(8, ge=1)
 
 
 @dataclass(frozen=True)

@@ -379,7 +379,7 @@ def test_loading_a_config_imports_neither_torch_nor_matplotlib() -> None:
 REHEARSAL_SIZES = (
     r"scale", r"paths\.\w+", r"data\.source", r"data\.rehearsal_images", r"benchmarks\.\w+\.n_images",
     r"(distill|finetune)\.train\.(steps|batch_size|global_batch|gpus|checkpoint_every|log_every|num_workers)",
-    r"finetune\.targets\.\w+\.(steps|global_batch|gpus)", r"ablation\.(steps|gpus)",
+    r"finetune\.targets\.\w+\.(steps|global_batch|gpus)", r"ablation\.(steps|gpus|kd_val_batches|kd_val_batch_size)",
     # the schedule scaled to 2 steps; bf16 is what precision: auto picks on the recipe's GPUs
     r"distill\.train\.lr_milestones", r"(distill|finetune)\.train\.precision",
     r"masks\.stats_n", r"sample\.(steps|batch_size)",

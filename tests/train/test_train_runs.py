@@ -192,18 +192,27 @@ def test_finetune_starts_from_the_init_run(tiny_cfg, vae_dir, teacher_dir, tmp_p
         finetune(tiny_cfg, "student", teacher_dir, vae_dir, "places2", tmp_path / "y")
 
 
-def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_dir, teacher_dir, tmp_path):
+def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_dir, teacher_dir, tmp_path, monkeypatch):
     kd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "kd", steps=2)
     nokd = distill(tiny_cfg, "student", teacher_dir, vae_dir, tmp_path / "nokd", steps=2, kd=False)
     v1 = validation_loss(tiny_cfg, kd, vae_dir, TOY, n_batches=2, batch_size=2)
     v2 = validation_loss(tiny_cfg, kd, vae_dir, TOY, n_batches=2, batch_size=2)
     assert v1 == v2 and v1 > 0  # same examples every call
     assert validation_loss(tiny_cfg, nokd, vae_dir, TOY, n_batches=2, batch_size=2) != v1
-    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset=TOY, n_batches=2)
+    import moebius.train.batches as batches
+
+    encodes = []
+    real_encode = batches.encode
+    monkeypatch.setattr(batches, "encode", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    path = compare_kd(tiny_cfg, {"exp9": kd, "exp10": nokd}, vae_dir, tmp_path / "kd.csv", dataset=TOY,
+                      n_batches=2, batch_size=2)
     rows = list(csv.DictReader(path.open()))
     assert [r["run"] for r in rows] == ["exp9", "exp10"]
     assert [r["kd"] for r in rows] == ["True", "False"]
     assert all(float(r["val_loss"]) > 0 and r["steps"] == "2" for r in rows)
+    # both runs scored on one encoding of the batches (2 batches x image + masked image), same values
+    assert len(encodes) == 2 * 2
+    assert float(rows[0]["val_loss"]) == v1
 
 
 def test_load_run_rejects_a_vae_dir_and_a_missing_dir(vae_dir, tmp_path):
