@@ -199,7 +199,7 @@ def test_validation_loss_is_fixed_and_compare_kd_writes_the_table(tiny_cfg, vae_
     v2 = validation_loss(tiny_cfg, kd, vae_dir, TOY, n_batches=2, batch_size=2)
     assert v1 == v2 and v1 > 0  # same examples every call
     assert validation_loss(tiny_cfg, nokd, vae_dir, TOY, n_batches=2, batch_size=2) != v1
-    import moebius.train.batches as batches
+    from moebius.train import batches
 
     encodes = []
     real_encode = batches.encode
