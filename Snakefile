@@ -31,7 +31,7 @@ if CFG.scale == "rehearsal":
         on the full-scale code; read with config/rehearsal_ci.yaml. tests/test_workflow.py checks the
         coverage. The comments name the rule kinds each target brings in."""
         input:
-            # vae, teacher, distill (torchrun, 2 ranks), distill_nokd, ablation_arch (exp9, exp10),
+            # vae, teacher, distill, distill_nokd (one process each with rehearsal_ci.yaml), ablation_arch (exp9, exp10),
             # generate_weights, rehearsal_sources, fetch_dataset of the training sets
             rules.compare_kd.output,
             # every benchmark's fetch_dataset, benchmark_images and mask_set

@@ -13,6 +13,6 @@ if [ "${1:-}" = "--ci" ]; then
     shift
     target=(rehearsal_ci --configfile config/rehearsal.yaml config/rehearsal_ci.yaml)
 fi
-# Two paper-size training processes (11 GB asked each) never run at once with another on 24 GB.
+# At most two paper-size training processes (11 GB asked each) at once on a 24 GB machine.
 snakemake "${target[@]}" --cores "${MOEBIUS_CORES:-2}" --resources mem_mb="${MOEBIUS_MEM_MB:-22000}" "$@"
 echo "rehearse: done — rehearsal/results/, logs under rehearsal/logs/"

@@ -283,8 +283,8 @@ def save_state(
     return target
 
 
-def drop_state(run_dir: str | Path) -> int:
-    """Remove ``state/`` from a finished run (``run.json`` written); return the bytes freed.
+def drop_state(run_dir: str | Path) -> None:
+    """Remove ``state/`` from a finished run (``run.json`` written).
 
     Nothing can resume from it any more: the step count is part of the resume identity (loop.py), so a
     longer run of the same folder starts over. It holds a copy of the weights and the optimiser's
@@ -293,11 +293,8 @@ def drop_state(run_dir: str | Path) -> int:
     """
     run_dir = Path(run_dir)
     root = run_dir / STATE_DIR
-    if not (run_dir / RUN_JSON).is_file() or not root.is_dir():
-        return 0
-    freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    shutil.rmtree(root)
-    return freed
+    if (run_dir / RUN_JSON).is_file() and root.is_dir():
+        shutil.rmtree(root)
 
 
 def load_state(

@@ -185,7 +185,7 @@ def test_state_left_by_a_kill_after_run_json_is_dropped_on_resume(tiny_cfg, vae_
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(loop, "drop_state", lambda run_dir: 0)  # the "kill" right after run.json
+        m.setattr(loop, "drop_state", lambda run_dir: None)  # the "kill" right after run.json
         train_teacher(tiny_cfg, vae_dir, out)
     assert (out / "state" / "latest.json").is_file() and (out / "run.json").is_file()
     before = load_file(str(out / "model.safetensors"))
