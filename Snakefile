@@ -31,7 +31,7 @@ if CFG.scale == "rehearsal":
         on the full-scale code; read with config/rehearsal_ci.yaml. tests/test_workflow.py checks the
         coverage. The comments name the rule kinds each target brings in."""
         input:
-            # vae, teacher, distill, distill_nokd (one process each with rehearsal_ci.yaml), ablation_arch (exp9, exp10),
+            # install_official (VAE, teacher), distill, distill_nokd (one process each with rehearsal_ci.yaml), ablation_arch,
             # generate_weights, rehearsal_sources, fetch_dataset of the training sets
             rules.compare_kd.output,
             # every benchmark's fetch_dataset, benchmark_images and mask_set
@@ -40,7 +40,7 @@ if CFG.scale == "rehearsal":
             record("efficiency", "moebius"),  # profile
             record("efficiency", "variants"),  # profile_variants
             record("ablation_loss", "loss_c", CFG.ablation.benchmark),  # ablation_loss, sample, evaluate
-            # finetune (install), sample_cfg_sweep, evaluate_cfg_sweep
+            # install_official (ft_celebahq), sample_cfg_sweep, evaluate_cfg_sweep
             *[record("cfg_sweep", "moebius", b) for b in sorted(CFG.eval.cfg_sweep)[:1]],
             record("ood", "migan"),  # sample_suite, evaluate_suite (a TorchScript baseline)
             # sample_suite_start, evaluate_suite_start: our student from the other sampler start

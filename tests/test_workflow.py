@@ -46,7 +46,8 @@ def test_full_scale_dry_run_lists_the_whole_dag_with_gpu_resources() -> None:
     assert counts["fetch_dataset"] >= 6  # real downloads, not smoke data
     assert "smoke_dataset" not in counts
     assert counts["ablation_arch"] == 15 and counts["ablation_loss"] == 4
-    assert counts["distill"] == 1 and counts["finetune"] == 6
+    assert counts["distill"] == 1 and "finetune" not in counts
+    assert counts["install_official"] == 8  # the official VAE, teacher and six ft_* checkpoints
     assert counts["sample_cfg_sweep"] == 2  # one process per benchmark, all 7 scales
     # 11 models on main; on ood the 6 that run everywhere plus MAT and MI-GAN (LVIS, Tab. 7)
     assert counts["sample_suite"] == counts["evaluate_suite"] == 19
@@ -62,8 +63,9 @@ def test_full_scale_dry_run_lists_the_whole_dag_with_gpu_resources() -> None:
 def test_smoke_dry_run_has_every_rule_of_the_full_dag() -> None:
     smoke = job_counts(snakemake("all", "-n", "--forceall").stdout)
     full = job_counts(snakemake("all", "-n", "--forceall", "--configfile", "config/full.yaml").stdout)
-    # the only difference between the scales is where the data comes from
-    assert set(smoke) - {"smoke_dataset"} == set(full) - {"fetch_dataset"}
+    # the only differences between the scales are where the data and the weights come from: smoke
+    # trains the VAE, teacher and fine-tunes that full scale installs (install_official runs in CI's rehearsal)
+    assert set(smoke) - {"smoke_dataset", "vae", "teacher", "finetune"} == set(full) - {"fetch_dataset", "install_official"}
 
 
 @pytest.mark.parametrize(
@@ -257,4 +259,10 @@ def test_ci_rehearsal_subset_keeps_every_rule_kind() -> None:
     # the distillation pair in one process each (the rehearsal itself launches it through torchrun)
     assert re.search(r"command: moebius --config \S+ train distill --student student .*--out rehearsal/checkpoints/distill ",
                      result.stdout)
-    assert "torchrun --standalone --nproc_per_node=2 -m moebius.cli --config" in result.stdout  # CelebA-HQ's fine-tune
+    # the official checkpoints are installed by one plain process each, also CelebA-HQ's (whose
+    # training would take 2 ranks); torchrun runs in the full rehearsal and in tests/train's DDP test
+    installs = re.findall(r"command: (.*) train official --kind \w+ --variant (\w+) ", result.stdout)
+    assert {v for _, v in installs} >= {"pretrained", "ft_celebahq"}
+    assert {launch for launch, _ in installs} == {"moebius --config rehearsal/logs/config/resolved.yaml"}
+    assert "torchrun" not in result.stdout
+

@@ -1,6 +1,7 @@
 # Config validation and the input functions shared by the rule files. Every path comes from
 # moebius/layout.py, the module the CLI resolves the same names with. Parsing writes nothing and
 # imports neither torch nor matplotlib: the resolved config is written when a run starts (config.smk).
+import re
 import shlex
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def sample_inputs_for(experiment, model, benchmark):
     run = layout.sample_run(CFG, experiment, model, benchmark)
     if run is not None:
         inputs["run"] = run_json(run)
-        inputs["vae"] = run_json(layout.run_dir(CFG, "vae"))
+        inputs["vae"] = VAE_RUN
     return inputs
 
 
@@ -146,6 +147,20 @@ def start_records():
 
 ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records() + start_records()
 SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
+# Runs installed from an official checkpoint instead of trained (config/full.yaml: all of them but the
+# distilled students): run folder -> (`train official --kind`, `--variant`). Each is one
+# `install_official` job, a single process without GPU that writes the weights into a run folder, in
+# place of the training rule (vae, teacher or finetune) that would make the same run.json.
+OFFICIAL_RUNS = {}  # keyed by the run folder relative to paths.checkpoints: vae, finetune/moebius_ffhq, ...
+for _run, _kind, _variant in [(layout.run_dir(CFG, n), n, "pretrained") for n in ("vae", "teacher")] + [
+    (layout.finetune_run(CFG, m, t), build_name(m), f"ft_{t}") for m in SOURCES for t in FINETUNE_TARGETS
+]:
+    if CFG.model.weights_source(_kind) == "official":
+        OFFICIAL_RUNS[_run.relative_to(CFG.paths.checkpoints).as_posix()] = (_kind, _variant)
+# The VAE's and the teacher's run.json, trained (rules vae / teacher) or installed (install_official):
+# inputs name the file, not `rules.vae.output`, which would tie the input to the training rule.
+VAE_RUN = run_json(layout.run_dir(CFG, "vae"))
+TEACHER_RUN = run_json(layout.run_dir(CFG, "teacher"))
 # Training runs whose curves the report plots (official weights have none).
 TRAIN_RUNS = {e: layout.ablation_arch_run(CFG, e) for e in EXPERIMENTS}
 if CFG.model.weights_source("vae") == "train":
@@ -172,6 +187,9 @@ def launcher(gpus):
 # Memory a training job asks for: a GPU node's share at full scale; at rehearsal scale the paper-size
 # teacher, student and optimiser state in fp32 on a CPU, per process (README, "Resources").
 TRAIN_MB = {"full": 64000, "rehearsal": 11000, "smoke": 4000}  # rehearsal: 5-14 GB measured a process
+# An install (`install_official`) holds one model and its file: 7.3 GB peak measured for PixelHacker's
+# 3.4 GB file at rehearsal scale (README, "Resources").
+INSTALL_MB = 8000
 
 
 def train_resources(gpus):
@@ -202,22 +220,15 @@ def kd_flag(wildcards):
 
 
 def finetune_inputs(wildcards):
-    inputs = {"vae": run_json(layout.run_dir(CFG, "vae"))}
-    if SOURCES[wildcards.model] == "train":
-        init = layout.run_dir(CFG, "distill" if build_name(wildcards.model) == "student" else "teacher")
-        inputs["init"] = run_json(init)
-        inputs["data"] = train_data(CFG.finetune.targets[wildcards.target])
-    return inputs
+    init = layout.run_dir(CFG, "distill" if build_name(wildcards.model) == "student" else "teacher")
+    return {"vae": VAE_RUN, "init": run_json(init),
+            "data": train_data(CFG.finetune.targets[wildcards.target])}
 
 
 def finetune_command(wildcards, input, output):
     kind = build_name(wildcards.model)  # moebius -> student, pixelhacker -> teacher
-    out = parent(output[0])
-    if SOURCES[wildcards.model] == "official":
-        return f"train official --kind {kind} --variant ft_{wildcards.target} --out {shlex.quote(out)}"
-    init, vae = shlex.quote(parent(input.init)), shlex.quote(parent(input.vae))
-    return (f"train finetune --model {kind} --init {init} --vae {vae} --target {wildcards.target}"
-            f" --out {shlex.quote(out)}")
+    init, vae, out = (shlex.quote(parent(p)) for p in (input.init, input.vae, output[0]))
+    return f"train finetune --model {kind} --init {init} --vae {vae} --target {wildcards.target} --out {out}"
 
 
 def eval_gpu(wildcards):

@@ -1,4 +1,4 @@
-# VAE and teacher (trained at smoke scale, official at full), distillation, ablation runs, fine-tuning.
+# Official checkpoints installed as runs; VAE and teacher (trained at smoke scale), distillation, ablation runs, fine-tuning.
 # Training rules start torchrun when a run asks for more than one GPU (see `launcher` in common.smk).
 # A re-run job resumes its run folder (the CLI's default), also after a change of settings that do not
 # alter results (log_every, checkpoint_every, num_workers, paths: moebius/train/loop.py; not gpus, whose
@@ -29,13 +29,43 @@ if CFG.scale == "rehearsal":
             "{params.moebius} --config {params.config:q} weights generate --stamp {output:q} > {log:q} 2>&1"
 
 
+if OFFICIAL_RUNS:
+
+    rule install_official:
+        """An official checkpoint (SDXL VAE, PixelHacker, the ft_* students and teachers) installed as a run
+        folder: one process, no GPU, no training (model.*_source: official, config/full.yaml)."""
+        input:
+            GENERATED,
+        output:
+            run_json(Path(CFG.paths.checkpoints) / "{run}"),
+        params:
+            config=CONFIG,
+            cfg=section("model", "weights"),
+            moebius=MOEBIUS,
+            kind=lambda w: OFFICIAL_RUNS[w.run][0],
+            variant=lambda w: OFFICIAL_RUNS[w.run][1],
+            out=lambda w, output: parent(output[0]),
+        wildcard_constraints:
+            run="|".join(re.escape(r) for r in OFFICIAL_RUNS),
+        resources:
+            gpu=0,
+            mem_mb=INSTALL_MB,
+        log:
+            logfile("train", "install", "{run}.log"),
+        conda:
+            ENV
+        shell:
+            "{params.moebius} --config {params.config:q} train official --kind {params.kind} --variant {params.variant}"
+            " --out {params.out:q} > {log:q} 2>&1"
+
+
 rule vae:
-    """The VAE: trained here (smoke) or the official SDXL f8d4 VAE installed as a run (full)."""
+    """The VAE trained here (model.vae_source: train; smoke scale)."""
     input:
         generated=GENERATED,
-        data=train_data(CFG.vae_train) if CFG.model.weights_source("vae") == "train" else [],
+        data=train_data(CFG.vae_train),
     output:
-        run_json(layout.run_dir(CFG, "vae")),
+        VAE_RUN,
     params:
         config=CONFIG,
         cfg=section("model", "vae_train", "seed"),
@@ -52,13 +82,13 @@ rule vae:
 
 
 rule teacher:
-    """PixelHacker: trained from scratch with the diffusion loss (smoke) or the official checkpoint (full)."""
+    """PixelHacker trained from scratch with the diffusion loss (model.teacher_source: train; smoke scale)."""
     input:
         generated=GENERATED,
-        vae=rules.vae.output[0],
-        data=train_data(CFG.teacher_train) if CFG.model.weights_source("teacher") == "train" else [],
+        vae=VAE_RUN,
+        data=train_data(CFG.teacher_train),
     output:
-        run_json(layout.run_dir(CFG, "teacher")),
+        TEACHER_RUN,
     params:
         config=CONFIG,
         cfg=section("model", "teacher_train", "masks", "seed"),
@@ -80,8 +110,8 @@ rule distill:
     """Exp 9: adaptive multi-granularity distillation of Moebius from the teacher (Sec. 3.3)."""
     input:
         generated=GENERATED,
-        vae=rules.vae.output[0],
-        teacher=rules.teacher.output[0],
+        vae=VAE_RUN,
+        teacher=TEACHER_RUN,
         data=train_data(CFG.distill.train),
     output:
         run_json(layout.run_dir(CFG, "distill")),
@@ -108,8 +138,8 @@ rule ablation_arch:
     """Table 2: one architecture variant x KD on/off, the 18K-iteration checkpoint at full scale."""
     input:
         generated=GENERATED,
-        vae=rules.vae.output[0],
-        teacher=rules.teacher.output[0],
+        vae=VAE_RUN,
+        teacher=TEACHER_RUN,
         data=train_data(CFG.distill.train),
     output:
         run_json(layout.ablation_arch_run(CFG, "{exp}")),
@@ -140,8 +170,8 @@ rule ablation_loss:
     """Table 5: the student distilled with a cumulative subset of the four losses."""
     input:
         generated=GENERATED,
-        vae=rules.vae.output[0],
-        teacher=rules.teacher.output[0],
+        vae=VAE_RUN,
+        teacher=TEACHER_RUN,
         data=train_data(CFG.distill.train),
     output:
         run_json(layout.ablation_loss_run(CFG, "{combo}")),
@@ -167,7 +197,8 @@ rule ablation_loss:
 
 
 rule finetune:
-    """Per-benchmark weights (Sec. 4.1): fine-tuned here, or the official ft_* checkpoints."""
+    """Per-benchmark weights (Sec. 4.1) fine-tuned here from the distilled student or the teacher
+    (model.*_source: train); the official ft_* checkpoints are installed by `install_official`."""
     input:
         unpack(finetune_inputs),
         generated=GENERATED,
@@ -196,7 +227,7 @@ rule distill_nokd:
     """The Exp 9 student trained for the same steps as `distill` with L_task only: the KD-off control."""
     input:
         generated=GENERATED,
-        vae=rules.vae.output[0],
+        vae=VAE_RUN,
         data=train_data(CFG.distill.train),
     output:
         run_json(layout.run_dir(CFG, "distill_nokd")),
@@ -226,7 +257,7 @@ rule compare_kd:
         nokd=rules.distill_nokd.output[0],
         exp9=run_json(layout.ablation_arch_run(CFG, "exp9")),
         exp10=run_json(layout.ablation_arch_run(CFG, "exp10")),
-        vae=rules.vae.output[0],
+        vae=VAE_RUN,
     output:
         path(layout.report_files(CFG)["kd_vs_nokd"]),
     params:
@@ -252,3 +283,11 @@ rule models_all:
         [run_json(run) for run in TRAIN_RUNS.values()],
         [run_json(layout.ablation_loss_run(CFG, c)) for c in LOSS_COMBOS],
         [run_json(layout.finetune_run(CFG, m, t)) for m in DIFFUSION_OURS for t in FINETUNE_TARGETS],
+
+
+if OFFICIAL_RUNS:
+
+    # The training rules make the same run.json as `install_official`: for an official run the install is the job.
+    ruleorder: install_official > vae
+    ruleorder: install_official > teacher
+    ruleorder: install_official > finetune
