@@ -266,3 +266,11 @@ def test_ci_rehearsal_subset_keeps_every_rule_kind() -> None:
     assert {launch for launch, _ in installs} == {"moebius --config rehearsal/logs/config/resolved.yaml"}
     assert "torchrun" not in result.stdout
 
+
+def test_rehearse_stops_in_one_line_without_the_disk_it_needs() -> None:
+    # scripts/rehearse.sh checks the disk before the setup and before any job starts
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "rehearse.sh"), "--ci"], capture_output=True, text=True,
+                            env={**os.environ, "MOEBIUS_REHEARSAL_DISK_GB": "1000000"}, timeout=120, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("rehearse: needs ~1000000 GB of disk for rehearsal/, ")
+    assert len(result.stderr.splitlines()) == 1 and not result.stdout
