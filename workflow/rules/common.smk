@@ -146,31 +146,29 @@ def start_records():
 
 
 ALL_RECORDS = main_records() + ablation_records() + sweep_records() + efficiency_records() + start_records()
-SOURCES = {m: CFG.model.weights_source(m) for m in DIFFUSION_OURS}  # official | train
-# Runs installed from an official checkpoint instead of trained (config/full.yaml: all of them but the
-# distilled students): run folder -> (`train official --kind`, `--variant`). Each is one
-# `install_official` job, a single process without GPU that writes the weights into a run folder, in
-# place of the training rule (vae, teacher or finetune) that would make the same run.json.
-OFFICIAL_RUNS = {}  # keyed by the run folder relative to paths.checkpoints: vae, finetune/moebius_ffhq, ...
-for _run, _kind, _variant in [(layout.run_dir(CFG, n), n, "pretrained") for n in ("vae", "teacher")] + [
-    (layout.finetune_run(CFG, m, t), build_name(m), f"ft_{t}") for m in SOURCES for t in FINETUNE_TARGETS
-]:
-    if CFG.model.weights_source(_kind) == "official":
-        OFFICIAL_RUNS[_run.relative_to(CFG.paths.checkpoints).as_posix()] = (_kind, _variant)
+# Runs that are trained here or installed from an official checkpoint, as model.*_source says:
+# name -> (run folder, `train official --kind`, `--variant`). One decision, two views below.
+TRAINED_OR_OFFICIAL = {
+    "vae": (layout.run_dir(CFG, "vae"), "vae", "pretrained"),
+    "teacher": (layout.run_dir(CFG, "teacher"), "teacher", "pretrained"),
+    **{f"{m}_{t}": (layout.finetune_run(CFG, m, t), build_name(m), f"ft_{t}") for m in DIFFUSION_OURS for t in FINETUNE_TARGETS},
+}
+_OFFICIAL = {n for n, (_, kind, _) in TRAINED_OR_OFFICIAL.items() if CFG.model.weights_source(kind) == "official"}
+# The official ones (config/full.yaml: all but the distilled students), keyed by the run folder relative
+# to paths.checkpoints (vae, finetune/moebius_ffhq, ...): each is one `install_official` job, a single
+# process without GPU, in place of the training rule (vae, teacher or finetune) that makes the same run.json.
+OFFICIAL_RUNS = {
+    run.relative_to(CFG.paths.checkpoints).as_posix(): (kind, variant)
+    for n, (run, kind, variant) in TRAINED_OR_OFFICIAL.items() if n in _OFFICIAL
+}
+# Training runs whose curves the report plots (official weights have none); Exp 9 is trained at every scale.
+TRAIN_RUNS = {e: layout.ablation_arch_run(CFG, e) for e in EXPERIMENTS}
+TRAIN_RUNS["distill"] = layout.run_dir(CFG, "distill")
+TRAIN_RUNS.update({n: run for n, (run, _, _) in TRAINED_OR_OFFICIAL.items() if n not in _OFFICIAL})
 # The VAE's and the teacher's run.json, trained (rules vae / teacher) or installed (install_official):
 # inputs name the file, not `rules.vae.output`, which would tie the input to the training rule.
-VAE_RUN = run_json(layout.run_dir(CFG, "vae"))
-TEACHER_RUN = run_json(layout.run_dir(CFG, "teacher"))
-# Training runs whose curves the report plots (official weights have none).
-TRAIN_RUNS = {e: layout.ablation_arch_run(CFG, e) for e in EXPERIMENTS}
-if CFG.model.weights_source("vae") == "train":
-    TRAIN_RUNS["vae"] = layout.run_dir(CFG, "vae")
-if CFG.model.weights_source("teacher") == "train":
-    TRAIN_RUNS["teacher"] = layout.run_dir(CFG, "teacher")
-TRAIN_RUNS["distill"] = layout.run_dir(CFG, "distill")  # Exp 9 is trained at every scale
-for _model, _source in SOURCES.items():
-    if _source == "train":
-        TRAIN_RUNS.update({f"{_model}_{t}": layout.finetune_run(CFG, _model, t) for t in FINETUNE_TARGETS})
+VAE_RUN = run_json(TRAINED_OR_OFFICIAL["vae"][0])
+TEACHER_RUN = run_json(TRAINED_OR_OFFICIAL["teacher"][0])
 
 
 # ---------------------------------------------------------------------------------- job helpers

@@ -58,6 +58,11 @@ if OFFICIAL_RUNS:
             "{params.moebius} --config {params.config:q} train official --kind {params.kind} --variant {params.variant}"
             " --out {params.out:q} > {log:q} 2>&1"
 
+    # The training rules below make the same run.json: for an official run the install is the job.
+    ruleorder: install_official > vae
+    ruleorder: install_official > teacher
+    ruleorder: install_official > finetune
+
 
 rule vae:
     """The VAE trained here (model.vae_source: train; smoke scale)."""
@@ -284,10 +289,3 @@ rule models_all:
         [run_json(layout.ablation_loss_run(CFG, c)) for c in LOSS_COMBOS],
         [run_json(layout.finetune_run(CFG, m, t)) for m in DIFFUSION_OURS for t in FINETUNE_TARGETS],
 
-
-if OFFICIAL_RUNS:
-
-    # The training rules make the same run.json as `install_official`: for an official run the install is the job.
-    ruleorder: install_official > vae
-    ruleorder: install_official > teacher
-    ruleorder: install_official > finetune
