@@ -29,13 +29,13 @@ trained by this project), ``standin`` (a deterministic substitute at smoke scale
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from moebius.data.checksums import file_sha256
 from moebius.errors import (  # noqa: F401 (re-exported)
     MissingWeightError,
     UnknownNameError,
@@ -262,15 +262,12 @@ def _packaged_path(spec: str) -> Path | None:
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
-def _sha256(path: Path) -> str:
+def cached_sha256(path: Path) -> str:
+    """sha256 (hex) of a file, hashed once per process for a given (path, size, mtime)."""
     st = path.stat()
     cache_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if cache_key not in _VERIFIED:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        _VERIFIED[cache_key] = h.hexdigest()
+        _VERIFIED[cache_key] = file_sha256(path)
     return _VERIFIED[cache_key]
 
 
@@ -328,7 +325,7 @@ def _announce_ledger(key: str, weights_dir: str | os.PathLike | None) -> None:
 def _check_generated(w: WeightFile, path: Path, entry: dict[str, str]) -> None:
     if w.directory:
         return  # a pipeline folder: its files are checked by the library that reads them
-    digest = _sha256(path)
+    digest = cached_sha256(path)
     if digest != entry.get("sha256"):
         raise WeightChecksumError(
             f"{path}: sha256 {digest[:16]}... does not match the {str(entry.get('sha256'))[:16]}... that "
@@ -339,7 +336,7 @@ def _check_generated(w: WeightFile, path: Path, entry: dict[str, str]) -> None:
 def _check(w: WeightFile, path: Path) -> None:
     if w.directory or (w.sha256 is None and w.sha256_prefix is None):
         return
-    digest = _sha256(path)
+    digest = cached_sha256(path)
     if w.sha256 is not None and digest != w.sha256:
         raise WeightChecksumError(
             f"{path}: sha256 {digest[:16]}... does not match the known {w.sha256[:16]}... of {w.key}; "

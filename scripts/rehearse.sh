@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=(all --configfile config/rehearsal.yaml)
-need_gb=${MOEBIUS_REHEARSAL_DISK_GB:-65}  # the whole DAG: ~60 GB under rehearsal/ (README, "Rehearsal")
+need_gb=${MOEBIUS_REHEARSAL_DISK_GB:-55}  # the whole DAG: ~50 GB under rehearsal/ (README, "Rehearsal")
 if [ "${1:-}" = "--ci" ]; then
     shift
     target=(rehearsal_ci --configfile config/rehearsal.yaml config/rehearsal_ci.yaml)

@@ -226,7 +226,8 @@ def _config_key_counts(key: str, kind: str) -> bool:
 
 
 def run_digest(run_dir: Path) -> str:
-    """sha256 (16 hex) of a finished run's weights and config.json: the content a downstream run reads."""
+    """sha256 (16 hex) of a finished run's weights and config.json: the content a downstream run reads
+    (an installed run's weights enter as the official file's sha256, recorded in its run.json)."""
     h = hashlib.sha256()
     found = False
     for name in (WEIGHTS_NAME, "config.json"):
@@ -237,6 +238,11 @@ def run_digest(run_dir: Path) -> str:
             with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
+        elif name == WEIGHTS_NAME and (Path(run_dir) / RUN_JSON).is_file():
+            installed = read_run(run_dir).get("weights_sha256")
+            if installed:
+                found = True
+                h.update(f"installed:{installed}".encode())
     return f"sha256:{h.hexdigest()[:16]}" if found else "absent"
 
 

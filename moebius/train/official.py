@@ -7,6 +7,11 @@ resolves one through ``moebius.weights.resolve_weight``, loads it strict with ``
 (never unpickling arbitrary objects) and writes the same run-directory layout as a trained run,
 labelled weights_kind "official" (or "generated": a random-valued file that the weights directory's
 ledger lists, ``moebius.weights.weight_kind``; never recorded as official).
+
+An installed run does not copy the official file. Its run.json names it (``weights_file``, with the
+sha256, size and mtime it had when installed) and ``load_installed`` reads it from there, checked
+against that sha256. A copy would only change the container (torch.save -> safetensors) and would double
+the disk of every official checkpoint: 17 GB at full or rehearsal scale (the teacher, the VAE, six ft_*).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from moebius.atomic import write_json, write_text
 from moebius.config import Config, config_hash, to_dict
 from moebius.errors import TrainError
 from moebius.report.names import OFFICIAL_KINDS, key_of_build
-from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME, save_weights
+from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME
 from moebius.weights import OFFICIAL_VARIANTS
 
 VARIANTS = OFFICIAL_VARIANTS
@@ -141,7 +146,65 @@ def load_official(cfg: Config, kind: str, variant: str) -> tuple[nn.Module, dict
     except RuntimeError as exc:  # shape mismatches from load_state_dict
         raise TrainError(f"{source} does not fit {kind}: {str(exc).splitlines()[0]}") from exc
     info["source_file"] = str(source)
+    info["weights_file"] = str(_weights_file(kind, source).resolve())
     return module, info
+
+
+def _weights_file(kind: str, source: Path) -> Path:
+    """The file holding the tensors: the VAE's is inside its diffusers folder."""
+    return _vae_files(source)[1] if kind == "vae" else source
+
+
+def _sha256(path: Path) -> str:
+    from moebius.weights import cached_sha256
+
+    return cached_sha256(path)  # resolve_weight has just hashed it: a cache hit
+
+
+def _reference(path: Path) -> dict[str, Any]:
+    """What run.json records of the official file an installed run reads."""
+    st = path.stat()
+    return {"weights_file": str(path), "weights_sha256": _sha256(path), "weights_bytes": st.st_size,
+            "weights_mtime_ns": st.st_mtime_ns}
+
+
+def installed_weights(run_dir: Path, info: dict[str, Any]) -> Path:
+    """The official file of an installed run, checked to be the one installed.
+
+    Its recorded path, or else the same registry entry resolved in this machine's weights directory (a
+    run folder pulled with DVC onto another machine). Size and mtime as recorded mean unchanged; anything
+    else is hashed and must give the recorded sha256.
+    """
+    recorded = Path(info["weights_file"])
+    path = recorded
+    if not recorded.is_file():
+        try:
+            from moebius.weights import resolve_weight
+
+            weights_dir = info.get("config", {}).get("weights", {}).get("dir")
+            found = Path(resolve_weight(info["weights"], weights_dir, verify=False))
+            path = _weights_file(info["kind"], found) if info["kind"] == "vae" else found
+        except Exception:  # noqa: BLE001 - missing, unknown or unreadable: the one-line error below
+            path = recorded
+    if not path.is_file():
+        raise TrainError(
+            f"{run_dir} is an installed run of {info.get('weights')}, whose file {recorded} is missing; "
+            "put the official weights back (moebius weights) or install the run again"
+        )
+    st = path.stat()
+    same = st.st_size == info.get("weights_bytes") and st.st_mtime_ns == info.get("weights_mtime_ns")
+    if not same and _sha256(path) != info.get("weights_sha256"):
+        raise TrainError(
+            f"{path} is not the file {run_dir} installed (sha256 {str(info.get('weights_sha256'))[:16]}...); "
+            "install the run again to use it"
+        )
+    return path
+
+
+def load_installed(module: nn.Module, run_dir: Path, info: dict[str, Any]) -> None:
+    """Load the official file an installed run names into ``module`` (strict, weights_only, mmap)."""
+    path = installed_weights(Path(run_dir), info)
+    _load_strict(module, read_state_dict(path), path)
 
 
 def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Path:
@@ -153,12 +216,14 @@ def prepare_official(cfg: Config, kind: str, variant: str, out_dir: Path) -> Pat
     if kind == "vae":
         write_text(out_dir / VAE_CONFIG, module.to_json_string())
     source = info.pop("source_file")
-    save_weights(module, out_dir / WEIGHTS_NAME)
+    reference = _reference(Path(info.pop("weights_file")))
+    (out_dir / WEIGHTS_NAME).unlink(missing_ok=True)  # a copy an earlier install wrote: superseded
     write_text(out_dir / METRICS_CSV, "step\n")
     write_json(
         out_dir / RUN_JSON,
         {
             **info,
+            **reference,
             "steps": 0,
             "source_file": str(source),
             "seed": cfg.seed,

@@ -117,8 +117,21 @@ def load_vae(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Modu
         raise TrainError(f"not a VAE run directory (no {VAE_CONFIG}): {run_dir}")
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     vae = AutoencoderKL.from_config({k: v for k, v in config.items() if not k.startswith("_")})
-    load_weights(vae, run_dir / WEIGHTS_NAME)
+    _load_run_weights(vae, run_dir)
     return vae.to(device).eval().requires_grad_(False)
+
+
+def _load_run_weights(module: nn.Module, run_dir: Path, info: dict[str, Any] | None = None) -> None:
+    """A trained run's model.safetensors, or the official file an installed run names (official.py)."""
+    own = run_dir / WEIGHTS_NAME
+    if not own.is_file():
+        info = info if info is not None else read_run(run_dir)
+        if "weights_file" in info:
+            from moebius.train.official import load_installed
+
+            load_installed(module, run_dir, info)
+            return
+    load_weights(module, own)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -127,7 +140,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[n
     if info.get("kind") == "vae":
         raise TrainError(f"{run_dir} is a VAE run: use load_vae")
     model = build_denoiser(info["model"], info["preset"])
-    load_weights(model, Path(run_dir) / WEIGHTS_NAME)
+    _load_run_weights(model, Path(run_dir), info)
     return model.to(device).eval(), info
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import moebius.train.official as official
 from moebius.errors import TrainError
 from moebius.models import build_model, build_vae
 from moebius.train import load_run, load_vae, prepare_official, train_teacher, train_vae
+from moebius.train.loop import run_digest
+from moebius.weights import ENV_VAR, get_weight
 
 
 @pytest.fixture
@@ -52,6 +55,51 @@ def test_official_teacher_installs_as_a_run(tiny_cfg, fake_weights, tmp_path):
         assert torch.equal(model.state_dict()[k], v)
     ft = prepare_official(cfg, "teacher", "ft_places2", tmp_path / "ft")
     assert json.loads((ft / "run.json").read_text())["target"] == "places2"
+
+
+def test_an_installed_run_reads_the_official_file_without_copying_it(tiny_cfg, fake_weights, tmp_path):
+    source = fake_weights["pixelhacker_pretrained"]
+    out = tmp_path / "teacher"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"a copy an earlier install wrote")
+    prepare_official(tiny_cfg, "teacher", "pretrained", out)
+    info = json.loads((out / "run.json").read_text())
+    assert not (out / "model.safetensors").exists()  # the superseded copy is gone, none written
+    assert Path(info["weights_file"]) == source.resolve() and info["weights_bytes"] == source.stat().st_size
+    assert info["weights_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    # downstream runs key their resume identity on the official file's content
+    other = prepare_official(tiny_cfg, "teacher", "ft_places2", tmp_path / "ft")
+    assert run_digest(out) != run_digest(other) and run_digest(out) != "absent"
+    assert run_digest(out) == run_digest(prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "again"))
+
+
+@pytest.mark.hostile("the official file an installed run names, replaced by other weights of the same shapes",
+                     "TrainError naming the file and the sha256 installed, before any weights load")
+def test_an_installed_run_refuses_a_replaced_official_file(tiny_cfg, fake_weights, tmp_path):
+    out = prepare_official(tiny_cfg, "teacher", "pretrained", tmp_path / "teacher")
+    torch.manual_seed(12)
+    torch.save(build_model("teacher", PRESET).state_dict(), fake_weights["pixelhacker_pretrained"])
+    with pytest.raises(TrainError, match="is not the file .* installed"):
+        load_run(out)
+    fake_weights["pixelhacker_pretrained"].unlink()
+    with pytest.raises(TrainError, match="whose file .* is missing"):
+        load_run(out)
+
+
+def test_an_installed_run_finds_its_file_in_this_machines_weights_dir(tiny_cfg, fake_weights, tmp_path,
+                                                                       monkeypatch):
+    # A run folder pulled with DVC onto another machine: the recorded path is not there, the registry
+    # entry resolved in that machine's weights directory is.
+    out = prepare_official(tiny_cfg, "vae", "pretrained", tmp_path / "vae")
+    elsewhere = tmp_path / "other_machine"
+    moved = elsewhere / get_weight("sdxl_vae").path
+    moved.parent.mkdir(parents=True)
+    fake_weights["sdxl_vae"].rename(moved)
+    monkeypatch.setenv(ENV_VAR, str(elsewhere))
+    vae = load_vae(out)
+    assert vae.config.scaling_factor == pytest.approx(0.13025)
+    for k, v in torch.load(moved, weights_only=True).items():
+        assert torch.equal(vae.state_dict()[k], v)
 
 
 def test_official_vae_keeps_its_config(tiny_cfg, fake_weights, tmp_path):
