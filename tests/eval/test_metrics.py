@@ -18,7 +18,7 @@ from moebius.data.manifest import row_for_png, write_manifest
 from moebius.errors import EvalError
 from moebius.eval import metrics as M
 
-N_IMAGES = 3  # Inception at 299 px costs ~1 s per image on two cores: keep the sets tiny
+N_IMAGES = 3  # Inception costs ~1 s per image at 299 px (the real weights' size): keep the sets tiny
 SIZE = 32
 RATIOS = [0.42, 0.47, 0.93]  # bins 0.4-0.5 (x2, reported) and 0.9-1.0 (x1, below the 2-image minimum)
 
@@ -145,8 +145,11 @@ def test_official_inception_file_in_torch_hub_cache_is_used_without_download(set
     torch.save(standin.state_dict(), hub / M.INCEPTION_FILE)
     official, kind = M.build_inception(False, tmp_path / "none", device="cpu")
     assert kind == "official"
-    feats = M.inception_features(sorted(sets["real"].glob("*.png"))[:1], official)
-    assert torch.equal(feats, features["real"][:1])
+    # real weights see 299 px as torch-fidelity's own; only the stand-in takes the small input
+    assert official.INPUT_IMAGE_SIZE == 299 and standin.INPUT_IMAGE_SIZE == M.STANDIN_INPUT_SIZE < 299
+    one = sorted(sets["real"].glob("*.png"))[:1]
+    standin.INPUT_IMAGE_SIZE = 299
+    assert torch.equal(M.inception_features(one, official), M.inception_features(one, standin))
 
 
 def test_registered_torch_fidelity_extractor_is_ours():
@@ -397,3 +400,18 @@ def test_real_feature_cache_gives_the_same_fid_and_is_reused(tmp_path):
     Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(real[0])
     compute_fid(real, fake, allow_standin=True, batch_size=3, real_cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").iterdir())) == 2 and cache_file.exists()
+
+
+def test_standin_features_of_another_input_size_are_not_a_cache_hit(tmp_path, monkeypatch):
+    # a smoke tree scored before the stand-in's input shrank holds 299-px real features: never reused
+    from PIL import Image
+
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((32, 32, 3), 40 * i, dtype=np.uint8)).save(paths[-1])
+    small = M.compute_fid(paths[:2], paths[2:], allow_standin=True, real_cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(M, "STANDIN_INPUT_SIZE", 299)
+    large = M.compute_fid(paths[:2], paths[2:], allow_standin=True, real_cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    assert not torch.equal(small.real_features, large.real_features)
