@@ -140,6 +140,27 @@ def thop_macs(model: nn.Module, inputs: Any) -> int:
     Runs in eval mode under ``no_grad`` (as ``thop.profile`` does) and restores the training flag.
     Works on ``torch.device("meta")`` models and inputs: only shapes are needed.
     """
+    return forward_counts(model, inputs, flops=False)[0]
+
+
+def torch_flops(model: nn.Module, inputs: Any) -> int:
+    """FLOPs of one forward by ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add)."""
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(*_as_tuple(inputs))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def forward_counts(model: nn.Module, inputs: Any, flops: bool = True) -> tuple[int, int | None]:
+    """``(thop_macs, torch_flops)`` from one forward: the thop hooks fire inside ``FlopCounterMode``.
+
+    One pass instead of two (speed only: a paper-size forward on the meta device takes ~2 s of Python
+    dispatch, the counter doubles it). ``flops=False`` skips the counter and returns None for it.
+    """
     for name, module in model.named_modules():
         if type(module) in _THOP_PRICED_UNSUPPORTED:
             raise EvalError(
@@ -170,28 +191,21 @@ def thop_macs(model: nn.Module, inputs: Any) -> int:
     for m in model.modules():
         if type(m) in owners:
             handles += [m.register_forward_pre_hook(owner_pre), m.register_forward_hook(owner_post)]
+    counter = FlopCounterMode(display=False) if flops else None
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(*_as_tuple(inputs))
+            if counter is None:
+                model(*_as_tuple(inputs))
+            else:
+                with counter:
+                    model(*_as_tuple(inputs))
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return total
-
-
-def torch_flops(model: nn.Module, inputs: Any) -> int:
-    """FLOPs of one forward by ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add)."""
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*_as_tuple(inputs))
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops())
+    return total, (int(counter.get_total_flops()) if counter is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,13 +314,11 @@ def compute_counts(arch: str, preset: str) -> dict[str, int]:
     """
     try:
         model = build_on(arch, preset, "meta")
-        inputs = step_inputs(model, 1, "meta")
-        macs, flops = thop_macs(model, inputs), torch_flops(model, inputs)
+        macs, flops = forward_counts(model, step_inputs(model, 1, "meta"))
     except (NotImplementedError, RuntimeError):
         # DEVIATION (speed only): a real CPU forward gives the same counts, just slower.
         model = build_on(arch, preset, "cpu")
-        inputs = step_inputs(model, 1, "cpu")
-        macs, flops = thop_macs(model, inputs), torch_flops(model, inputs)
+        macs, flops = forward_counts(model, step_inputs(model, 1, "cpu"))
     return {"params": count_params(model), "macs_thop": macs, "flops_torch": flops}
 
 
