@@ -247,6 +247,24 @@ def test_rehearsal_dry_run_is_the_full_dag_plus_its_sources_and_weights() -> Non
     assert "weights generate --stamp rehearsal/weights/GENERATED.done" in shells
 
 
+def test_rehearsal_training_memory_grows_with_the_model_trained() -> None:
+    """The rehearsal's mem_mb asks cover the peaks measured on a 24 GB machine, where a flat 11 GB let
+    two of the largest Table 2 runs start together (the kernel killed one)."""
+    out = snakemake("rehearsal/checkpoints/ablation_arch/exp1/run.json", "rehearsal/checkpoints/ablation_arch/exp9/run.json",
+                    "rehearsal/checkpoints/distill/run.json", "-n", "--forceall", "--configfile", "config/rehearsal.yaml").stdout
+    asks = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        rule, mem = re.match(r"(?:local)?rule (\w+):", block), re.search(r"mem_mb=(\d+)", block)
+        wildcards = re.search(r"wildcards: exp=(\w+)", block)
+        if rule and mem:
+            asks[wildcards.group(1) if wildcards else rule.group(1)] = int(mem.group(1))
+    # measured peaks: 13.6 GB for a 515 M-parameter variant (exp13; exp1 has 526 M), 8.7 GB for the
+    # student's 226 M, 9.9 GB a rank for the distillation's two torchrun ranks
+    assert asks["exp1"] >= 13_600 and 8_700 <= asks["exp9"] < asks["exp1"]
+    assert 2 * asks["exp1"] > 22_000  # scripts/rehearse.sh's --resources mem_mb: never two of them at once
+    assert 2 * 9_900 <= asks["distill"] <= 22_000
+
+
 def test_ci_rehearsal_subset_keeps_every_rule_kind() -> None:
     """.ci/run's rehearsal (target rehearsal_ci): every rule kind of the rehearsal DAG but the report."""
     full = job_counts(snakemake("all", "-n", "--forceall", "--configfile", "config/rehearsal.yaml").stdout)

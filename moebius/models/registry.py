@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 from moebius.models.presets import Preset, get_preset
 from moebius.models.removal import RemovalModel
@@ -38,3 +38,13 @@ def build_model(name: str, preset: str = "paper") -> RemovalModel:
     Build under ``torch.device("meta")`` to count parameters without allocating them.
     """
     return RemovalModel(model_spec(name, preset), name=name, preset=preset)
+
+
+@lru_cache(maxsize=None)
+def parameter_count(name: str, preset: str = "paper") -> int:
+    """Parameters of ``build_model(name, preset)``, counted on the meta device (nothing allocated)."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(name, preset)
+    return sum(p.numel() for p in model.parameters())

@@ -182,17 +182,47 @@ def launcher(gpus):
     return MOEBIUS
 
 
-# Memory a training job asks for: a GPU node's share at full scale; at rehearsal scale the paper-size
-# teacher, student and optimiser state in fp32 on a CPU, per process (README, "Resources").
-TRAIN_MB = {"full": 64000, "rehearsal": 11000, "smoke": 4000}  # rehearsal: 5-14 GB measured a process
+# Memory a training job asks for: a GPU node's share at full scale; at rehearsal scale what one CPU
+# process holds, which grows with the model trained (README, "Resources"): the frozen teacher, VAE and
+# E-LatentLPIPS with the runtime (~5 GB), plus ~18 bytes per trained parameter (fp32 weights, gradients,
+# Muon momentum, bf16 autocast copies) and 4 more for DDP's gradient buckets with two or more ranks.
+# Measured 8.5-13.6 GB a process for 226-515 M parameters. A flat 11 GB let two of the largest Table 2
+# runs start together on a 24 GB machine, and the kernel killed one.
+TRAIN_MB = {"full": 64000, "rehearsal": 11000, "smoke": 4000}  # rehearsal: a model we cannot size (the VAE)
+REHEARSAL_BASE_MB = 5000
+REHEARSAL_BYTES_PER_PARAM = {"single": 18, "ddp": 22}
+
+
+def rehearsal_train_mb(model, ranks):
+    """MB one rehearsal training process of ``model`` (a build name) holds, from its parameter count."""
+    from moebius.models.registry import parameter_count  # imports torch: only at rehearsal scale
+
+    per_param = REHEARSAL_BYTES_PER_PARAM["ddp" if ranks > 1 else "single"]
+    return int(REHEARSAL_BASE_MB + per_param * parameter_count(model, CFG.model.preset) / 1e6)
 # An install (`install_official`) holds one model and its file: 7.3 GB peak measured for PixelHacker's
 # 3.4 GB file at rehearsal scale (README, "Resources").
 INSTALL_MB = 8000
 
 
-def train_resources(gpus):
+def train_resources(gpus, model=None):
+    """``gpu`` and ``mem_mb`` of a training job; ``model`` (a build name, or a function of the wildcards
+    that gives one) sizes the memory at rehearsal scale."""
     per_process = 1 if CFG.scale == "full" else max(1, gpus)  # on a CPU every rank is a process here
-    return {"gpu": gpus if CFG.scale == "full" else 0, "mem_mb": TRAIN_MB[CFG.scale] * per_process}
+    gpu = gpus if CFG.scale == "full" else 0
+    if CFG.scale != "rehearsal" or model is None:
+        return {"gpu": gpu, "mem_mb": TRAIN_MB[CFG.scale] * per_process}
+
+    def mem_mb(wildcards):
+        name = model(wildcards) if callable(model) else model
+        return rehearsal_train_mb(name, per_process) * per_process
+
+    return {"gpu": gpu, "mem_mb": mem_mb}
+
+
+def finetune_mem_mb(wildcards):
+    """A fine-tune's memory: its target's GPUs, and the model fine-tuned (moebius / pixelhacker)."""
+    mem = train_resources(CFG.finetune.targets[wildcards.target].gpus, build_name(wildcards.model))["mem_mb"]
+    return mem(wildcards) if callable(mem) else mem
 
 
 def train_threads(gpus):

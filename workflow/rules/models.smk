@@ -102,7 +102,7 @@ rule teacher:
         out=lambda w, output: parent(output[0]),
     threads: train_threads(CFG.teacher_train.gpus)
     resources:
-        **train_resources(CFG.teacher_train.gpus),
+        **train_resources(CFG.teacher_train.gpus, "teacher"),
     log:
         logfile("train", "teacher.log"),
     conda:
@@ -129,7 +129,7 @@ rule distill:
         out=lambda w, output: parent(output[0]),
     threads: train_threads(CFG.distill.train.gpus)
     resources:
-        **train_resources(CFG.distill.train.gpus),
+        **train_resources(CFG.distill.train.gpus, "student"),
     log:
         logfile("train", "distill.log"),
     conda:
@@ -161,7 +161,7 @@ rule ablation_arch:
         exp="exp[0-9]+",
     threads: train_threads(ablation_gpus(CFG))
     resources:
-        **train_resources(ablation_gpus(CFG)),
+        **train_resources(ablation_gpus(CFG), lambda w: w.exp),
     log:
         logfile("train", "ablation_arch_{exp}.log"),
     conda:
@@ -191,7 +191,7 @@ rule ablation_loss:
         out=lambda w, output: parent(output[0]),
     threads: train_threads(ablation_gpus(CFG))
     resources:
-        **train_resources(ablation_gpus(CFG)),
+        **train_resources(ablation_gpus(CFG), "student"),
     log:
         logfile("train", "ablation_loss_{combo}.log"),
     conda:
@@ -218,7 +218,7 @@ rule finetune:
         model="moebius|pixelhacker",
     resources:
         gpu=lambda w: CFG.finetune.targets[w.target].gpus if CFG.scale == "full" else 0,
-        mem_mb=lambda w: train_resources(CFG.finetune.targets[w.target].gpus)["mem_mb"],
+        mem_mb=lambda w: finetune_mem_mb(w),
     threads: lambda w: train_threads(CFG.finetune.targets[w.target].gpus)
     log:
         logfile("train", "finetune_{model}_{target}.log"),
@@ -244,7 +244,7 @@ rule distill_nokd:
         out=lambda w, output: parent(output[0]),
     threads: train_threads(CFG.distill.train.gpus)
     resources:
-        **train_resources(CFG.distill.train.gpus),
+        **train_resources(CFG.distill.train.gpus, "student"),
     log:
         logfile("train", "distill_nokd.log"),
     conda:
