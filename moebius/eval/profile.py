@@ -21,6 +21,7 @@ GPU; on CPU pinned threads and medians (ENVIRONMENT.md, "Timing").
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable
@@ -195,12 +196,8 @@ def forward_counts(model: nn.Module, inputs: Any, flops: bool = True) -> tuple[i
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
-            if counter is None:
-                model(*_as_tuple(inputs))
-            else:
-                with counter:
-                    model(*_as_tuple(inputs))
+        with torch.no_grad(), counter if counter is not None else contextlib.nullcontext():
+            model(*_as_tuple(inputs))
     finally:
         model.train(was_training)
         for h in handles:

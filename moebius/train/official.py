@@ -30,7 +30,7 @@ from moebius.config import Config, config_hash, to_dict
 from moebius.errors import TrainError
 from moebius.report.names import OFFICIAL_KINDS, key_of_build
 from moebius.train.state import METRICS_CSV, RUN_JSON, WEIGHTS_NAME
-from moebius.weights import OFFICIAL_VARIANTS
+from moebius.weights import OFFICIAL_VARIANTS, cached_sha256
 
 VARIANTS = OFFICIAL_VARIANTS
 KINDS = OFFICIAL_KINDS  # vae | student | teacher (build names)
@@ -155,16 +155,11 @@ def _weights_file(kind: str, source: Path) -> Path:
     return _vae_files(source)[1] if kind == "vae" else source
 
 
-def _sha256(path: Path) -> str:
-    from moebius.weights import cached_sha256
-
-    return cached_sha256(path)  # resolve_weight has just hashed it: a cache hit
-
-
 def _reference(path: Path) -> dict[str, Any]:
     """What run.json records of the official file an installed run reads."""
     st = path.stat()
-    return {"weights_file": str(path), "weights_sha256": _sha256(path), "weights_bytes": st.st_size,
+    digest = cached_sha256(path)  # resolve_weight has just hashed it: a cache hit
+    return {"weights_file": str(path), "weights_sha256": digest, "weights_bytes": st.st_size,
             "weights_mtime_ns": st.st_mtime_ns}
 
 
@@ -183,7 +178,7 @@ def installed_weights(run_dir: Path, info: dict[str, Any]) -> Path:
 
             weights_dir = info.get("config", {}).get("weights", {}).get("dir")
             found = Path(resolve_weight(info["weights"], weights_dir, verify=False))
-            path = _weights_file(info["kind"], found) if info["kind"] == "vae" else found
+            path = _weights_file(info["kind"], found)
         except Exception:  # noqa: BLE001 - missing, unknown or unreadable: the one-line error below
             path = recorded
     if not path.is_file():
@@ -193,7 +188,7 @@ def installed_weights(run_dir: Path, info: dict[str, Any]) -> Path:
         )
     st = path.stat()
     same = st.st_size == info.get("weights_bytes") and st.st_mtime_ns == info.get("weights_mtime_ns")
-    if not same and _sha256(path) != info.get("weights_sha256"):
+    if not same and cached_sha256(path) != info.get("weights_sha256"):
         raise TrainError(
             f"{path} is not the file {run_dir} installed (sha256 {str(info.get('weights_sha256'))[:16]}...); "
             "install the run again to use it"
