@@ -80,42 +80,54 @@ class DWConv2d(nn.Module):
         return h + x if self.has_skip else h
 
 
-# Input maps of at most this many pixels (the 16×16 and 8×8 levels of the paper-size U-Net) take the
-# GEMM path of conv3x3() in the residual blocks. There oneDNN's direct conv runs at a fraction of its
-# large-map speed (measured on one CPU thread: a 1280-wide 3×3 conv ~2.5× slower than im2col + one
-# matmul at 8×8, ~1.3× at 16×16); from 32×32 up it is as fast or faster, so those maps keep it.
-_GEMM_MAX_PIXELS = 256
+# Wide 3×3 convs on small maps (the 16×16 and 8×8 levels of the paper-size U-Net, 640-2560 channels)
+# take the GEMM path of conv3x3(): there oneDNN's direct conv runs at a fraction of its large-map speed.
+# Measured on one CPU thread, teacher shapes (benchmarks/results/conv3x3_cpu.csv): 1280→1280 at 8×8 the
+# GEMM takes 0.46× the conv's time at batch 1 and 0.64× at batch 2, at 16×16 0.71× at batch 1; at 16×16
+# batch 2 (512 columns) ~0.95×, and at batch 8 and up it is as slow or slower. Narrow convs (the smoke
+# models' 32-256 channels) are 1.3-16× *slower* as a GEMM at any batch, so they keep oneDNN's conv.
+_GEMM_MAX_PIXELS = 256  # batch × input pixels: the columns of the one matmul
+_GEMM_MIN_CHANNELS = 512
 
 
-def conv3x3(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)``; a plain 3×3 ``nn.Conv2d`` on a small CPU map runs as im2col + one matmul.
-
-    Speed only, CPU inference (no autograd), input maps of at most ``_GEMM_MAX_PIXELS`` pixels: the
-    3×3 windows are unfolded to (B, 9·Cin, H'·W') and multiplied by the (Cout, 9·Cin) view of the
-    weight. Same sums in another order (rounding-level differences). The module keeps its exact type
-    (the thop MAC count looks modules up by ``type``) and is called as usual everywhere else: on the
-    meta device, with grad, on large maps, and whenever hooks are registered on it.
-    """
-    if (
+def takes_gemm(conv: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``conv3x3(conv, x)`` runs as im2col + one matmul (see there)."""
+    return (
         type(conv) is nn.Conv2d
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         and x.ndim == 4
-        and x.shape[-2] * x.shape[-1] <= _GEMM_MAX_PIXELS
+        and x.shape[0] * x.shape[-2] * x.shape[-1] <= _GEMM_MAX_PIXELS
+        and conv.in_channels >= _GEMM_MIN_CHANNELS
         and conv.kernel_size == (3, 3)
         and conv.groups == 1
         and conv.dilation == (1, 1)
         and conv.padding_mode == "zeros"
         and not (conv._forward_hooks or conv._forward_pre_hooks)
-    ):
+    )
+
+
+def conv3x3(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``; a wide plain 3×3 ``nn.Conv2d`` on a small CPU map runs as im2col + one matmul.
+
+    Speed only, CPU inference (no autograd), at least ``_GEMM_MIN_CHANNELS`` input channels and at most
+    ``_GEMM_MAX_PIXELS`` batch × pixels: the 3×3 windows are unfolded to (B, 9·Cin, H'·W'), the batch
+    is folded into the columns (9·Cin, B·H'·W'), and one matmul by the (Cout, 9·Cin) view of the weight
+    gives every output (a broadcast (B, ...) matmul would copy the weight per image: 1.2-2× slower at
+    batch 2). Same sums in another order (rounding-level differences). The module keeps its exact type
+    (the thop MAC count looks modules up by ``type``) and is called as usual everywhere else: on the
+    meta device, with grad, on large maps, and whenever hooks are registered on it.
+    """
+    if takes_gemm(conv, x):
         b, _, h, w = x.shape
         (s, _), (p, _) = conv.stride, conv.padding
         ho, wo = (h + 2 * p - 3) // s + 1, (w + 2 * p - 3) // s + 1
         cols = F.unfold(x, 3, padding=p, stride=s)  # (B, 9·Cin, H'·W'), rows ordered (cin, kr, kc)
-        out = conv.weight.reshape(conv.out_channels, -1) @ cols  # (B, Cout, H'·W')
+        cols = cols.transpose(0, 1).reshape(cols.shape[1], b * ho * wo)  # (9·Cin, B·H'·W')
+        out = conv.weight.reshape(conv.out_channels, -1) @ cols  # (Cout, B·H'·W')
         if conv.bias is not None:
             out = out + conv.bias.to(out.dtype)[:, None]
-        return out.view(b, conv.out_channels, ho, wo)
+        return out.view(conv.out_channels, b, ho, wo).transpose(0, 1).contiguous()  # (B, Cout, H', W')
     return conv(x)
 
 

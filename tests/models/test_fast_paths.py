@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from moebius.models import blocks
 from moebius.models.blocks import MixFFN, Upsample, conv3x3
 from moebius.models.gla import gla_chunked
 from moebius.models.lambda_layers import InteractiveLambda, _query_times_lambda
@@ -116,29 +117,47 @@ def test_upsample_tap_cache_follows_weight_changes() -> None:
 
 
 @pytest.mark.parametrize(
-    "b,cin,cout,h,w,stride", [(2, 8, 6, 8, 8, 1), (1, 4, 4, 16, 16, 2), (2, 3, 5, 5, 7, 2), (1, 4, 2, 1, 1, 1)]
+    "b,cin,cout,h,w,stride", [(2, 8, 6, 8, 8, 1), (1, 4, 4, 16, 16, 2), (3, 3, 5, 5, 7, 2), (1, 4, 2, 1, 1, 1)]
 )
-def test_small_map_conv3x3_equals_the_conv(b, cin, cout, h, w, stride) -> None:
+def test_small_map_conv3x3_equals_the_conv(b, cin, cout, h, w, stride, monkeypatch) -> None:
+    monkeypatch.setattr(blocks, "_GEMM_MIN_CHANNELS", 1)  # these narrow convs through the GEMM path too
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
     x = torch.randn(b, cin, h, w)
     with torch.no_grad():
+        assert blocks.takes_gemm(conv, x)
         fast = conv3x3(conv, x)
         ref = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1)
-    assert fast.shape == ref.shape
+    assert fast.shape == ref.shape and fast.is_contiguous()
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_wide_conv3x3_on_a_batch_of_small_maps_equals_the_conv() -> None:
+    """The batch folded into the matmul's columns: each image gets its own output, at a real width."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(512, 16, 3, padding=1)
+    x = torch.randn(4, 512, 8, 8)
+    x[1] = 0.0  # an all-zero image among others: its output is the bias alone
+    with torch.no_grad():
+        assert blocks.takes_gemm(conv, x)
+        fast = conv3x3(conv, x)
+        ref = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast[1], conv.bias[:, None, None].expand(16, 8, 8))
 
 
 def test_small_map_conv3x3_takes_the_gemm_path_only_where_it_may(monkeypatch) -> None:
     calls = []
     real_unfold = F.unfold
     monkeypatch.setattr(F, "unfold", lambda *a, **k: calls.append(1) or real_unfold(*a, **k))
-    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
-    small, large = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 32, 32)
+    conv = torch.nn.Conv2d(512, 4, 3, padding=1)
+    small, large = torch.randn(1, 512, 8, 8), torch.randn(1, 512, 32, 32)
     with torch.no_grad():
         conv3x3(conv, small)
         assert len(calls) == 1
         conv3x3(conv, large)  # a large map keeps oneDNN's conv
+        conv3x3(conv, small.expand(8, -1, -1, -1))  # so does a batch of 8 small maps (512 columns)
+        conv3x3(torch.nn.Conv2d(256, 4, 3, padding=1), small[:, :256])  # and a narrow conv (smoke widths)
         handle = conv.register_forward_hook(lambda *a: None)
         conv3x3(conv, small)  # a hooked module is called as a module
         handle.remove()
