@@ -228,6 +228,12 @@ def _kaiming_init(module: nn.Module, seed: int) -> None:
 _INCEPTION_CLASS: type[nn.Module] | None = None
 TORCH_FIDELITY_NAME = "inception-v3-compat-moebius"
 
+# Stand-in networks already built in this process, by everything that determines them. A scoring
+# suite asks for the same Inception and LPIPS once per benchmark, and each build was ~0.25 s of random
+# init (most of it AlexNet's classifier, which lpips then drops). Only stand-ins: a network with
+# weights from a file is built afresh each time, so a file replaced in between is always read.
+_STANDIN_NETS: dict[tuple, nn.Module] = {}
+
 
 def inception_class() -> type[nn.Module]:
     """The extractor class, registered once with ``torch_fidelity.register_feature_extractor``."""
@@ -267,8 +273,14 @@ def build_inception(
 ) -> tuple[nn.Module, str]:
     """torch-fidelity's InceptionV3 (features "2048") on ``device`` and its weights kind."""
     weights, kind = inception_weights_file(allow_standin, weights_dir, standin_seed)
+    memo = ("inception", standin_seed, STANDIN_INPUT_SIZE, str(resolve_device(device)))
+    if kind == "standin" and memo in _STANDIN_NETS:
+        return _STANDIN_NETS[memo], kind
     extractor = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE], feature_extractor_weights_path=weights)
-    return extractor.to(resolve_device(device)).eval(), kind
+    extractor = extractor.to(resolve_device(device)).eval()
+    if kind == "standin":
+        _STANDIN_NETS[memo] = extractor
+    return extractor, kind
 
 
 @torch.no_grad()
@@ -445,6 +457,9 @@ def build_lpips(
         if net not in LPIPS_BACKBONE_KEYS:
             raise EvalError(f"no official weight registered for the lpips {net!r} backbone; use alex or vgg")
         raise _missing(LPIPS_BACKBONE_KEYS[net], LPIPS_BACKBONE_FILES[net], weights_dir)
+    memo = ("lpips", net, head, standin_seed, str(resolve_device(device)))
+    if backbone is None and memo in _STANDIN_NETS:
+        return _STANDIN_NETS[memo], "standin"
     # pnet_rand=True always: torchvision never downloads; the official backbone is loaded below.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(standin_seed)
@@ -458,7 +473,10 @@ def build_lpips(
         if head is not None:
             kinds.add(_file_kind(LPIPS_HEAD_KEYS[net], weights_dir))
         kind = "generated" if "generated" in kinds else "official"  # one generated file labels the whole net
-    return model.to(resolve_device(device)).eval(), kind
+    model = model.to(resolve_device(device)).eval()
+    if kind == "standin":
+        _STANDIN_NETS[memo] = model
+    return model, kind
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import subprocess
@@ -148,8 +149,27 @@ def test_official_inception_file_in_torch_hub_cache_is_used_without_download(set
     # real weights see 299 px as torch-fidelity's own; only the stand-in takes the small input
     assert official.INPUT_IMAGE_SIZE == 299 and standin.INPUT_IMAGE_SIZE == M.STANDIN_INPUT_SIZE < 299
     one = sorted(sets["real"].glob("*.png"))[:1]
+    standin = copy.deepcopy(standin)  # the process's stand-in is shared (M._STANDIN_NETS): change a copy
     standin.INPUT_IMAGE_SIZE = 299
     assert torch.equal(M.inception_features(one, official), M.inception_features(one, standin))
+
+
+def test_standin_networks_are_built_once_per_process_and_files_every_time(tmp_path):
+    """A scoring suite asks once per benchmark: the stand-ins come from memory, a weights file is re-read."""
+    first, _ = M.build_inception(True, tmp_path / "none", 0, "cpu")
+    assert M.build_inception(True, tmp_path / "none", 0, "cpu")[0] is first
+    other = M.build_inception(True, tmp_path / "none", 1, "cpu")[0]  # another seed: another network
+    assert other is not first and not torch.equal(next(other.parameters()), next(first.parameters()))
+    lp, kind = M.build_lpips("alex", True, tmp_path / "none", 0, "cpu")
+    assert kind == "standin" and M.build_lpips("alex", True, tmp_path / "none", 0, "cpu")[0] is lp
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(first.state_dict(), hub / M.INCEPTION_FILE)
+    a, kind = M.build_inception(False, tmp_path / "none", device="cpu")
+    assert kind == "official" and M.build_inception(False, tmp_path / "none", device="cpu")[0] is not a
+    torch.save(other.state_dict(), hub / M.INCEPTION_FILE)  # the file replaced: the next build reads it
+    b, _ = M.build_inception(False, tmp_path / "none", device="cpu")
+    assert torch.equal(next(b.parameters()), next(other.parameters()))
 
 
 def test_registered_torch_fidelity_extractor_is_ours():
