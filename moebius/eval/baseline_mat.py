@@ -8,11 +8,12 @@ CelebA-HQ_512 for CelebA-HQ and DeepFakeFace, FFHQ_512 for FFHQ), read as safete
 ``weights.allow_standin`` when a file is missing, run the stand-in of ``moebius.eval.mat``: the official
 module tree with reduced widths, from a fixed seed per target.
 
-Size: MAT is a fixed 512-px network, the stand-in too (its keys are the official ones). At full scale the
-harness runs every benchmark at 512 (``baselines.work_size``) and resizes back. At smoke scale the size
-shrinks with the benchmark (32-64 px), below MAT's smallest resolution (128: the first stage brings the
-image to a 64x64 token grid), so the stand-in's inpainter resizes to 512 and back itself, the way the
-harness does (bicubic, masks nearest); the provenance records it as ``standin_resized``.
+Size: MAT is a fixed-size network, 512 px for the official checkpoints. At full scale the harness runs
+every benchmark at 512 (``baselines.work_size``) and resizes back. At smoke scale the size shrinks with
+the benchmark (32-64 px), below MAT's smallest resolution (128: the first stage brings the image to a
+64x64 token grid), so the stand-in (a 128-px network, ``moebius.eval.mat.STANDIN``) resizes to its
+size and back itself, the way the harness does (bicubic, masks nearest); the provenance records it as
+``standin_resized``.
 """
 
 from __future__ import annotations

@@ -257,12 +257,12 @@ def test_convert_mat_errors_are_one_line(tmp_path, run_cli, fake_mat_repo) -> No
 
 def test_inpainter_keeps_known_pixels_and_is_seeded_per_image() -> None:
     mat = load_mat_inpainter("smoke", True, None, "celebahq")
-    assert mat.weights_kind == "standin" and mat.model_size == 512
+    assert mat.weights_kind == "standin" and mat.model_size == STANDIN.resolution == 128
     assert mat.weights_record["config"] == asdict(STANDIN) and len(mat.weights_record["sha256"]) == 64
     g = torch.Generator().manual_seed(0)
-    images = (torch.rand(1, 3, 512, 512, generator=g) * 2 - 1).repeat(2, 1, 1, 1)  # one image, two seeds
-    holes = torch.zeros(2, 1, 512, 512)  # harness convention: 1 = hole
-    holes[:, :, 40:300, 100:420] = 1
+    images = (torch.rand(1, 3, 128, 128, generator=g) * 2 - 1).repeat(2, 1, 1, 1)  # one image, two seeds
+    holes = torch.zeros(2, 1, 128, 128)  # harness convention: 1 = hole
+    holes[:, :, 10:75, 25:105] = 1
     out = mat(images, holes, [11, 12], None)
     hole = holes.expand_as(images) > 0.5
     assert torch.equal(out[~hole], images[~hole])  # MAT's own compositing: the polarity was flipped right
@@ -342,14 +342,14 @@ def test_standin_through_inpaint_benchmark(tmp_path) -> None:
     images_dir, masks_dir = _benchmark(tmp_path, 32, ids)
     cfg = load_config("config/smoke.yaml")
     # A "512" protocol at 32 px: the checkpoint's 512 shrinks to 32 (smoke scale), below MAT's smallest
-    # resolution, so the stand-in resizes to its 512 and back itself, and says so.
+    # resolution, so the stand-in resizes to its 128 and back itself, and says so.
     bench = BenchmarkConfig(dataset="x", split="test", n_images=2, size=32, preprocess="mat_crop",
                             mask_protocol="places2_test", domain="natural", finetune="places2")
     cfg = dataclasses.replace(cfg, benchmarks={"tiny": bench})
     meta = inpaint_benchmark(cfg, "mat", None, None, "tiny", images_dir, masks_dir, tmp_path / "out")
     assert meta["weights_kind"] == "standin" and meta["display"] == "MAT"
     assert meta["resized"] is None and meta["model_size"] == 32 and meta["sampler"]["checkpoint"] == "mat_places512"
-    assert meta["weights"]["standin_resized"] == {"from": 32, "to": 512, "images": "bicubic", "masks": "nearest"}
+    assert meta["weights"]["standin_resized"] == {"from": 32, "to": 128, "images": "bicubic", "masks": "nearest"}
     assert meta["weights"]["key"] == "mat_places512" and len(meta["weights"]["sha256"]) == 64
     written = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert written["weights"]["sha256"] == meta["weights"]["sha256"]
