@@ -524,10 +524,11 @@ def profile(ctx: click.Context, model_keys: tuple[str, ...], latency: bool, out:
     help="A qualitative grid: experiment=E,benchmark=B,images=DIR,masks=DIR,samples=DIR,models=M1+M2 (repeatable).",
 )
 @click.option("--grid-images", type=click.IntRange(1, 32), default=4, help="Images (rows) per qualitative grid.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, help="Processes that draw the figures.")
 def report(
     record_files: tuple[Path, ...], reference: Path, train_metrics: tuple[str, ...], mask_stats: Path | None,
     tables_dir: Path, plots_dir: Path, report_md: Path, metrics_json: Path, html_out: Path | None,
-    thumbs_dir: Path | None, grid_specs: tuple[str, ...], grid_images: int,
+    thumbs_dir: Path | None, grid_specs: tuple[str, ...], grid_images: int, workers: int,
 ) -> None:
     """Tables 1-7 + efficiency (CSV), plots, results/report.md and metrics.json, from records only.
 
@@ -541,11 +542,11 @@ def report(
     records = read_records(record_files)
     tables = _call("moebius.report.tables:build_tables")(records, reference, tables_dir)
     curves = {name: Path(path) for name, path in _call("moebius.keyvalue:parse_pairs")(train_metrics, "--train-metrics", form="NAME=PATH").items()}
-    plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats)
+    plots = _call("moebius.report.plots:make_plots")(tables_dir, plots_dir, curves, mask_stats, workers)
     grids = []
     if html_out is not None:
         thumbs = thumbs_dir if thumbs_dir is not None else html_out.parent / "thumbs"
-        grids = _call("moebius.report.qualitative:make_grids")(grid_list, thumbs, plots_dir, grid_images)
+        grids = _call("moebius.report.qualitative:make_grids")(grid_list, thumbs, plots_dir, grid_images, workers)
     figures = plots + [figure for _, figure in grids]
     _call("moebius.report.page:write_report")(tables, figures, records, report_md, metrics_json)
     if html_out is not None:

@@ -300,15 +300,20 @@ def figure_name(spec: GridSpec) -> str:
     return f"qualitative_{spec.experiment}_{spec.benchmark}.png"
 
 
+def _grid_and_figure(spec: GridSpec, thumbs_dir: Path, plots_dir: Path, n_images: int) -> tuple[Grid, Path]:
+    grid = make_grid(spec, thumbs_dir, n_images)
+    return grid, plot_grid(grid, Path(plots_dir) / figure_name(spec))
+
+
 def make_grids(specs: list[GridSpec], thumbs_dir: Path, plots_dir: Path,
-               n_images: int = GRID_IMAGES) -> list[tuple[Grid, Path]]:
-    """Every grid's thumbnails and figure; returns (grid, figure path) in the order given."""
+               n_images: int = GRID_IMAGES, workers: int = 1) -> list[tuple[Grid, Path]]:
+    """Every grid's thumbnails and figure (in ``workers`` processes); returns (grid, figure path) in the
+    order given."""
+    from moebius.report.plots import draw_all
+
     seen = set()
-    out = []
     for spec in specs:
         if (spec.experiment, spec.benchmark) in seen:
             raise ReportError(f"two grids for {spec.experiment}/{spec.benchmark}")
         seen.add((spec.experiment, spec.benchmark))
-        grid = make_grid(spec, thumbs_dir, n_images)
-        out.append((grid, plot_grid(grid, Path(plots_dir) / figure_name(spec))))
-    return out
+    return draw_all([(_grid_and_figure, (spec, thumbs_dir, plots_dir, n_images)) for spec in specs], workers)

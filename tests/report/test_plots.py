@@ -51,3 +51,19 @@ def test_malformed_table_is_not_drawn(built, tmp_path):
 def test_missing_training_csv_is_an_error(built, tmp_path):
     with pytest.raises(ReportError, match="run 'ghost'"):
         make_plots(built["tables"]["table1"].parent, tmp_path, {"ghost": tmp_path / "nope.csv"}, None)
+
+
+def test_figures_drawn_in_two_processes_are_the_same_files(built, plots, tmp_path):
+    """The report's last job draws in forked workers (report --workers): same PNGs, same order."""
+    parallel = make_plots(built["tables"]["table1"].parent, tmp_path / "plots",
+                          {"distill": built["train_csv"]}, built["mask_csv"], workers=2)
+    assert [p.name for p in parallel] == [p.name for p in plots]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(parallel, plots))
+
+
+def test_a_figure_that_fails_in_a_worker_fails_the_report(built, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("epoch,loss\n1,0.5\n")  # no step column: plot_training_curves raises in the worker
+    with pytest.raises(ReportError, match="training metrics need a 'step' column"):
+        make_plots(built["tables"]["table1"].parent, tmp_path / "plots", {"bad": bad, "distill": built["train_csv"]},
+                   None, workers=2)

@@ -85,6 +85,9 @@ rule report:
         # `report --grid` is a comma-separated spec (moebius.report.qualitative.parse_grid): these paths
         # come from the config's `paths`, which must then hold no comma.
         grids=lambda w: " ".join(f"--grid {shlex.quote(grid_spec(e, b))}" for e, b in GRIDS),
+    # The last job of the DAG: ~40 figures drawn in two processes (matplotlib draws on one core). With
+    # two threads it runs outside the fork server (moebius/forkserver.py); it imports no torch.
+    threads: 2
     log:
         logfile("report.log"),
     conda:
@@ -93,4 +96,4 @@ rule report:
         "{params.moebius} --config {params.config:q} report {params.records} {params.curves}"
         " --mask-stats {input.mask_stats:q} --reference {params.reference:q} --tables-dir {params.tables:q}"
         " --plots-dir {params.plots:q} --report {output.report:q} --metrics-json {output.metrics:q}"
-        " --html {output.html:q} --thumbs-dir {output.thumbs:q} {params.grids} > {log:q} 2>&1"
+        " --html {output.html:q} --thumbs-dir {output.thumbs:q} {params.grids} --workers {threads} > {log:q} 2>&1"
