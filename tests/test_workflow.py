@@ -292,3 +292,27 @@ def test_rehearse_stops_in_one_line_without_the_disk_it_needs() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("rehearse: needs ~1000000 GB of disk for rehearsal/, ")
     assert len(result.stderr.splitlines()) == 1 and not result.stdout
+
+
+@pytest.mark.parametrize("configfile", ["config/smoke.yaml", "config/rehearsal.yaml", "config/full.yaml"])
+def test_a_job_never_waits_behind_the_jobs_that_consume_it(configfile: str) -> None:
+    """Scheduling priorities (common.smk PRIORITY) fall along every edge of the rule graph, and the
+    chain that most of the DAG waits on comes first: vae > teacher > distill > finetune > the suites."""
+    jobs = snakemake("all", "-n", "--forceall", "--configfile", configfile)
+    graph = snakemake("all", "--rulegraph", "--forceall", "--configfile", configfile)
+    assert jobs.returncode == 0 and graph.returncode == 0, (jobs.stderr + graph.stderr)[-2000:]
+    priority: dict[str, int] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", jobs.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            found = re.search(r"^\s+priority: (\d+)$", block, flags=re.M)
+            priority[rule.group(1)] = int(found.group(1)) if found else 0
+    names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', graph.stdout, flags=re.M))
+    edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", graph.stdout, flags=re.M)]
+    assert len(edges) > 20 and set(names.values()) <= set(priority)
+    behind = [(a, b) for a, b in edges if priority[a] < priority[b]]
+    assert not behind, f"a rule with lower priority than a rule that consumes its output: {behind}"
+    chain = [r for r in ("install_official", "vae", "teacher", "distill", "finetune", "sample_suite", "evaluate_suite")
+             if r in priority]
+    assert [priority[r] for r in chain] == sorted((priority[r] for r in chain), reverse=True)
+    assert priority["vae" if "vae" in priority else "install_official"] > priority["profile"] > priority["evaluate_suite"]

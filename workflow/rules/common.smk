@@ -193,6 +193,20 @@ REHEARSAL_BASE_MB = 5000
 REHEARSAL_BYTES_PER_PARAM = {"single": 18, "ddp": 22}
 
 
+# Which ready job starts first (Snakemake `priority:`, higher first; the rest 0). Longest remaining path
+# to the end of the DAG first, as measured on the smoke DAG (benchmarks/results/dag_cpu.csv): the inputs
+# and the vae -> teacher -> distill -> finetune chain that most jobs wait on, then the long jobs
+# (paper-size profiling, sampling suites, training runs), the short ones (scoring, tables) last. The
+# work is the same; what changes is the tail, where one long job ran alone while the other core idled.
+PRIORITY = {
+    "smoke_dataset": 100, "rehearsal_sources": 100, "fetch_dataset": 100, "benchmark_images": 100,
+    "mask_set": 100, "official_mask_set": 100, "generate_weights": 100, "install_official": 95,
+    "vae": 90, "teacher": 80, "distill": 70, "finetune": 60,
+    "profile": 50, "sample_suite": 40, "sample_suite_start": 40, "sample_cfg_sweep": 40,
+    "distill_nokd": 30, "ablation_arch": 30, "ablation_loss": 30, "profile_variants": 30, "sample": 20,
+}
+
+
 def rehearsal_train_mb(model, ranks):
     """MB one rehearsal training process of ``model`` (a build name) holds, from its parameter count."""
     from moebius.models.registry import parameter_count  # imports torch: only at rehearsal scale

@@ -14,6 +14,7 @@ if CFG.data.source == "smoke":
             out_root=lambda w, output: str(Path(output.train).parents[2]),
         wildcard_constraints:
             dataset="smoke_[a-z_]+",
+        priority: PRIORITY["smoke_dataset"]
         log:
             logfile("data", "{dataset}.log"),
         conda:
@@ -37,6 +38,7 @@ else:
                 cfg=section("data", "seed"),
                 moebius=MOEBIUS,
                 out=lambda w, output: parent(output[0]),
+            priority: PRIORITY["rehearsal_sources"]
             log:
                 logfile("data", "rehearsal_sources.log"),
             conda:
@@ -60,6 +62,7 @@ else:
         resources:
             runtime=24 * 60,
             mem_mb=16000,
+        priority: PRIORITY["fetch_dataset"]
         log:
             logfile("data", "{dataset}_{split}.log"),
         conda:
@@ -82,6 +85,7 @@ rule benchmark_images:
         moebius=MOEBIUS,
         dataset_dir=lambda w, input: parent(input.source),
         out=lambda w, output: parent(output[0]),
+    priority: PRIORITY["benchmark_images"]
     log:
         logfile("data", "benchmark_{benchmark}.log"),
     conda:

@@ -23,6 +23,7 @@ rule sample_suite:
         experiment="main|ood",
     resources:
         gpu=eval_gpu,
+    priority: PRIORITY["sample_suite"]
     log:
         logfile("sample", "{experiment}_{model}.log"),
     conda:
@@ -73,6 +74,7 @@ rule sample:
         experiment="ablation_arch|ablation_loss",
     resources:
         gpu=eval_gpu,
+    priority: PRIORITY["sample"]
     log:
         logfile("sample", "{experiment}_{model}_{benchmark}.log"),
     conda:
@@ -95,6 +97,7 @@ rule sample_cfg_sweep:
         moebius=MOEBIUS,
     resources:
         gpu=gpu_if_full,
+    priority: PRIORITY["sample_cfg_sweep"]
     log:
         logfile("sample", "cfg_sweep_{benchmark}.log"),
     conda:
@@ -164,6 +167,7 @@ rule profile:
         model="moebius|pixelhacker",
     resources:
         gpu=gpu_if_full,
+    priority: PRIORITY["profile"]
     log:
         logfile("profile", "{model}.log"),
     conda:
@@ -184,6 +188,7 @@ rule profile_variants:
         cfg=section("profile"),
         moebius=MOEBIUS,
         models=" ".join(f"--model {e}" for e in EXPERIMENTS),
+    priority: PRIORITY["profile_variants"]
     log:
         logfile("profile", "variants.log"),
     conda:
@@ -209,6 +214,7 @@ rule sample_suite_start:
         model="moebius|pixelhacker",
     resources:
         gpu=eval_gpu,
+    priority: PRIORITY["sample_suite_start"]
     log:
         logfile("sample", "start_{start}_{experiment}_{model}.log"),
     conda:

@@ -16,6 +16,7 @@ rule mask_set:
         moebius=MOEBIUS,
         images=lambda w, input: parent(input.images),
         out=lambda w, output: parent(output[0]),
+    priority: PRIORITY["mask_set"]
     log:
         logfile("masks", "{protocol}_v{version}_{benchmark}.log"),
     conda:
@@ -38,6 +39,7 @@ rule official_mask_set:
         moebius=MOEBIUS,
         images=lambda w, input: parent(input.images),
         out=lambda w, output: parent(output[0]),
+    priority: PRIORITY["official_mask_set"]
     log:
         logfile("masks", "official_{benchmark}.log"),
     conda:

@@ -21,6 +21,7 @@ if CFG.scale == "rehearsal":
             moebius=MOEBIUS,
         resources:
             mem_mb=8000,
+        priority: PRIORITY["generate_weights"]
         log:
             logfile("weights", "generate.log"),
         conda:
@@ -50,6 +51,7 @@ if OFFICIAL_RUNS:
         resources:
             gpu=0,
             mem_mb=INSTALL_MB,
+        priority: PRIORITY["install_official"]
         log:
             logfile("train", "install", "{run}.log"),
         conda:
@@ -78,6 +80,7 @@ rule vae:
         out=lambda w, output: parent(output[0]),
     resources:
         **train_resources(1),
+    priority: PRIORITY["vae"]
     log:
         logfile("train", "vae.log"),
     conda:
@@ -103,6 +106,7 @@ rule teacher:
     threads: train_threads(CFG.teacher_train.gpus)
     resources:
         **train_resources(CFG.teacher_train.gpus, "teacher"),
+    priority: PRIORITY["teacher"]
     log:
         logfile("train", "teacher.log"),
     conda:
@@ -130,6 +134,7 @@ rule distill:
     threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus, "student"),
+    priority: PRIORITY["distill"]
     log:
         logfile("train", "distill.log"),
     conda:
@@ -162,6 +167,7 @@ rule ablation_arch:
     threads: train_threads(ablation_gpus(CFG))
     resources:
         **train_resources(ablation_gpus(CFG), lambda w: w.exp),
+    priority: PRIORITY["ablation_arch"]
     log:
         logfile("train", "ablation_arch_{exp}.log"),
     conda:
@@ -192,6 +198,7 @@ rule ablation_loss:
     threads: train_threads(ablation_gpus(CFG))
     resources:
         **train_resources(ablation_gpus(CFG), "student"),
+    priority: PRIORITY["ablation_loss"]
     log:
         logfile("train", "ablation_loss_{combo}.log"),
     conda:
@@ -220,6 +227,7 @@ rule finetune:
         gpu=lambda w: CFG.finetune.targets[w.target].gpus if CFG.scale == "full" else 0,
         mem_mb=lambda w: finetune_mem_mb(w),
     threads: lambda w: train_threads(CFG.finetune.targets[w.target].gpus)
+    priority: PRIORITY["finetune"]
     log:
         logfile("train", "finetune_{model}_{target}.log"),
     conda:
@@ -245,6 +253,7 @@ rule distill_nokd:
     threads: train_threads(CFG.distill.train.gpus)
     resources:
         **train_resources(CFG.distill.train.gpus, "student"),
+    priority: PRIORITY["distill_nokd"]
     log:
         logfile("train", "distill_nokd.log"),
     conda:
