@@ -82,11 +82,13 @@ class DWConv2d(nn.Module):
 
 # Wide 3×3 convs on small maps (the 16×16 and 8×8 levels of the paper-size U-Net, 640-2560 channels)
 # take the GEMM path of conv3x3(): there oneDNN's direct conv runs at a fraction of its large-map speed.
-# Measured on one CPU thread, teacher shapes (benchmarks/results/conv3x3_cpu.csv): 1280→1280 at 8×8 the
-# GEMM takes 0.46× the conv's time at batch 1 and 0.64× at batch 2, at 16×16 0.71× at batch 1; at 16×16
-# batch 2 (512 columns) ~0.95×, and at batch 8 and up it is as slow or slower. Narrow convs (the smoke
-# models' 32-256 channels) are 1.3-16× *slower* as a GEMM at any batch, so they keep oneDNN's conv.
-_GEMM_MAX_PIXELS = 256  # batch × input pixels: the columns of the one matmul
+# Measured on one CPU thread, every teacher shape (benchmarks/results/conv3x3_cpu.csv), GEMM time over
+# conv time: 0.37-0.47 at 8×8 and 0.70-0.92 at 16×16 at batch 1; 0.56-0.63 at 8×8 batch 2; 0.85-1.01
+# at 16×16 batch 2; 0.81-1.22 at batch 8 and 16. Narrow convs (the smoke models' 64-256 channels there)
+# are 1.3-4.8× *slower* as a GEMM at every batch, so they keep oneDNN's conv.
+# The bound counts batch × *input* pixels; a stride-2 conv has a quarter of that as matmul columns, so
+# the teacher's one 16×16 stride-2 conv takes oneDNN at batch 2, where the GEMM measured 0.60.
+_GEMM_MAX_PIXELS = 256  # batch × input pixels
 _GEMM_MIN_CHANNELS = 512
 
 
