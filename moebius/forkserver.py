@@ -60,7 +60,8 @@ JOB_THREAD_ENV = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 # A torchrun rank (the launcher set these): always its own process.
 RANK_ENV = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID")
-PRELOAD = ("torch", "torchvision", "diffusers", "torch_fidelity", "lpips", "scipy.linalg", "pandas")  # pandas: 0.4 s a job (manifests)
+# pandas: 0.4 s of every job that reads a manifest (moebius.data.manifest)
+PRELOAD = ("torch", "torchvision", "diffusers", "torch_fidelity", "lpips", "scipy.linalg", "pandas")
 READY_TIMEOUT_S = 180.0  # a client waits this long for a server that is still importing
 _MAX_REQUEST = 1 << 20
 _FOLDER_PREFIX = "moebius-fork-"

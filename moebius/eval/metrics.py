@@ -273,11 +273,12 @@ def build_inception(
 ) -> tuple[nn.Module, str]:
     """torch-fidelity's InceptionV3 (features "2048") on ``device`` and its weights kind."""
     weights, kind = inception_weights_file(allow_standin, weights_dir, standin_seed)
-    memo = ("inception", standin_seed, STANDIN_INPUT_SIZE, str(resolve_device(device)))
+    dev = resolve_device(device)
+    memo = ("inception", standin_seed, STANDIN_INPUT_SIZE, str(dev))
     if kind == "standin" and memo in _STANDIN_NETS:
         return _STANDIN_NETS[memo], kind
     extractor = inception_class()(TORCH_FIDELITY_NAME, [FID_FEATURE], feature_extractor_weights_path=weights)
-    extractor = extractor.to(resolve_device(device)).eval()
+    extractor = extractor.to(dev).eval()
     if kind == "standin":
         _STANDIN_NETS[memo] = extractor
     return extractor, kind
@@ -457,7 +458,8 @@ def build_lpips(
         if net not in LPIPS_BACKBONE_KEYS:
             raise EvalError(f"no official weight registered for the lpips {net!r} backbone; use alex or vgg")
         raise _missing(LPIPS_BACKBONE_KEYS[net], LPIPS_BACKBONE_FILES[net], weights_dir)
-    memo = ("lpips", net, head, standin_seed, str(resolve_device(device)))
+    dev = resolve_device(device)
+    memo = ("lpips", net, head, standin_seed, str(dev))
     if backbone is None and memo in _STANDIN_NETS:
         return _STANDIN_NETS[memo], "standin"
     # pnet_rand=True always: torchvision never downloads; the official backbone is loaded below.
@@ -473,7 +475,7 @@ def build_lpips(
         if head is not None:
             kinds.add(_file_kind(LPIPS_HEAD_KEYS[net], weights_dir))
         kind = "generated" if "generated" in kinds else "official"  # one generated file labels the whole net
-    model = model.to(resolve_device(device)).eval()
+    model = model.to(dev).eval()
     if kind == "standin":
         _STANDIN_NETS[memo] = model
     return model, kind
